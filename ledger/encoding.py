@@ -1,0 +1,367 @@
+"""Canonical encoding: every signed or hashed object has exactly one byte form.
+
+Objects are msgpack arrays ``[tag, version, field1, field2, ...]`` with fields in a fixed order.
+Allowed wire types: non-negative or negative ints within 64 bits, ``bytes`` (msgpack bin),
+``str`` (UTF-8), ``bool``, ``None`` and arrays of those. Maps and floats are never used.
+
+The decoder is strict: it rejects oversize input, trailing bytes, unknown tags or versions,
+wrong field types or lengths, and any input that does not re-encode to the same bytes (so
+non-minimal integer encodings, str8 where fixstr fits, etc. are refused).
+
+Records are frozen dataclasses deriving from :class:`Record`; each field carries a ``Spec`` in
+its metadata (see :func:`spec`). Example::
+
+    @dataclass(frozen=True)
+    class Ping(Record):
+        TAG: ClassVar[int] = 0x7F
+        nonce: int = spec(U64)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import msgpack
+
+from ledger.errors import EncodingError
+
+MAX_ENCODED_BYTES = 8 * 1024 * 1024  # hard ceiling for any single object
+U64_MAX = 2**64 - 1
+I64_MIN = -(2**63)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def tagged_hash(domain: str, data: bytes) -> bytes:
+    """SHA-256 with a domain tag, so hashes of different kinds never collide."""
+    d = domain.encode()
+    return hashlib.sha256(len(d).to_bytes(1, "big") + d + data).digest()
+
+
+def pack(obj: Any) -> bytes:
+    """Pack a wire value (ints, bytes, str, bool, None, lists) with msgpack."""
+    try:
+        return msgpack.packb(obj, use_bin_type=True, strict_types=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodingError(f"cannot encode value: {exc}") from exc
+
+
+def _check_wire(obj: Any, depth: int) -> None:
+    if depth > 16:
+        raise EncodingError("nesting too deep")
+    if isinstance(obj, list):
+        for item in obj:
+            _check_wire(item, depth + 1)
+    elif obj is None or isinstance(obj, (bool, int, bytes, str)):
+        return
+    else:
+        raise EncodingError(f"forbidden wire type {type(obj).__name__}")
+
+
+def unpack(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Any:
+    """Strictly unpack one wire value; the input must be its canonical encoding."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise EncodingError("input is not bytes")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise EncodingError(f"input of {len(data)} bytes exceeds the {max_bytes}-byte limit")
+    if not data:
+        raise EncodingError("empty input")
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_bin_len=max_bytes,
+            max_str_len=max_bytes,
+            max_array_len=1_000_000,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except msgpack.ExtraData as exc:
+        raise EncodingError("trailing bytes after object") from exc
+    except (ValueError, TypeError, msgpack.UnpackException, UnicodeDecodeError) as exc:
+        raise EncodingError(f"malformed msgpack: {type(exc).__name__}") from exc
+    except Exception as exc:  # msgpack raises a few odd types on garbage; never crash
+        raise EncodingError(f"malformed msgpack: {type(exc).__name__}") from exc
+    _check_wire(obj, 0)
+    if pack(obj) != data:
+        raise EncodingError("non-canonical encoding")
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# Field specs
+
+
+class Spec:
+    """How one field is checked and converted between Python and wire form."""
+
+    def to_wire(self, value: Any, name: str) -> Any:
+        raise NotImplementedError
+
+    def from_wire(self, obj: Any, name: str) -> Any:
+        raise NotImplementedError
+
+
+class _Int(Spec):
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+
+    def _check(self, value: Any, name: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EncodingError(f"field {name}: expected integer")
+        if not self.lo <= value <= self.hi:
+            raise EncodingError(f"field {name}: integer out of range [{self.lo}, {self.hi}]")
+        return value
+
+    def to_wire(self, value: Any, name: str) -> Any:
+        return self._check(value, name)
+
+    def from_wire(self, obj: Any, name: str) -> Any:
+        return self._check(obj, name)
+
+
+def Int(lo: int = 0, hi: int = U64_MAX) -> Spec:
+    return _Int(lo, hi)
+
+
+U64 = Int(0, U64_MAX)
+U32 = Int(0, 2**32 - 1)
+U8 = Int(0, 255)
+
+
+class _Bool(Spec):
+    def _check(self, value: Any, name: str) -> bool:
+        if not isinstance(value, bool):
+            raise EncodingError(f"field {name}: expected bool")
+        return value
+
+    def to_wire(self, value: Any, name: str) -> Any:
+        return self._check(value, name)
+
+    def from_wire(self, obj: Any, name: str) -> Any:
+        return self._check(obj, name)
+
+
+BOOL = _Bool()
+
+
+class _Bytes(Spec):
+    def __init__(self, min_len: int, max_len: int) -> None:
+        self.min_len, self.max_len = min_len, max_len
+
+    def _check(self, value: Any, name: str) -> bytes:
+        if not isinstance(value, bytes):
+            raise EncodingError(f"field {name}: expected bytes")
+        if not self.min_len <= len(value) <= self.max_len:
+            if self.min_len == self.max_len:
+                raise EncodingError(f"field {name}: expected exactly {self.min_len} bytes")
+            raise EncodingError(
+                f"field {name}: length {len(value)} outside [{self.min_len}, {self.max_len}]"
+            )
+        return value
+
+    def to_wire(self, value: Any, name: str) -> Any:
+        return self._check(value, name)
+
+    def from_wire(self, obj: Any, name: str) -> Any:
+        return self._check(obj, name)
+
+
+def Bytes(n: int) -> Spec:
+    """Exactly ``n`` bytes."""
+    return _Bytes(n, n)
+
+
+def VarBytes(max_len: int, min_len: int = 0) -> Spec:
+    return _Bytes(min_len, max_len)
+
+
+HASH32 = Bytes(32)
+PUBKEY = Bytes(32)
+SIG = Bytes(64)
+
+
+class _Str(Spec):
+    def __init__(self, max_len: int, min_len: int, charset: str | None) -> None:
+        self.max_len, self.min_len, self.charset = max_len, min_len, charset
+
+    def _check(self, value: Any, name: str) -> str:
+        if not isinstance(value, str):
+            raise EncodingError(f"field {name}: expected string")
+        if not self.min_len <= len(value) <= self.max_len:
+            raise EncodingError(
+                f"field {name}: length {len(value)} outside [{self.min_len}, {self.max_len}]"
+            )
+        if self.charset is not None and any(c not in self.charset for c in value):
+            raise EncodingError(f"field {name}: character outside the allowed set")
+        return value
+
+    def to_wire(self, value: Any, name: str) -> Any:
+        return self._check(value, name)
+
+    def from_wire(self, obj: Any, name: str) -> Any:
+        return self._check(obj, name)
+
+
+def Str(max_len: int, min_len: int = 0, charset: str | None = None) -> Spec:
+    return _Str(max_len, min_len, charset)
+
+
+ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_."
+OrgId = Str(64, 1, ID_CHARS)  # organisation / validator names: lowercase, ASCII
+
+
+class _Optional(Spec):
+    def __init__(self, inner: Spec) -> None:
+        self.inner = inner
+
+    def to_wire(self, value: Any, name: str) -> Any:
+        return None if value is None else self.inner.to_wire(value, name)
+
+    def from_wire(self, obj: Any, name: str) -> Any:
+        return None if obj is None else self.inner.from_wire(obj, name)
+
+
+def Optional(inner: Spec) -> Spec:
+    return _Optional(inner)
+
+
+class _List(Spec):
+    def __init__(self, inner: Spec, max_len: int, min_len: int) -> None:
+        self.inner, self.max_len, self.min_len = inner, max_len, min_len
+
+    def to_wire(self, value: Any, name: str) -> Any:
+        if not isinstance(value, (tuple, list)):
+            raise EncodingError(f"field {name}: expected a sequence")
+        if not self.min_len <= len(value) <= self.max_len:
+            raise EncodingError(
+                f"field {name}: {len(value)} items outside [{self.min_len}, {self.max_len}]"
+            )
+        return [self.inner.to_wire(v, f"{name}[{i}]") for i, v in enumerate(value)]
+
+    def from_wire(self, obj: Any, name: str) -> Any:
+        if not isinstance(obj, list):
+            raise EncodingError(f"field {name}: expected an array")
+        if not self.min_len <= len(obj) <= self.max_len:
+            raise EncodingError(
+                f"field {name}: {len(obj)} items outside [{self.min_len}, {self.max_len}]"
+            )
+        return tuple(self.inner.from_wire(v, f"{name}[{i}]") for i, v in enumerate(obj))
+
+
+def ListOf(inner: Spec, max_len: int, min_len: int = 0) -> Spec:
+    """A bounded array; decodes to a tuple (records stay hashable and immutable)."""
+    return _List(inner, max_len, min_len)
+
+
+class _Nested(Spec):
+    def __init__(self, cls: type[Record]) -> None:
+        self.cls = cls
+
+    def to_wire(self, value: Any, name: str) -> Any:
+        if not isinstance(value, self.cls):
+            raise EncodingError(f"field {name}: expected {self.cls.__name__}")
+        return value.to_wire()
+
+    def from_wire(self, obj: Any, name: str) -> Any:
+        return self.cls.from_wire(obj)
+
+
+def Nested(cls: type[Record]) -> Spec:
+    return _Nested(cls)
+
+
+def spec(s: Spec) -> Any:
+    """Declare a record field with its wire spec: ``amount_cents: int = spec(U64)``."""
+    return dataclasses.field(metadata={"spec": s})
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+R = TypeVar("R", bound="Record")
+
+_TAGS: dict[int, type[Record]] = {}
+
+
+@dataclass(frozen=True)
+class Record:
+    """Base class of every canonical object: ``[TAG, VERSION, *fields]`` on the wire."""
+
+    TAG: ClassVar[int] = -1
+    VERSION: ClassVar[int] = 1
+    MAX_BYTES: ClassVar[int] = 64 * 1024
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        tag = cls.__dict__.get("TAG")
+        if tag is not None and tag >= 0:
+            other = _TAGS.get(tag)
+            if other is not None and other.__qualname__ != cls.__qualname__:
+                raise RuntimeError(f"record tag {tag:#x} used by {other} and {cls}")
+            _TAGS[tag] = cls
+
+    @classmethod
+    def _specs(cls) -> list[tuple[str, Spec]]:
+        cached = cls.__dict__.get("_spec_cache")
+        if cached is None:
+            cached = [(f.name, f.metadata["spec"]) for f in dataclasses.fields(cls)]
+            setattr(cls, "_spec_cache", cached)  # noqa: B010 - per-class cache
+        return cached
+
+    def to_wire(self) -> list[Any]:
+        out: list[Any] = [self.TAG, self.VERSION]
+        for name, s in self._specs():
+            out.append(s.to_wire(getattr(self, name), name))
+        return out
+
+    @classmethod
+    def from_wire(cls: type[R], obj: Any) -> R:
+        specs = cls._specs()
+        if not isinstance(obj, list):
+            raise EncodingError(f"{cls.__name__}: expected an array")
+        if len(obj) != 2 + len(specs):
+            raise EncodingError(
+                f"{cls.__name__}: expected {2 + len(specs)} elements, got {len(obj)}"
+            )
+        if obj[0] != cls.TAG or isinstance(obj[0], bool):
+            raise EncodingError(f"{cls.__name__}: unexpected type tag {obj[0]!r}")
+        if obj[1] != cls.VERSION or isinstance(obj[1], bool):
+            raise EncodingError(f"{cls.__name__}: unsupported version {obj[1]!r}")
+        values = {name: s.from_wire(obj[2 + i], name) for i, (name, s) in enumerate(specs)}
+        return cls(**values)
+
+    def encode(self) -> bytes:
+        data = pack(self.to_wire())
+        if len(data) > self.MAX_BYTES:
+            name = type(self).__name__
+            raise EncodingError(f"{name} encodes to more than {self.MAX_BYTES} bytes")
+        return data
+
+    @classmethod
+    def decode(cls: type[R], data: bytes) -> R:
+        return cls.from_wire(unpack(data, cls.MAX_BYTES))
+
+    def digest(self) -> bytes:
+        """Domain-separated SHA-256 of the canonical bytes."""
+        return tagged_hash(f"tpledger/{type(self).__name__}", self.encode())
+
+
+def decode_any(data: bytes, allowed: tuple[type[Record], ...], max_bytes: int) -> Record:
+    """Decode bytes whose tag selects one of ``allowed`` record types."""
+    obj = unpack(data, max_bytes)
+    if not isinstance(obj, list) or not obj or isinstance(obj[0], bool):
+        raise EncodingError("expected a tagged array")
+    for cls in allowed:
+        if obj[0] == cls.TAG:
+            return cls.from_wire(obj)
+    raise EncodingError(f"unknown type tag {obj[0]!r}")
+

@@ -1,0 +1,49 @@
+"""One exception hierarchy for the ledger package.
+
+Bad input (from a client, a peer, a file, a disk) raises a subclass of ``LedgerError`` with a
+message that never echoes personal data. A broken invariant of our own code is not a
+``LedgerError``: it raises ``AssertionError``/``RuntimeError`` and stops the process.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base class of every error the ledger package raises for bad input."""
+
+
+class EncodingError(LedgerError):
+    """Bytes that are not the one canonical encoding of a known object."""
+
+
+class KeyFileError(LedgerError):
+    """A key file that is missing, malformed or readable by group/world."""
+
+
+class SignatureError(LedgerError):
+    """A signature that does not verify."""
+
+
+class GenesisError(LedgerError):
+    """A genesis file that is malformed or inconsistent."""
+
+
+class RuleError(LedgerError):
+    """A transaction rejected by the ledger rules; ``code`` is stable and machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class PatientDataError(LedgerError):
+    """Invalid patient identity input. Messages never contain the input itself."""
+
+
+class StoreError(LedgerError):
+    """The LMDB store is missing, corrupt, or asked for something it does not hold."""
+
+
+class ProofError(LedgerError):
+    """A proof bundle or checkpoint that is malformed."""
