@@ -1,0 +1,1 @@
+"""tpledger's validator node: aiohttp runtime around ``ledger`` and ``consensus``."""

@@ -1,0 +1,174 @@
+"""Node configuration: one TOML file per validator (see configs/ for a documented example).
+
+Paths in the file are relative to the file's own directory.
+
+```toml
+name = "v0"                       # this validator's name in genesis
+data_dir = "data"                 # LMDB store, consensus state
+genesis = "../../genesis.json"
+validator_key = "validator.key"   # KeyFile of role "validator" (mode 0600)
+lpp_table = ""                    # optional CSV; default: the shipped seed table
+
+[api]
+listen = "127.0.0.1:7000"         # client API and peer endpoint (/v1/peer)
+
+[[peers]]
+name = "v1"
+url = "http://127.0.0.1:7001"
+
+[limits]
+mempool_max_txs = 100000
+max_body_bytes = 8388608
+max_batch_txs = 5000
+max_peer_queue = 10000
+
+[consensus]
+timeout_propose_ms = 1000
+timeout_prevote_ms = 500
+timeout_precommit_ms = 500
+timeout_delta_ms = 500
+timeout_commit_ms = 100
+
+[tls]                              # optional; peers then use https:// URLs
+cert = ""
+key = ""
+ca = ""
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    mempool_max_txs: int = 100_000
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_batch_txs: int = 5_000
+    max_peer_queue: int = 10_000
+    retention_days: int = 0  # sealed openings kept this long after final payment; 0 = forever
+
+
+@dataclass(frozen=True)
+class ConsensusTimeouts:
+    timeout_propose_ms: int = 1000
+    timeout_prevote_ms: int = 500
+    timeout_precommit_ms: int = 500
+    timeout_delta_ms: int = 500
+    timeout_commit_ms: int = 100
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: Path
+    name: str
+    data_dir: Path
+    genesis: Path
+    validator_key: Path
+    lpp_table: Path | None
+    listen_host: str
+    listen_port: int
+    peers: tuple[PeerConfig, ...]
+    limits: Limits = field(default_factory=Limits)
+    consensus: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+
+    @classmethod
+    def load(cls, path: str | Path) -> NodeConfig:
+        p = Path(path).resolve()
+        try:
+            raw = tomllib.loads(p.read_text())
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+        return cls.from_dict(raw, p)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], path: Path) -> NodeConfig:
+        base = path.parent
+
+        def rel(v: Any, key: str) -> Path:
+            if not isinstance(v, str) or not v:
+                raise ConfigError(f"{path}: {key} must be a non-empty string")
+            return (base / v).resolve()
+
+        def section(name: str) -> dict[str, Any]:
+            sec = raw.get(name, {})
+            if not isinstance(sec, dict):
+                raise ConfigError(f"{path}: [{name}] must be a table")
+            return sec
+
+        def ints(name: str, kls: type[Any]) -> Any:
+            sec = section(name)
+            known = set(kls.__dataclass_fields__)
+            unknown = set(sec) - known
+            if unknown:
+                raise ConfigError(f"{path}: unknown keys in [{name}]: {', '.join(sorted(unknown))}")
+            for k, v in sec.items():
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise ConfigError(f"{path}: [{name}] {k} must be a non-negative integer")
+            return kls(**sec)
+
+        try:
+            name = raw["name"]
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"{path}: name must be a non-empty string")
+            listen = section("api").get("listen", "127.0.0.1:0")
+            host, _, port_s = str(listen).rpartition(":")
+            if not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+                raise ConfigError(f"{path}: [api] listen must be HOST:PORT")
+            peers_raw = raw.get("peers", [])
+            if not isinstance(peers_raw, list):
+                raise ConfigError(f"{path}: peers must be an array of tables")
+            peers = []
+            for pr in peers_raw:
+                if not isinstance(pr, dict) or not isinstance(pr.get("name"), str) or not str(
+                    pr.get("url", "")
+                ).startswith(("http://", "https://")):
+                    raise ConfigError(f"{path}: each [[peers]] needs name and an http(s) url")
+                peers.append(PeerConfig(pr["name"], pr["url"].rstrip("/")))
+            tls_raw = section("tls")
+            tls = TlsConfig(
+                cert=rel(tls_raw["cert"], "tls.cert") if tls_raw.get("cert") else None,
+                key=rel(tls_raw["key"], "tls.key") if tls_raw.get("key") else None,
+                ca=rel(tls_raw["ca"], "tls.ca") if tls_raw.get("ca") else None,
+            )
+            lpp = raw.get("lpp_table") or None
+            return cls(
+                path=path,
+                name=name,
+                data_dir=rel(raw.get("data_dir", "data"), "data_dir"),
+                genesis=rel(raw.get("genesis"), "genesis"),
+                validator_key=rel(raw.get("validator_key"), "validator_key"),
+                lpp_table=rel(lpp, "lpp_table") if lpp else None,
+                listen_host=host,
+                listen_port=int(port_s),
+                peers=tuple(peers),
+                limits=ints("limits", Limits),
+                consensus=ints("consensus", ConsensusTimeouts),
+                tls=tls,
+            )
+        except KeyError as exc:
+            raise ConfigError(f"{path}: missing key {exc}") from None
+        except TypeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
