@@ -15,6 +15,10 @@ class AuthError(NodeError):
     """A request or peer that failed authentication."""
 
 
+class PeerAuthError(AuthError):
+    """A peer that failed the signed-challenge handshake."""
+
+
 class ApiError(NodeError):
     """An HTTP API error with a stable code; rendered as JSON ``{"error": {code, message}}``."""
 

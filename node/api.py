@@ -1,0 +1,345 @@
+"""The client HTTP API (see docs/api.md and ``GET /openapi.json``).
+
+Every error is JSON ``{"error": {"code", "message"}}`` with a stable code. Reads of claim data
+need a request signed by a participant entitled to it (``node/auth.py``); checkpoints,
+consistency proofs, headers and status are public.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ledger.encoding import pack
+from ledger.errors import EncodingError, LedgerError
+from ledger.genesis import Participant
+from node.auth import RequestVerifier
+from node.errors import ApiError, AuthError, NodeError
+from node.openapi import OPENAPI
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+log = logging.getLogger("tpledger.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MSGPACK = "application/msgpack"
+
+
+def error_response(status: int, code: str, message: str,
+                   retry_after_s: int | None = None) -> web.Response:
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    return web.json_response({"error": {"code": code, "message": message}}, status=status,
+                             headers=headers)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.retry_after_s)
+    except AuthError as exc:
+        return error_response(401, "unauthorized", str(exc))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "body_too_large", "request body exceeds max_body_bytes")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+            return error_response(exc.status, code, exc.reason)
+        raise
+    except (EncodingError, NodeError, LedgerError) as exc:
+        return error_response(400, "bad_request", str(exc))
+    except Exception as exc:  # never a traceback to a client; the node keeps running
+        log.error("internal error on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return error_response(500, "internal", "internal error")
+
+
+def _hex32(value: str, what: str) -> bytes:
+    try:
+        b = bytes.fromhex(value)
+    except ValueError:
+        b = b""
+    if len(b) != 32:
+        raise ApiError(400, "bad_id", f"{what} must be 64 hex characters")
+    return b
+
+
+def _int_arg(request: web.Request, name: str, default: int | None = None) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise ApiError(400, "missing_parameter", f"query parameter {name} is required")
+        return default
+    if not raw.isdigit() or len(raw) > 20:
+        raise ApiError(400, "bad_parameter", f"query parameter {name} must be a whole number")
+    return int(raw)
+
+
+class Api:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.verifier = RequestVerifier(node.chain_id)
+
+    # -- auth helpers -------------------------------------------------------------------------
+    async def _signer(self, request: web.Request) -> bytes:
+        from node.runtime import now_ms
+
+        body = await request.read() if request.can_read_body else b""
+        return self.verifier.verify(request.headers.get("Authorization"), request.method,
+                                    request.path_qs, body, now_ms())
+
+    async def _participant(self, request: web.Request) -> Participant:
+        key = await self._signer(request)
+        p = self.node.genesis.participant_by_key(key)
+        if p is None:
+            raise ApiError(403, "forbidden", "the signer is not a registered participant")
+        return p
+
+    def _may_read_claim(self, p: Participant, optician: str, insurer: str) -> bool:
+        return p.role == "cnam" or p.role == "auditor" or p.org in (optician, insurer)
+
+    def _claim_for(self, p: Participant, claim_id: bytes) -> Any:
+        state = self.node.store.claim(claim_id)
+        if state is None:
+            raise ApiError(404, "unknown_claim", "no committed claim with this id")
+        if not self._may_read_claim(p, state.optician, state.insurer):
+            raise ApiError(403, "forbidden", "this participant may not read this claim")
+        return state
+
+    # -- handlers -----------------------------------------------------------------------------
+    async def submit(self, request: web.Request) -> web.Response:
+        from node.mempool import MempoolFull
+        from node.runtime import parse_submission
+
+        body = await request.read()
+        limit = self.node.cfg.limits.max_batch_txs
+        ctype = request.content_type
+        if ctype == MSGPACK:
+            try:
+                items = parse_submission(body, limit)
+            except EncodingError as exc:
+                raise ApiError(400, "malformed_body", str(exc)) from None
+            except NodeError as exc:
+                raise ApiError(400, "malformed_body", str(exc)) from None
+        elif ctype == "application/json":
+            items = _parse_json_submission(body, limit)
+        else:
+            raise ApiError(415, "unsupported_media_type",
+                           "send application/msgpack or application/json")
+        if not items:
+            raise ApiError(400, "empty_batch", "no transactions in the request")
+        if self.node.mempool.room() <= 0:
+            raise ApiError(503, "mempool_full", "mempool is full; retry later", retry_after_s=1)
+        try:
+            results = self.node.admit_batch(items, gossip=True)
+        except MempoolFull:
+            raise ApiError(503, "mempool_full", "mempool is full; retry later",
+                           retry_after_s=1) from None
+        if all(r.get("code") == "mempool_full" for r in results):
+            raise ApiError(503, "mempool_full", "mempool is full; retry later", retry_after_s=1)
+        return web.json_response({"results": results})
+
+    async def tx_status(self, request: web.Request) -> web.Response:
+        await self._participant(request)
+        tx_id = _hex32(request.match_info["tx_id"], "tx id")
+        return web.json_response(self.node.tx_status(tx_id))
+
+    async def claim(self, request: web.Request) -> web.Response:
+        p = await self._participant(request)
+        claim_id = _hex32(request.match_info["claim_id"], "claim id")
+        state = self._claim_for(p, claim_id)
+        return web.json_response(claim_json(claim_id, state, self.node))
+
+    async def claims(self, request: web.Request) -> web.Response:
+        p = await self._participant(request)
+        limit = min(_int_arg(request, "limit", 100), 1000)
+        after_raw = request.query.get("after")
+        after = _hex32(after_raw, "after") if after_raw else None
+        out = []
+        for claim_id, state in self.node.store.claims_page(after, limit * 4 + 100):
+            if p.role in ("cnam", "auditor") or p.org in (state.optician, state.insurer):
+                out.append(claim_json(claim_id, state, self.node))
+                if len(out) >= limit:
+                    break
+        return web.json_response({"claims": out})
+
+    async def proof(self, request: web.Request) -> web.Response:
+        p = await self._participant(request)
+        claim_id = _hex32(request.match_info["claim_id"], "claim id")
+        self._claim_for(p, claim_id)
+        size = request.query.get("tree_size")
+        tree_size = _int_arg(request, "tree_size") if size is not None else None
+        try:
+            bundle = self.node.store.proof(claim_id, tree_size)
+        except LedgerError as exc:
+            raise ApiError(400, "no_proof", str(exc)) from None
+        return web.Response(body=bundle.to_bytes(), content_type="application/octet-stream")
+
+    async def opening(self, request: web.Request) -> web.Response:
+        p = await self._participant(request)
+        claim_id = _hex32(request.match_info["claim_id"], "claim id")
+        state = self.node.store.claim(claim_id)
+        if state is None:
+            raise ApiError(404, "unknown_claim", "no committed claim with this id")
+        payers = {state.insurer}
+        if p.role == "cnam":
+            payers.add(p.org)
+        if p.org not in payers:
+            raise ApiError(403, "forbidden", "only the claim's payers may fetch its openings")
+        sealed = self.node.openings.get(claim_id, p.org)
+        if sealed is None:
+            raise ApiError(404, "no_opening", "no sealed opening held for this payer")
+        return web.Response(body=sealed, content_type="application/octet-stream")
+
+    async def forget(self, request: web.Request) -> web.Response:
+        p = await self._participant(request)
+        claim_id = _hex32(request.match_info["claim_id"], "claim id")
+        state = self.node.store.claim(claim_id)
+        if state is None:
+            raise ApiError(404, "unknown_claim", "no committed claim with this id")
+        if not (p.org == state.insurer or p.role == "cnam"):
+            raise ApiError(403, "forbidden", "only the claim's payers may forget its openings")
+        n = self.node.forget_openings(claim_id, broadcast=True)
+        return web.json_response({"claim_id": claim_id.hex(), "deleted": n})
+
+    async def block(self, request: web.Request) -> web.Response:
+        key = await self._signer(request)
+        if key not in self.node.genesis.validator_keys and \
+                self.node.genesis.participant_by_key(key) is None:
+            raise ApiError(403, "forbidden", "blocks are served to validators and participants")
+        h = _height(request, self.node.store.height)
+        block = self.node.store.block(h)
+        cert = self.node.store.certificate(h)
+        return web.Response(body=pack([block.encode(), cert.encode()]), content_type=MSGPACK)
+
+    async def header(self, request: web.Request) -> web.Response:
+        h = _height(request, self.node.store.height)
+        hdr = self.node.store.header(h)
+        cert = self.node.store.certificate(h)
+        return web.json_response({"height": h, "hash": hdr.hash().hex(),
+                                  "header": hdr.encode().hex(), "certificate": cert.encode().hex()})
+
+    async def checkpoint(self, request: web.Request) -> web.Response:
+        store = self.node.store
+        if store.height == 0:
+            raise ApiError(404, "no_checkpoint", "no block committed yet")
+        h = _int_arg(request, "height", store.height)
+        if not 1 <= h <= store.height:
+            raise ApiError(404, "unknown_height", "no committed block at this height")
+        return web.Response(body=store.checkpoint(h).to_bytes(),
+                            content_type="application/octet-stream")
+
+    async def consistency(self, request: web.Request) -> web.Response:
+        old = _int_arg(request, "old")
+        new = _int_arg(request, "new")
+        try:
+            path = self.node.store.consistency(old, new)
+        except LedgerError as exc:
+            raise ApiError(400, "bad_sizes", str(exc)) from None
+        return web.json_response({"old_size": old, "new_size": new,
+                                  "path": [h.hex() for h in path]})
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.status())
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        self.node.refresh_metrics()
+        return web.Response(text=self.node.metrics.render(),
+                            content_type="text/plain", charset="utf-8")
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(OPENAPI)
+
+    async def peer(self, request: web.Request) -> web.StreamResponse:
+        assert self.node.peers is not None
+        return await self.node.peers.handle_ws(request)
+
+
+def _height(request: web.Request, top: int) -> int:
+    raw = request.match_info["height"]
+    if not raw.isdigit() or len(raw) > 20:
+        raise ApiError(400, "bad_height", "height must be a whole number")
+    h = int(raw)
+    if not 1 <= h <= top:
+        raise ApiError(404, "unknown_height", "no committed block at this height")
+    return h
+
+
+def _parse_json_submission(body: bytes, limit: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "malformed_body", "body is not valid JSON") from None
+    txs = doc.get("txs") if isinstance(doc, dict) else None
+    if not isinstance(txs, list):
+        raise ApiError(400, "malformed_body", 'expected {"txs": [...]}')
+    if len(txs) > limit:
+        raise ApiError(400, "batch_too_large", f"at most {limit} transactions per request")
+    items = []
+    for t in txs:
+        if not isinstance(t, dict) or not isinstance(t.get("tx"), str):
+            raise ApiError(400, "malformed_body", 'each item needs "tx" as hex')
+        sealed_raw = t.get("sealed", {})
+        if not isinstance(sealed_raw, dict) or len(sealed_raw) > 4:
+            raise ApiError(400, "malformed_body", '"sealed" must map payer org to hex')
+        try:
+            raw = bytes.fromhex(t["tx"])
+            sealed = [(str(o), bytes.fromhex(v)) for o, v in sealed_raw.items()
+                      if isinstance(v, str)]
+        except ValueError:
+            raise ApiError(400, "malformed_body", "bad hex in submission") from None
+        if len(sealed) != len(sealed_raw):
+            raise ApiError(400, "malformed_body", "sealed openings must be hex strings")
+        items.append((raw, sealed))
+    return items
+
+
+def claim_json(claim_id: bytes, state: Any, node: Node) -> dict[str, Any]:
+    loc = node.store.tx_location(claim_id)
+
+    def share(ps: Any) -> dict[str, Any]:
+        return {"status": ps.status_name(), "asked_cents": ps.asked_cents,
+                "approved_cents": ps.approved_cents, "paid_cents": ps.paid_cents,
+                "reason_code": ps.reason_code}
+
+    return {
+        "claim_id": claim_id.hex(),
+        "optician": state.optician,
+        "insurer": state.insurer,
+        "total_cents": state.total_cents,
+        "status": state.status(),
+        "owed_cents": state.owed_cents(),
+        "amo": share(state.amo),
+        "amc": share(state.amc),
+        "cancelled": state.cancelled,
+        "height": loc.height if loc is not None else None,
+        "openings_held": node.openings.orgs(claim_id),
+    }
+
+
+def build_app(node: Node) -> web.Application:
+    api = Api(node)
+    app = web.Application(middlewares=[errors_middleware],
+                          client_max_size=node.cfg.limits.max_body_bytes)
+    r = app.router
+    r.add_post("/v1/txs", api.submit)
+    r.add_get("/v1/txs/{tx_id}", api.tx_status)
+    r.add_get("/v1/claims", api.claims)
+    r.add_get("/v1/claims/{claim_id}", api.claim)
+    r.add_get("/v1/claims/{claim_id}/proof", api.proof)
+    r.add_get("/v1/claims/{claim_id}/opening", api.opening)
+    r.add_post("/v1/claims/{claim_id}/forget", api.forget)
+    r.add_get("/v1/blocks/{height}", api.block)
+    r.add_get("/v1/headers/{height}", api.header)
+    r.add_get("/v1/checkpoint", api.checkpoint)
+    r.add_get("/v1/consistency", api.consistency)
+    r.add_get("/v1/status", api.status)
+    r.add_get("/v1/peer", api.peer)
+    r.add_get("/metrics", api.metrics)
+    r.add_get("/openapi.json", api.openapi)
+    return app

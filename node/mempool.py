@@ -1,0 +1,84 @@
+"""The mempool: admitted, signed, rule-checked transactions waiting for a block.
+
+Bounded by count and bytes; FIFO; no duplicates. When full, admission fails with
+:class:`MempoolFull` and the API answers 503 with Retry-After (back-pressure, not loss).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ledger.tx import SignedTx
+from node.errors import NodeError
+
+
+class MempoolFull(NodeError):
+    """No room for more transactions right now."""
+
+
+@dataclass(frozen=True)
+class PendingTx:
+    tx_id: bytes
+    raw: bytes
+    stx: SignedTx
+    sealed: tuple[tuple[str, bytes], ...]  # (payer org, sealed opening) travelling beside the tx
+    received_ms: int
+
+
+class Mempool:
+    def __init__(self, max_txs: int, max_bytes: int = 512 * 1024 * 1024) -> None:
+        if max_txs <= 0 or max_bytes <= 0:
+            raise ValueError("mempool limits must be positive")
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self._txs: OrderedDict[bytes, PendingTx] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return tx_id in self._txs
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def room(self) -> int:
+        return self.max_txs - len(self._txs)
+
+    def get(self, tx_id: bytes) -> PendingTx | None:
+        return self._txs.get(tx_id)
+
+    def add(self, tx: PendingTx) -> bool:
+        """Add ``tx``; False if already present. Raises :class:`MempoolFull`."""
+        if tx.tx_id in self._txs:
+            return False
+        size = len(tx.raw) + sum(len(s) for _, s in tx.sealed)
+        if len(self._txs) >= self.max_txs or self._bytes + size > self.max_bytes:
+            raise MempoolFull("mempool is full; retry later")
+        self._txs[tx.tx_id] = tx
+        self._bytes += size
+        return True
+
+    def take(self, max_txs: int, max_bytes: int) -> list[PendingTx]:
+        """Oldest transactions first, within the limits, without removing them."""
+        out: list[PendingTx] = []
+        total = 0
+        for tx in self._txs.values():
+            if len(out) >= max_txs or total + len(tx.raw) > max_bytes:
+                break
+            out.append(tx)
+            total += len(tx.raw)
+        return out
+
+    def remove(self, tx_ids: Iterable[bytes]) -> list[PendingTx]:
+        removed = []
+        for tx_id in tx_ids:
+            tx = self._txs.pop(tx_id, None)
+            if tx is not None:
+                self._bytes -= len(tx.raw) + sum(len(s) for _, s in tx.sealed)
+                removed.append(tx)
+        return removed

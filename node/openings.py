@@ -1,0 +1,72 @@
+"""Sealed patient openings, kept off-ledger beside the store.
+
+Each is the sealed box (to one payer's X25519 key) whose digest the signed claim carries. Only
+that payer can open it, and the API serves it only to a request signed by that payer. Forgetting
+deletes it on this node: the on-ledger commitment then links to nobody.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lmdb
+
+from node.errors import NodeError
+
+MAX_SEALED_BYTES = 4096
+
+
+def _key(claim_id: bytes, org: str) -> bytes:
+    return claim_id + org.encode()
+
+
+class OpeningStore:
+    def __init__(self, path: Path, map_size: int = 1 << 32) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.env = lmdb.open(str(path), map_size=map_size, max_dbs=2, sync=True)
+        except lmdb.Error as exc:
+            raise NodeError(f"cannot open openings store at {path}: {exc}") from None
+        self.db = self.env.open_db(b"openings")
+
+    def put_many(self, items: list[tuple[bytes, str, bytes]]) -> None:
+        if not items:
+            return
+        with self.env.begin(write=True, db=self.db) as txn:
+            for claim_id, org, sealed in items:
+                if len(sealed) > MAX_SEALED_BYTES:
+                    raise NodeError("sealed opening too large")
+                txn.put(_key(claim_id, org), sealed)
+
+    def get(self, claim_id: bytes, org: str) -> bytes | None:
+        with self.env.begin(db=self.db) as txn:
+            v = txn.get(_key(claim_id, org))
+            return None if v is None else bytes(v)
+
+    def orgs(self, claim_id: bytes) -> list[str]:
+        out = []
+        with self.env.begin(db=self.db) as txn:
+            cur = txn.cursor()
+            if cur.set_range(claim_id):
+                for k in cur.iternext(values=False):
+                    if not bytes(k).startswith(claim_id):
+                        break
+                    out.append(bytes(k)[len(claim_id):].decode())
+        return out
+
+    def forget(self, claim_id: bytes, org: str | None = None) -> int:
+        """Delete the openings of one claim (for one payer, or all); returns how many."""
+        orgs = [org] if org is not None else self.orgs(claim_id)
+        n = 0
+        with self.env.begin(write=True, db=self.db) as txn:
+            for o in orgs:
+                if txn.delete(_key(claim_id, o)):
+                    n += 1
+        return n
+
+    def count(self) -> int:
+        with self.env.begin(db=self.db) as txn:
+            return int(txn.stat(self.db)["entries"])
+
+    def close(self) -> None:
+        self.env.close()

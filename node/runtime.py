@@ -1,0 +1,611 @@
+"""The validator node: one asyncio loop around the store, the consensus machine and the peers.
+
+Everything that touches consensus or the store runs on the loop thread, synchronously, one
+event at a time, so there are no races between a commit, a catch-up apply and a proposal.
+A ``Ready`` from consensus is handled in this order:
+
+1. commits: each committed block is applied to the LMDB store (one write transaction);
+2. persist: the consensus state is written to the store's meta area (fsync);
+3. messages: only now are votes and proposals handed to the peer links;
+4. timers, evidence, catch-up and payload requests.
+
+So a vote never leaves before the state forbidding a conflicting vote is on disk, and the
+consensus state on disk is never ahead of the blocks applied by more than the current height.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from consensus import Commit, Consensus, ConsensusConfig, Ready, Timer
+from ledger.blocks import Block
+from ledger.encoding import pack, sha256, unpack
+from ledger.errors import EncodingError, LedgerError, RuleError
+from ledger.genesis import Genesis
+from ledger.keys import KeyFile
+from ledger.lpp import LppTable
+from ledger.patient import sealed_digest
+from ledger.store import Store
+from ledger.tx import Claim, SignedTx
+from ledger.votes import CommitCertificate
+from node.auth import sign_request
+from node.config import NodeConfig
+from node.errors import ConfigError, NodeError
+from node.mempool import Mempool, MempoolFull, PendingTx
+from node.metrics import Metrics
+from node.openings import OpeningStore
+from node.peers import FRAME_CONSENSUS, FRAME_FORGET, FRAME_TXS, PeerManager
+
+log = logging.getLogger("tpledger.node")
+
+CONSENSUS_META_KEY = b"consensus-state"
+MAX_REJECTED_REMEMBERED = 100_000
+MAX_VERIFIED_REMEMBERED = 500_000
+MAX_VALIDATED_REMEMBERED = 64
+MAX_GOSSIP_ITEMS = 5_000
+CATCH_UP_BATCH = 64
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class TxRejected(NodeError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Node:
+    """A validator: store + consensus + mempool + peers + API."""
+
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.genesis = Genesis.load(cfg.genesis)
+        self.chain_id = self.genesis.chain_id
+        self.genesis_hash = self.genesis.hash()
+        self.key = KeyFile.load(cfg.validator_key)
+        keys = self.genesis.validator_keys
+        if self.key.signer.public not in keys:
+            raise ConfigError(f"{cfg.validator_key}: this key is not a validator in genesis")
+        self.index = keys.index(self.key.signer.public)
+        if self.genesis.validators[self.index].name != cfg.name:
+            raise ConfigError(
+                f"{cfg.path}: name {cfg.name!r} does not match genesis validator "
+                f"{self.genesis.validators[self.index].name!r} for this key"
+            )
+        self.lpp = LppTable.load(cfg.lpp_table) if cfg.lpp_table else LppTable.default()
+        if self.lpp.digest() != self.genesis.lpp_table_digest:
+            raise ConfigError("the LPP table does not match the digest in genesis")
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store.open(cfg.data_dir / "ledger", self.genesis, self.lpp)
+        self.openings = OpeningStore(cfg.data_dir / "openings")
+        self.mempool = Mempool(cfg.limits.mempool_max_txs)
+        self.metrics = Metrics()
+        self.rejected: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
+        self.verified: OrderedDict[bytes, None] = OrderedDict()
+        self.validated: OrderedDict[bytes, bytes | None] = OrderedDict()
+        self.evidence: list[Any] = []
+        self.consensus: Consensus | None = None
+        self.peers: PeerManager | None = None
+        self.runner: web.AppRunner | None = None
+        self.port: int = cfg.listen_port
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._catch_up_target = 0
+        self._catch_up_task: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._stopping = False
+        self._fatal: BaseException | None = None
+        self.commit_event = asyncio.Event()
+        self.started_ms = now_ms()
+
+    # ------------------------------------------------------------------------------------------
+    # lifecycle
+    def _ssl_client(self) -> ssl.SSLContext | None:
+        tls = self.cfg.tls
+        if tls.ca is None:
+            return None
+        ctx = ssl.create_default_context(cafile=str(tls.ca))
+        if tls.cert and tls.key:
+            ctx.load_cert_chain(str(tls.cert), str(tls.key))
+        return ctx
+
+    def _ssl_server(self) -> ssl.SSLContext | None:
+        tls = self.cfg.tls
+        if tls.cert is None or tls.key is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(tls.cert), str(tls.key))
+        if tls.ca is not None:
+            ctx.load_verify_locations(cafile=str(tls.ca))
+        return ctx
+
+    async def start(self) -> None:
+        from node.api import build_app
+
+        cc = self.cfg.consensus
+        config = ConsensusConfig(
+            timeout_propose_ms=cc.timeout_propose_ms,
+            timeout_prevote_ms=cc.timeout_prevote_ms,
+            timeout_precommit_ms=cc.timeout_precommit_ms,
+            timeout_delta_ms=cc.timeout_delta_ms,
+            timeout_commit_ms=cc.timeout_commit_ms,
+            max_payload_bytes=self.genesis.params.max_block_bytes + 1024,
+        )
+        self.consensus = Consensus(
+            chain_id=self.chain_id,
+            validator_keys=self.genesis.validator_keys,
+            my_index=self.index,
+            signer=self.key.signer,
+            config=config,
+            validate=self._validate,
+            height=self.store.height + 1,
+            persisted=self.store.meta_get(CONSENSUS_META_KEY),
+        )
+        by_name = {v.name: i for i, v in enumerate(self.genesis.validators)}
+        peers = []
+        for p in self.cfg.peers:
+            if p.name not in by_name:
+                raise ConfigError(f"{self.cfg.path}: peer {p.name!r} is not a genesis validator")
+            peers.append((by_name[p.name], p.name, p.url))
+        self.peers = PeerManager(
+            chain_id=self.chain_id, genesis_hash=self.genesis_hash,
+            validator_keys=self.genesis.validator_keys, my_index=self.index,
+            signer=self.key.signer, peers=peers, on_frame=self._on_frame,
+            max_queue=self.cfg.limits.max_peer_queue, ssl_context=self._ssl_client(),
+        )
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        app = build_app(self)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.cfg.listen_host, self.cfg.listen_port,
+                           ssl_context=self._ssl_server(), reuse_address=True)
+        await site.start()
+        server = site._server
+        if server is not None and getattr(server, "sockets", None):
+            self.port = server.sockets[0].getsockname()[1]
+        await self.peers.start()
+        self._handle(self.consensus.start())
+        self._request_catch_up(0)
+        log.info("node %s (validator %d) up on %s:%d at height %d", self.cfg.name, self.index,
+                 self.cfg.listen_host, self.port, self.store.height)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for h in self._timers:
+            h.cancel()
+        self._timers.clear()
+        if self._catch_up_task is not None:
+            self._catch_up_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._catch_up_task
+        if self.peers is not None:
+            await self.peers.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self._http is not None:
+            await self._http.close()
+        self.store.close()
+        self.openings.close()
+        log.info("node %s stopped at height %d", self.cfg.name, self.store.height)
+
+    # ------------------------------------------------------------------------------------------
+    # consensus plumbing
+    def _handle(self, ready: Ready) -> None:
+        """Carry out one Ready batch: commits, persist, send, timers, requests."""
+        if self._stopping:
+            return
+        try:
+            for c in ready.commits:
+                self._apply_commit(c)
+            if ready.persist is not None:
+                self.store.meta_put(CONSENSUS_META_KEY, ready.persist)
+            assert self.peers is not None
+            for msg in ready.messages:
+                self.peers.broadcast(FRAME_CONSENSUS, msg)
+            for t in ready.timers:
+                self._set_timer(t)
+            for ev in ready.evidence:
+                self.evidence.append(ev)
+                self.metrics.inc("evidence_total", help_text="conflicting votes seen")
+                log.warning("evidence of equivocation: %s", ev)
+            if ready.catch_up is not None:
+                self._request_catch_up(ready.catch_up)
+            if ready.need_payload is not None:
+                h, r = ready.need_payload
+                payload = self._build_payload(h)
+                if payload is not None:
+                    assert self.consensus is not None
+                    self._handle(self.consensus.on_payload(h, r, payload))
+        except BaseException as exc:  # a broken invariant or a disk failure: stop the process
+            self._fatal = exc
+            log.critical("fatal error in consensus handling: %r", exc)
+            raise
+
+    def _set_timer(self, t: Timer) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            if self.consensus is not None and not self._stopping:
+                self._handle(self.consensus.on_timeout(t))
+
+        handle = loop.call_later(t.delay_ms / 1000.0, fire)
+        self._timers.add(handle)
+
+    def _on_frame(self, peer: int, kind: int, payload: bytes) -> None:
+        if self.consensus is None or self._stopping:
+            return
+        if kind == FRAME_CONSENSUS:
+            self._handle(self.consensus.on_message(payload))
+        elif kind == FRAME_TXS:
+            self._on_gossip(payload)
+        elif kind == FRAME_FORGET and len(payload) == 32:
+            self.forget_openings(payload, broadcast=False)
+
+    # ------------------------------------------------------------------------------------------
+    # blocks
+    def _verify_signatures(self, txs: list[SignedTx], ids: list[bytes]) -> bool:
+        for stx, tx_id in zip(txs, ids, strict=True):
+            if tx_id in self.verified:
+                continue
+            if not stx.verify(self.chain_id):
+                return False
+            self._remember_verified(tx_id)
+        return True
+
+    def _remember_verified(self, tx_id: bytes) -> None:
+        self.verified[tx_id] = None
+        while len(self.verified) > MAX_VERIFIED_REMEMBERED:
+            self.verified.popitem(last=False)
+
+    def _validate(self, height: int, payload: bytes) -> bytes | None:
+        """Consensus validity callback: the block id if ``payload`` is a valid next block."""
+        key = sha256(payload)
+        if key in self.validated:
+            return self.validated[key]
+        result: bytes | None = None
+        try:
+            block = Block.decode(payload)
+            hdr = block.header
+            too_new = hdr.time_ms > now_ms() + self.genesis.params.max_clock_drift_ms
+            if height != self.store.height + 1 or hdr.height != height or too_new:
+                result = None
+            else:
+                txs = [SignedTx.decode(raw) for raw in block.txs]
+                ids = [t.tx_id() for t in txs]
+                if self._verify_signatures(txs, ids):
+                    self.store.check_block(block, check_signatures=False)
+                    result = hdr.hash()
+        except (LedgerError, EncodingError) as exc:
+            log.info("invalid block proposed at height %d: %s", height, exc)
+            self.metrics.inc("invalid_proposals_total")
+            result = None
+        if height == self.store.height + 1:
+            self.validated[key] = result
+            while len(self.validated) > MAX_VALIDATED_REMEMBERED:
+                self.validated.popitem(last=False)
+        return result
+
+    def _build_payload(self, height: int) -> bytes | None:
+        if height != self.store.height + 1:
+            return None
+        params = self.genesis.params
+        pending = self.mempool.take(params.max_block_txs, params.max_block_bytes - 4096)
+        prev_time = self.store.header(self.store.height).time_ms if self.store.height else 0
+        time_ms = max(now_ms(), prev_time + 1)
+        block, rejected = self.store.build_block(
+            [p.stx for p in pending], self.index, time_ms,
+            max_txs=params.max_block_txs, max_bytes=params.max_block_bytes - 4096,
+        )
+        for tx_id, err in rejected:
+            self._reject(tx_id, err.code, err.message)
+        self.mempool.remove([tx_id for tx_id, _ in rejected])
+        return block.encode()
+
+    def _apply_commit(self, c: Commit) -> None:
+        if c.height <= self.store.height:
+            have = self.store.header(c.height).hash()
+            if have != c.value_id:
+                raise RuntimeError(f"FORK: height {c.height} committed twice with different blocks")
+            return
+        if c.height != self.store.height + 1:
+            # We are behind (our consensus saw a quorum for a height we lack): catch up.
+            self._request_catch_up(c.height)
+            return
+        block = Block.decode(c.payload)
+        self.store.apply_block(block, c.certificate, check_signatures=False)
+        self._after_apply(block)
+
+    def _after_apply(self, block: Block) -> None:
+        ids = [SignedTx.decode(raw).tx_id() for raw in block.txs]
+        removed = self.mempool.remove(ids)
+        nowm = time.monotonic()
+        openings: list[tuple[bytes, str, bytes]] = []
+        for p in removed:
+            self.metrics.observe_commit_latency(max(0.0, nowm - p.received_ms / 1000.0))
+            for org, sealed in p.sealed:
+                openings.append((p.tx_id, org, sealed))
+        self.openings.put_many(openings)
+        hdr = block.header
+        self.metrics.set("height", hdr.height, "last committed height")
+        self.metrics.set("tree_size", hdr.tree_size, "leaves in the Merkle log")
+        self.metrics.inc("committed_txs_total", len(block.txs), "transactions committed")
+        self.metrics.inc("committed_blocks_total", 1, "blocks committed")
+        self.validated.clear()
+        self.commit_event.set()
+        self.commit_event = asyncio.Event()
+
+    # ------------------------------------------------------------------------------------------
+    # catch-up
+    def _request_catch_up(self, height: int) -> None:
+        self._catch_up_target = max(self._catch_up_target, height)
+        if self._catch_up_task is None or self._catch_up_task.done():
+            self._catch_up_task = asyncio.create_task(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        """Fetch certified blocks we lack from peers, verify and apply them, then rejoin."""
+        assert self._http is not None
+        try:
+            for _ in range(1000):
+                best_url, best_height = None, self.store.height
+                for p in self.cfg.peers:
+                    try:
+                        async with self._http.get(p.url + "/v1/status",
+                                                  timeout=aiohttp.ClientTimeout(total=3)) as r:
+                            if r.status == 200:
+                                h = int((await r.json())["height"])
+                                if h > best_height:
+                                    best_url, best_height = p.url, h
+                    except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError):
+                        continue
+                if best_url is None:
+                    return
+                applied = 0
+                for h in range(self.store.height + 1,
+                               min(best_height, self.store.height + CATCH_UP_BATCH) + 1):
+                    block, cert = await self._fetch_block(best_url, h)
+                    if self._stopping:
+                        return
+                    if h != self.store.height + 1:
+                        continue  # consensus applied it meanwhile
+                    self.store.apply_block(block, cert, check_signatures=True)
+                    self._after_apply(block)
+                    applied += 1
+                if applied and self.consensus is not None:
+                    log.info("caught up to height %d", self.store.height)
+                    self.metrics.inc("catch_up_blocks_total", applied)
+                    self._handle(self.consensus.advance_to(self.store.height + 1))
+                if self.store.height >= best_height:
+                    return
+        except (aiohttp.ClientError, OSError, TimeoutError, LedgerError, NodeError) as exc:
+            log.warning("catch-up stopped: %s", exc)
+
+    async def _fetch_block(self, url: str, height: int) -> tuple[Block, CommitCertificate]:
+        assert self._http is not None
+        path = f"/v1/blocks/{height}"
+        auth = sign_request(self.chain_id, self.key.signer, "GET", path, b"", now_ms())
+        async with self._http.get(url + path, headers={"Authorization": auth}) as r:
+            if r.status != 200:
+                raise NodeError(f"peer answered {r.status} for block {height}")
+            body = await r.read()
+        pair = unpack(body, self.genesis.params.max_block_bytes + 64 * 1024)
+        if not (isinstance(pair, list) and len(pair) == 2 and all(
+                isinstance(x, bytes) for x in pair)):
+            raise NodeError("malformed block answer")
+        return Block.decode(pair[0]), CommitCertificate.decode(pair[1])
+
+    # ------------------------------------------------------------------------------------------
+    # transactions
+    def _reject(self, tx_id: bytes, code: str, message: str) -> None:
+        self.rejected[tx_id] = (code, message)
+        while len(self.rejected) > MAX_REJECTED_REMEMBERED:
+            self.rejected.popitem(last=False)
+        self.metrics.inc(f'rejected_txs_total{{code="{code}"}}')
+
+    def admit(self, raw: bytes, sealed: list[tuple[str, bytes]]) -> bytes:
+        """Check one submitted tx and add it to the mempool; returns the tx id.
+
+        Raises :class:`TxRejected` (bad tx, reported to the client) or :class:`MempoolFull`.
+        """
+        try:
+            stx = SignedTx.decode(raw)
+        except EncodingError as exc:
+            raise TxRejected("malformed_tx", str(exc)) from None
+        if len(raw) > self.genesis.params.max_tx_bytes:
+            raise TxRejected("tx_too_large", "transaction exceeds max_tx_bytes")
+        tx_id = stx.tx_id()
+        if tx_id in self.mempool:
+            return tx_id
+        if self.store.tx_location(tx_id) is not None:
+            raise TxRejected("duplicate_tx", "transaction already committed")
+        if tx_id not in self.verified:
+            if not stx.verify(self.chain_id):
+                raise TxRejected("bad_signature", "transaction signature does not verify")
+            self._remember_verified(tx_id)
+        try:
+            self.store.check_tx(stx)
+        except RuleError as exc:
+            raise TxRejected(exc.code, exc.message) from None
+        except LedgerError as exc:
+            raise TxRejected("invalid_tx", str(exc)) from None
+        sealed_t = self._check_sealed(stx, sealed)
+        if self.mempool.room() <= 0:
+            raise MempoolFull("mempool is full; retry later")
+        self.mempool.add(PendingTx(tx_id, raw, stx, sealed_t, int(time.monotonic() * 1000)))
+        self.rejected.pop(tx_id, None)
+        self.metrics.inc("admitted_txs_total", help_text="transactions admitted to the mempool")
+        return tx_id
+
+    def _check_sealed(
+        self, stx: SignedTx, sealed: list[tuple[str, bytes]]
+    ) -> tuple[tuple[str, bytes], ...]:
+        if not sealed:
+            return ()
+        body = stx.parse()
+        if not isinstance(body, Claim):
+            raise TxRejected("unexpected_sealed", "only claims carry sealed openings")
+        refs = {r.payer: r.sealed_digest for r in body.sealed}
+        out = []
+        for org, blob in sealed:
+            if org not in refs or sealed_digest(blob) != refs[org]:
+                raise TxRejected("sealed_mismatch",
+                                 "a sealed opening does not match the claim's digest for its payer")
+            out.append((org, blob))
+        return tuple(out)
+
+    def admit_batch(
+        self, items: list[tuple[bytes, list[tuple[str, bytes]]]], gossip: bool
+    ) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        accepted: list[list[Any]] = []
+        full = False
+        for raw, sealed in items:
+            try:
+                if full:
+                    raise MempoolFull("mempool is full; retry later")
+                tx_id = self.admit(raw, sealed)
+                results.append({"tx_id": tx_id.hex(), "status": "pending"})
+                accepted.append([raw, [[o, s] for o, s in sealed]])
+            except TxRejected as exc:
+                tx_hex = _safe_tx_id(raw)
+                results.append({"tx_id": tx_hex, "status": "rejected", "code": exc.code,
+                                "message": exc.message})
+            except MempoolFull:
+                full = True
+                results.append({"tx_id": _safe_tx_id(raw), "status": "rejected",
+                                "code": "mempool_full", "message": "mempool is full; retry later"})
+        if gossip and accepted and self.peers is not None:
+            for i in range(0, len(accepted), MAX_GOSSIP_ITEMS):
+                self.peers.broadcast(FRAME_TXS, pack(accepted[i:i + MAX_GOSSIP_ITEMS]))
+        self.metrics.set("mempool_txs", len(self.mempool), "transactions waiting in the mempool")
+        return results
+
+    def _on_gossip(self, payload: bytes) -> None:
+        try:
+            items = parse_submission(payload, MAX_GOSSIP_ITEMS)
+        except (EncodingError, NodeError):
+            self.metrics.inc("gossip_rejected_total")
+            return
+        self.admit_batch(items, gossip=False)
+
+    def tx_status(self, tx_id: bytes) -> dict[str, Any]:
+        loc = self.store.tx_location(tx_id)
+        if loc is not None:
+            return {"tx_id": tx_id.hex(), "status": "committed", "height": loc.height,
+                    "leaf_index": loc.leaf_index}
+        if tx_id in self.mempool:
+            return {"tx_id": tx_id.hex(), "status": "pending"}
+        if tx_id in self.rejected:
+            code, msg = self.rejected[tx_id]
+            return {"tx_id": tx_id.hex(), "status": "rejected", "code": code, "message": msg}
+        return {"tx_id": tx_id.hex(), "status": "unknown"}
+
+    def forget_openings(self, claim_id: bytes, broadcast: bool) -> int:
+        """Delete this claim's sealed openings here (and ask the peers to do the same)."""
+        n = self.openings.forget(claim_id)
+        if broadcast and self.peers is not None:
+            self.peers.broadcast(FRAME_FORGET, claim_id)
+        self.metrics.inc("openings_forgotten_total", n)
+        return n
+
+    def refresh_metrics(self) -> None:
+        m = self.metrics
+        m.set("height", self.store.height, "last committed height")
+        m.set("mempool_txs", len(self.mempool), "transactions waiting in the mempool")
+        m.set("mempool_bytes", self.mempool.size_bytes)
+        if self.consensus is not None:
+            m.set("round", self.consensus.round, "current consensus round")
+        if self.peers is not None:
+            names = self.peers.names()
+            for i, up in self.peers.outbound_up.items():
+                m.set(f'peer_up{{peer="{names[i]}"}}', 1 if up else 0, "outbound peer link up")
+            for k, v in self.peers.stats.items():
+                m.set(f"peer_{k}", v)
+        m.set("openings_held", self.openings.count(), "sealed openings stored on this node")
+        m.set("evidence_held", len(self.evidence))
+
+    def status(self) -> dict[str, Any]:
+        hdr = self.store.header(self.store.height) if self.store.height else None
+        assert self.peers is not None and self.consensus is not None
+        names = self.peers.names()
+        return {
+            "name": self.cfg.name,
+            "chain_id": self.chain_id,
+            "validator": self.index,
+            "height": self.store.height,
+            "head": self.store.head_hash.hex(),
+            "tree_size": hdr.tree_size if hdr else 0,
+            "tree_root": (hdr.tree_root if hdr else self.store.tree_root()).hex(),
+            "round": self.consensus.round,
+            "mempool": len(self.mempool),
+            "peers": {names[i]: up for i, up in self.peers.outbound_up.items()},
+        }
+
+
+def _safe_tx_id(raw: bytes) -> str | None:
+    try:
+        return SignedTx.decode(raw).tx_id().hex()
+    except EncodingError:
+        return None
+
+
+def parse_submission(body: bytes, max_items: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
+    """Strictly parse a msgpack submission: ``[[tx_bytes, [[org, sealed], ...]], ...]``."""
+    obj = unpack(body, 64 * 1024 * 1024)
+    if not isinstance(obj, list):
+        raise NodeError("submission must be an array of [tx, sealed] items")
+    if len(obj) > max_items:
+        raise NodeError(f"too many transactions in one batch (max {max_items})")
+    items: list[tuple[bytes, list[tuple[str, bytes]]]] = []
+    for item in obj:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], bytes)
+                and isinstance(item[1], list) and len(item[1]) <= 4):
+            raise NodeError("each item must be [tx_bytes, [[payer_org, sealed_bytes], ...]]")
+        sealed = []
+        for pair in item[1]:
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+                    and isinstance(pair[1], bytes) and len(pair[0]) <= 64
+                    and len(pair[1]) <= 4096):
+                raise NodeError("each sealed opening must be [payer_org, sealed_bytes]")
+            sealed.append((pair[0], pair[1]))
+        items.append((item[0], sealed))
+    return items
+
+
+async def serve(cfg: NodeConfig, ready_file: Path | None = None) -> None:
+    """Run a node until SIGTERM/SIGINT."""
+    node = Node(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await node.start()
+    if ready_file is not None:
+        ready_file.write_text(str(node.port))
+    try:
+        await stop.wait()
+    finally:
+        await node.stop()
+
+
+def run_node(config_path: str | Path) -> None:
+    """Foreground entry point for ``tpledger node run CONFIG``."""
+    cfg = NodeConfig.load(config_path)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {cfg.name} %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(serve(cfg))
