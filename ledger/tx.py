@@ -1,0 +1,323 @@
+"""Transactions (claims, decisions, payments, cancels), the signed envelope, and claim state.
+
+A claim's id is the ``tx_id()`` of the :class:`SignedTx` that carried it. Money is always in
+euro cents (``*_cents``), time in milliseconds (``*_ms``). No personal data ever appears here:
+the patient is only a salted commitment (see ``ledger/patient.py``), and the sealed openings
+for payers travel off-ledger; the claim carries only the digest of each one.
+
+Shares: ``SHARE_AMO`` (1) is the compulsory insurer's share, decided and paid by the CNAM;
+``SHARE_AMC`` (2) is the complementary insurer's share, decided and paid by the insurer named
+in the claim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from ledger.encoding import (
+    BOOL,
+    HASH32,
+    PUBKEY,
+    SIG,
+    U64,
+    Bytes,
+    Int,
+    ListOf,
+    Nested,
+    OrgId,
+    Record,
+    Str,
+    VarBytes,
+    decode_any,
+    spec,
+    tagged_hash,
+)
+from ledger.errors import EncodingError
+from ledger.keys import Signer, verify
+
+TX_KIND = "tx"
+MAX_TX_BODY_BYTES = 16 * 1024
+MAX_LINES = 64
+MAX_SEALED = 4
+MAX_AMOUNT_CENTS = 10**10  # 100 million euros: far above any optical claim, far below 2**63
+NONCE_BYTES = 16
+
+SHARE_AMO = 1
+SHARE_AMC = 2
+SHARES = (SHARE_AMO, SHARE_AMC)
+SHARE_NAMES = {SHARE_AMO: "amo", SHARE_AMC: "amc"}
+
+REASON_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
+MAX_REASON_LEN = 64
+ReasonCode = Str(MAX_REASON_LEN, 0, REASON_CHARS)
+Amount = Int(0, MAX_AMOUNT_CENTS)
+LppCode = Str(7, 7, "0123456789")
+
+# Per-share statuses (small ints on the wire) and their names.
+NOT_APPLICABLE = 0  # the claim asked 0 of this share
+SUBMITTED = 1
+ACCEPTED = 2
+REJECTED = 3
+PAID = 4
+STATUS_NAMES = {
+    NOT_APPLICABLE: "not_applicable",
+    SUBMITTED: "submitted",
+    ACCEPTED: "accepted",
+    REJECTED: "rejected",
+    PAID: "paid",
+}
+
+# Overall claim statuses (derived, never stored).
+CLAIM_SUBMITTED = "submitted"
+CLAIM_PARTIALLY_DECIDED = "partially_decided"
+CLAIM_ACCEPTED = "accepted"
+CLAIM_REJECTED = "rejected"
+CLAIM_PAID = "paid"
+CLAIM_CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class LppLine(Record):
+    """One dispensed item: LPP code, quantity, and the line's total price."""
+
+    TAG: ClassVar[int] = 0x41
+    lpp: str = spec(LppCode)
+    qty: int = spec(Int(1, 99))
+    amount_cents: int = spec(Amount)
+
+
+@dataclass(frozen=True)
+class SealedRef(Record):
+    """Digest of the patient opening sealed to one payer (``patient.sealed_digest``)."""
+
+    TAG: ClassVar[int] = 0x46
+    payer: str = spec(OrgId)
+    sealed_digest: bytes = spec(HASH32)  # patient.sealed_digest(sealed box)
+
+
+@dataclass(frozen=True)
+class Claim(Record):
+    """A tiers-payant claim, signed by the optician."""
+
+    TAG: ClassVar[int] = 0x42
+    optician: str = spec(OrgId)
+    insurer: str = spec(OrgId)
+    lines: tuple[LppLine, ...] = spec(ListOf(Nested(LppLine), MAX_LINES, 1))
+    amo_cents: int = spec(Amount)
+    amc_cents: int = spec(Amount)
+    patient_commitment: bytes = spec(HASH32)
+    sealed: tuple[SealedRef, ...] = spec(ListOf(Nested(SealedRef), MAX_SEALED))
+    created_at_ms: int = spec(U64)
+    nonce: bytes = spec(Bytes(NONCE_BYTES))
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.amount_cents for line in self.lines)
+
+    def asked_cents(self, share: int) -> int:
+        return self.amo_cents if share == SHARE_AMO else self.amc_cents
+
+
+@dataclass(frozen=True)
+class Decision(Record):
+    """A payer's decision on one share. ``reason_code`` is empty iff ``accept``."""
+
+    TAG: ClassVar[int] = 0x43
+    claim_id: bytes = spec(HASH32)
+    share: int = spec(Int(SHARE_AMO, SHARE_AMC))
+    accept: bool = spec(BOOL)
+    approved_cents: int = spec(Amount)
+    reason_code: str = spec(ReasonCode)
+
+
+@dataclass(frozen=True)
+class Payment(Record):
+    """A payer's payment (possibly partial) on an accepted share."""
+
+    TAG: ClassVar[int] = 0x44
+    claim_id: bytes = spec(HASH32)
+    share: int = spec(Int(SHARE_AMO, SHARE_AMC))
+    amount_cents: int = spec(Int(1, MAX_AMOUNT_CENTS))
+    reference_digest: bytes = spec(HASH32)  # digest of the bank transfer reference
+
+
+@dataclass(frozen=True)
+class Cancel(Record):
+    """The optician withdraws a claim before any decision."""
+
+    TAG: ClassVar[int] = 0x45
+    claim_id: bytes = spec(HASH32)
+    reason_code: str = spec(Str(MAX_REASON_LEN, 1, REASON_CHARS))
+
+
+TxBody = Claim | Decision | Payment | Cancel
+BODY_TYPES: tuple[type[Record], ...] = (Claim, Decision, Payment, Cancel)
+
+
+@dataclass(frozen=True)
+class SignedTx(Record):
+    """The signed envelope; ``encode()`` is the Merkle log's leaf entry."""
+
+    TAG: ClassVar[int] = 0x40
+    MAX_BYTES: ClassVar[int] = MAX_TX_BODY_BYTES + 256
+    body: bytes = spec(VarBytes(MAX_TX_BODY_BYTES, 1))
+    signer: bytes = spec(PUBKEY)
+    signature: bytes = spec(SIG)
+
+    def tx_id(self) -> bytes:
+        """tagged_hash("tpledger/tx", encode()); a claim's id is its tx id."""
+        return tagged_hash("tpledger/tx", self.encode())
+
+    def parse(self) -> TxBody:
+        """Decode the body as one of Claim, Decision, Payment, Cancel (raises EncodingError)."""
+        obj = decode_any(self.body, BODY_TYPES, MAX_TX_BODY_BYTES)
+        if not isinstance(obj, Claim | Decision | Payment | Cancel):  # pragma: no cover
+            raise EncodingError("unexpected transaction body type")
+        return obj
+
+    def verify(self, chain_id: str) -> bool:
+        """True iff the signature is the signer's over (chain_id, "tx", body). Never raises."""
+        return verify(self.signer, chain_id, TX_KIND, self.body, self.signature)
+
+
+def sign_tx(chain_id: str, signer: Signer, body: TxBody) -> SignedTx:
+    """Encode ``body`` canonically and sign it for ``chain_id``."""
+    data = body.encode()
+    if len(data) > MAX_TX_BODY_BYTES:
+        raise EncodingError(f"transaction body exceeds {MAX_TX_BODY_BYTES} bytes")
+    return SignedTx(data, signer.public, signer.sign(chain_id, TX_KIND, data))
+
+
+# ---------------------------------------------------------------------------------------------
+# Claim state: what the ledger knows of a claim
+
+
+@dataclass(frozen=True)
+class PayerState(Record):
+    """State of one share of a claim."""
+
+    TAG: ClassVar[int] = 0x48
+    status: int = spec(Int(NOT_APPLICABLE, PAID))
+    asked_cents: int = spec(Amount)
+    approved_cents: int = spec(Amount)
+    paid_cents: int = spec(Amount)
+    reason_code: str = spec(ReasonCode)
+
+    def status_name(self) -> str:
+        return STATUS_NAMES[self.status]
+
+    def decided(self) -> bool:
+        return self.status in (ACCEPTED, REJECTED, PAID)
+
+    @classmethod
+    def initial(cls, asked_cents: int) -> PayerState:
+        status = SUBMITTED if asked_cents > 0 else NOT_APPLICABLE
+        return cls(status, asked_cents, 0, 0, "")
+
+
+@dataclass(frozen=True)
+class ClaimState(Record):
+    """Ledger state of one claim, keyed by claim id."""
+
+    TAG: ClassVar[int] = 0x47
+    optician: str = spec(OrgId)
+    insurer: str = spec(OrgId)
+    total_cents: int = spec(Int(0, MAX_AMOUNT_CENTS * MAX_LINES))
+    amo: PayerState = spec(Nested(PayerState))
+    amc: PayerState = spec(Nested(PayerState))
+    cancelled: bool = spec(BOOL)
+    submitted_height: int = spec(U64)
+
+    @classmethod
+    def from_claim(cls, claim: Claim, height: int) -> ClaimState:
+        return cls(
+            optician=claim.optician,
+            insurer=claim.insurer,
+            total_cents=claim.total_cents,
+            amo=PayerState.initial(claim.amo_cents),
+            amc=PayerState.initial(claim.amc_cents),
+            cancelled=False,
+            submitted_height=height,
+        )
+
+    def share(self, share: int) -> PayerState:
+        if share == SHARE_AMO:
+            return self.amo
+        if share == SHARE_AMC:
+            return self.amc
+        raise ValueError(f"unknown share {share}")
+
+    def with_share(self, share: int, state: PayerState) -> ClaimState:
+        if share == SHARE_AMO:
+            return replace(self, amo=state)
+        if share == SHARE_AMC:
+            return replace(self, amc=state)
+        raise ValueError(f"unknown share {share}")
+
+    def status(self) -> str:
+        """Overall status: submitted, partially_decided, accepted, rejected, paid, cancelled."""
+        if self.cancelled:
+            return CLAIM_CANCELLED
+        shares = [s for s in (self.amo, self.amc) if s.status != NOT_APPLICABLE]
+        decided = [s for s in shares if s.decided()]
+        if not decided:
+            return CLAIM_SUBMITTED
+        if len(decided) < len(shares):
+            return CLAIM_PARTIALLY_DECIDED
+        if all(s.status == REJECTED for s in shares):
+            return CLAIM_REJECTED
+        if all(s.status in (PAID, REJECTED) for s in shares):
+            return CLAIM_PAID
+        return CLAIM_ACCEPTED
+
+    def owed_cents(self) -> int:
+        """Approved but not yet paid, over both shares: what payers still owe the optician."""
+        if self.cancelled:
+            return 0
+        return sum(
+            s.approved_cents - s.paid_cents
+            for s in (self.amo, self.amc)
+            if s.status in (ACCEPTED, PAID)
+        )
+
+    def pending_cents(self) -> int:
+        """Asked on shares not yet decided."""
+        if self.cancelled:
+            return 0
+        return sum(s.asked_cents for s in (self.amo, self.amc) if s.status == SUBMITTED)
+
+    def total_paid_cents(self) -> int:
+        return self.amo.paid_cents + self.amc.paid_cents
+
+
+__all__ = [
+    "ACCEPTED",
+    "CLAIM_ACCEPTED",
+    "CLAIM_CANCELLED",
+    "CLAIM_PAID",
+    "CLAIM_PARTIALLY_DECIDED",
+    "CLAIM_REJECTED",
+    "CLAIM_SUBMITTED",
+    "MAX_AMOUNT_CENTS",
+    "MAX_TX_BODY_BYTES",
+    "NOT_APPLICABLE",
+    "PAID",
+    "REJECTED",
+    "SHARES",
+    "SHARE_AMC",
+    "SHARE_AMO",
+    "STATUS_NAMES",
+    "SUBMITTED",
+    "Cancel",
+    "Claim",
+    "ClaimState",
+    "Decision",
+    "LppLine",
+    "PayerState",
+    "Payment",
+    "SealedRef",
+    "SignedTx",
+    "TxBody",
+    "sign_tx",
+]
