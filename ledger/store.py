@@ -1,0 +1,778 @@
+"""The validator's ledger store, over LMDB.
+
+Layout (one LMDB environment, named databases; integers big-endian so keys sort by value):
+
+==========  ==================================  ==========================================
+db          key                                 value
+==========  ==================================  ==========================================
+headers     height u64                          ``Header`` bytes
+blocks      height u64 || position u32          the encoded ``SignedTx`` at that position
+certs       height u64                          ``CommitCertificate`` bytes
+txloc       tx_id (32)                          ``TxLocation`` (height, position, leaf_index)
+tree        level u8 || index u64 / ``size``    complete-subtree hash (32) / tree size u64
+claims      claim_id (32)                       ``ClaimState`` bytes
+txseen      tx_id (32)                          empty (replay protection, ``StateView``)
+meta        ``l/...`` (ours) / ``u/...`` (node) ``l/genesis``: genesis hash, ``l/height``: head
+==========  ==================================  ==========================================
+
+A block is applied in ONE write transaction: checks, rules replay, tree append, and all writes
+commit together or not at all (LMDB with ``sync=True``: after a crash the store is at the
+previous block or at the new one, never in between). Opening reads two meta keys; every read is
+bounded (O(log n) tree nodes, O(log height) headers for ``proof(tree_size=...)``, one block's
+transactions for ``block(h)``); only :mod:`ledger.audit` scans.
+
+Missing things asked by height (``header(h)``, ``block(h)``...) raise :class:`StoreError`;
+look-ups by id (``tx_location``, ``tx``, ``claim``) return ``None`` when absent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lmdb
+
+from ledger.blocks import (
+    Block,
+    Header,
+    encoded_size,
+    genesis_state_digest,
+    tx_entry_overhead,
+    txs_root,
+)
+from ledger.encoding import U32, U64, Int, Record, spec
+from ledger.errors import EncodingError, LedgerError, RuleError, StoreError
+from ledger.genesis import Genesis
+from ledger.lpp import LppTable
+from ledger.merkle_tree import OverlayNodeStore, PersistentTree
+from ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
+from ledger.rules import OverlayState, RulesContext, StateView, apply_block_txs, apply_tx
+from ledger.rules import state_digest as compute_state_digest
+from ledger.tx import ClaimState, SignedTx
+from ledger.votes import CommitCertificate
+
+DEFAULT_MAP_SIZE_BYTES = 8 * 1024**3
+MAX_META_KEY_BYTES = 256
+MAX_PAGE = 10_000
+MAX_META_VALUE_BYTES = 16 * 1024 * 1024
+_DB_NAMES = ("headers", "blocks", "certs", "txloc", "tree", "claims", "txseen", "meta")
+_META_GENESIS = b"l/genesis"
+_META_HEIGHT = b"l/height"
+_META_USER = b"u/"
+_TREE_SIZE_KEY = b"size"
+_HEADER_SLACK_BYTES = Header.MAX_BYTES + 16  # block envelope + largest header
+
+
+@dataclass(frozen=True)
+class TxLocation(Record):
+    """Where a transaction is: block height, position in the block, leaf index in the log."""
+
+    TAG: ClassVar[int] = 0x90
+    MAX_BYTES: ClassVar[int] = 64
+    height: int = spec(Int(1, 2**63 - 1))
+    position: int = spec(U32)
+    leaf_index: int = spec(U64)
+
+
+@dataclass(frozen=True)
+class HeightRaw:
+    """The undecoded records stored for one height (for :mod:`ledger.audit`)."""
+
+    header: bytes | None
+    certificate: bytes | None
+    txs: list[bytes]
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _tx_key(height: int, position: int) -> bytes:
+    return _u64(height) + position.to_bytes(4, "big")
+
+
+def _get(txn: lmdb.Transaction, key: bytes, db: Any) -> bytes | None:
+    v = txn.get(key, db=db)
+    return None if v is None else bytes(v)
+
+
+def _node_key(level: int, index: int) -> bytes:
+    return level.to_bytes(1, "big") + _u64(index)
+
+
+class _Dbs:
+    def __init__(self, env: lmdb.Environment, readonly: bool) -> None:
+        create = not readonly
+        handles = {n: env.open_db(n.encode(), create=create) for n in _DB_NAMES}
+        self.headers = handles["headers"]
+        self.blocks = handles["blocks"]
+        self.certs = handles["certs"]
+        self.txloc = handles["txloc"]
+        self.tree = handles["tree"]
+        self.claims = handles["claims"]
+        self.txseen = handles["txseen"]
+        self.meta = handles["meta"]
+
+
+class LmdbState:
+    """``StateView`` over an LMDB transaction (writes need a write transaction)."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: _Dbs) -> None:
+        self.txn, self.dbs = txn, dbs
+
+    def get_claim(self, claim_id: bytes) -> ClaimState | None:
+        raw = _get(self.txn, claim_id, self.dbs.claims)
+        if raw is None:
+            return None
+        try:
+            return ClaimState.decode(raw)
+        except EncodingError as exc:
+            raise StoreError(f"corrupt claim state {claim_id.hex()[:16]}: {exc}") from None
+
+    def put_claim(self, claim_id: bytes, state: ClaimState) -> None:
+        self.txn.put(claim_id, state.encode(), db=self.dbs.claims)
+
+    def has_tx(self, tx_id: bytes) -> bool:
+        return _get(self.txn, tx_id, self.dbs.txseen) is not None
+
+    def mark_tx(self, tx_id: bytes) -> None:
+        self.txn.put(tx_id, b"", db=self.dbs.txseen)
+
+
+class LmdbNodeStore:
+    """Merkle ``NodeStore`` (with the ``put_nodes`` batch path) over an LMDB transaction."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: _Dbs) -> None:
+        self.txn, self.db = txn, dbs.tree
+
+    def get_node(self, level: int, index: int) -> bytes | None:
+        raw = _get(self.txn, _node_key(level, index), db=self.db)
+        if raw is not None and len(raw) != 32:
+            raise StoreError(f"corrupt Merkle node ({level}, {index})")
+        return raw
+
+    def put_node(self, level: int, index: int, digest: bytes) -> None:
+        self.txn.put(_node_key(level, index), digest, db=self.db)
+
+    def put_nodes(self, level: int, start: int, digests: Sequence[bytes]) -> None:
+        with self.txn.cursor(db=self.db) as cur:
+            cur.putmulti([(_node_key(level, start + i), d) for i, d in enumerate(digests)])
+
+    def get_size(self) -> int:
+        raw = _get(self.txn, _TREE_SIZE_KEY, self.db)
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def set_size(self, size: int) -> None:
+        self.txn.put(_TREE_SIZE_KEY, _u64(size), db=self.db)
+
+
+@dataclass(frozen=True)
+class _Prev:
+    """What a new block builds on: the head (or the genesis at height 0)."""
+
+    height: int
+    hash: bytes
+    time_ms: int
+    tree_size: int
+    state_digest: bytes
+
+
+class Store:
+    """The LMDB ledger store of one chain (see the module docstring for the layout).
+
+    Open with ``Store.open(path, genesis, lpp)``; one ``Store`` per path per process (an LMDB
+    rule). Thread-safe for readers; writes are serialised by LMDB.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        genesis: Genesis,
+        lpp: LppTable,
+        map_size: int = DEFAULT_MAP_SIZE_BYTES,
+        readonly: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.genesis = genesis
+        self.lpp = lpp
+        self.readonly = readonly
+        self.genesis_hash = genesis.hash()
+        self.ctx = RulesContext(genesis.chain_id, genesis, lpp)
+        self._validator_keys = genesis.validator_keys
+        if lpp.digest() != genesis.lpp_table_digest:
+            raise StoreError("the LPP table does not match the genesis lpp_table_digest")
+        try:
+            if not readonly:
+                self.path.mkdir(parents=True, exist_ok=True)
+            self._env = lmdb.open(
+                str(self.path),
+                map_size=map_size,
+                max_dbs=len(_DB_NAMES) + 2,
+                subdir=True,
+                readonly=readonly,
+                sync=True,
+                metasync=True,
+                lock=True,
+                readahead=False,
+            )
+        except lmdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        try:
+            self._dbs = _Dbs(self._env, readonly)
+            self._init_meta()
+        except lmdb.Error as exc:
+            self._env.close()
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        except StoreError:
+            self._env.close()
+            raise
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        genesis: Genesis,
+        lpp: LppTable,
+        map_size: int = DEFAULT_MAP_SIZE_BYTES,
+        readonly: bool = False,
+    ) -> Store:
+        """Open (or create) the store; raises StoreError if it belongs to another genesis."""
+        return cls(path, genesis, lpp, map_size=map_size, readonly=readonly)
+
+    def _init_meta(self) -> None:
+        with self._env.begin(write=False) as txn:
+            stored = _get(txn, _META_GENESIS, self._dbs.meta)
+        if stored is None:
+            if self.readonly:
+                raise StoreError(f"{self.path}: not an initialised tpledger store")
+            with self._env.begin(write=True) as txn:
+                txn.put(_META_GENESIS, self.genesis_hash, db=self._dbs.meta)
+                txn.put(_META_HEIGHT, _u64(0), db=self._dbs.meta)
+        elif stored != self.genesis_hash:
+            raise StoreError(
+                f"{self.path}: the store belongs to another genesis "
+                f"({stored.hex()[:16]}…, expected {self.genesis_hash.hex()[:16]}…)"
+            )
+
+    def close(self) -> None:
+        self._env.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[lmdb.Transaction]:
+        try:
+            with self._env.begin(write=False, buffers=False) as txn:
+                yield txn
+        except lmdb.Error as exc:
+            raise StoreError(f"LMDB read failed: {exc}") from None
+
+    # -- head --------------------------------------------------------------------------------
+    def _height(self, txn: lmdb.Transaction) -> int:
+        raw = _get(txn, _META_HEIGHT, self._dbs.meta)
+        if raw is None or len(raw) != 8:
+            raise StoreError("corrupt store: head height missing")
+        return int.from_bytes(raw, "big")
+
+    def _header(self, txn: lmdb.Transaction, height: int) -> Header:
+        raw = _get(txn, _u64(height), self._dbs.headers) if height >= 1 else None
+        if raw is None:
+            raise StoreError(f"no block at height {height}")
+        try:
+            return Header.decode(raw)
+        except EncodingError as exc:
+            raise StoreError(f"corrupt header at height {height}: {exc}") from None
+
+    def _cert(self, txn: lmdb.Transaction, height: int) -> CommitCertificate:
+        raw = _get(txn, _u64(height), self._dbs.certs) if height >= 1 else None
+        if raw is None:
+            raise StoreError(f"no certificate at height {height}")
+        try:
+            return CommitCertificate.decode(raw)
+        except EncodingError as exc:
+            raise StoreError(f"corrupt certificate at height {height}: {exc}") from None
+
+    def _prev(self, txn: lmdb.Transaction) -> _Prev:
+        h = self._height(txn)
+        if h == 0:
+            return _Prev(0, self.genesis_hash, self.genesis.genesis_time_ms, 0,
+                         genesis_state_digest(self.genesis))
+        hd = self._header(txn, h)
+        return _Prev(h, hd.hash(), hd.time_ms, hd.tree_size, hd.state_digest)
+
+    @property
+    def height(self) -> int:
+        """Height of the last applied block (0: only the genesis)."""
+        with self._read() as txn:
+            return self._height(txn)
+
+    @property
+    def head_hash(self) -> bytes:
+        """Hash of the last header (the genesis hash at height 0)."""
+        with self._read() as txn:
+            return self._prev(txn).hash
+
+    @property
+    def head_time_ms(self) -> int:
+        with self._read() as txn:
+            return self._prev(txn).time_ms
+
+    @property
+    def tree_size(self) -> int:
+        with self._read() as txn:
+            return self._prev(txn).tree_size
+
+    @property
+    def state_digest(self) -> bytes:
+        with self._read() as txn:
+            return self._prev(txn).state_digest
+
+    # -- getters -----------------------------------------------------------------------------
+    def header(self, height: int) -> Header:
+        with self._read() as txn:
+            return self._header(txn, height)
+
+    def certificate(self, height: int) -> CommitCertificate:
+        with self._read() as txn:
+            return self._cert(txn, height)
+
+    def _block_txs(self, txn: lmdb.Transaction, height: int) -> list[bytes]:
+        prefix = _u64(height)
+        out: list[bytes] = []
+        with txn.cursor(db=self._dbs.blocks) as cur:
+            if cur.set_range(prefix):
+                for key, value in cur:
+                    if key[:8] != prefix:
+                        break
+                    out.append(bytes(value))
+        return out
+
+    def block(self, height: int) -> Block:
+        with self._read() as txn:
+            header = self._header(txn, height)
+            txs = self._block_txs(txn, height)
+        return Block(header, tuple(txs))
+
+    def raw_height(self, height: int) -> HeightRaw:
+        """The stored bytes of one height, undecoded (for audits and debugging)."""
+        with self._read() as txn:
+            key = _u64(height)
+            return HeightRaw(
+                _get(txn, key, self._dbs.headers),
+                _get(txn, key, self._dbs.certs),
+                self._block_txs(txn, height),
+            )
+
+    def _tx_location(self, txn: lmdb.Transaction, tx_id: bytes) -> TxLocation | None:
+        raw = _get(txn, tx_id, self._dbs.txloc)
+        if raw is None:
+            return None
+        try:
+            return TxLocation.decode(raw)
+        except EncodingError as exc:
+            raise StoreError(f"corrupt tx location {tx_id.hex()[:16]}: {exc}") from None
+
+    def tx_location(self, tx_id: bytes) -> TxLocation | None:
+        with self._read() as txn:
+            return self._tx_location(txn, tx_id)
+
+    def _tx_bytes(self, txn: lmdb.Transaction, loc: TxLocation) -> bytes:
+        raw = _get(txn, _tx_key(loc.height, loc.position), db=self._dbs.blocks)
+        if raw is None:
+            raise StoreError(f"corrupt store: tx at {loc.height}/{loc.position} missing")
+        return raw
+
+    def tx_bytes(self, tx_id: bytes) -> bytes | None:
+        with self._read() as txn:
+            loc = self._tx_location(txn, tx_id)
+            return None if loc is None else self._tx_bytes(txn, loc)
+
+    def tx(self, tx_id: bytes) -> SignedTx | None:
+        raw = self.tx_bytes(tx_id)
+        if raw is None:
+            return None
+        try:
+            return SignedTx.decode(raw)
+        except EncodingError as exc:
+            raise StoreError(f"corrupt tx {tx_id.hex()[:16]}: {exc}") from None
+
+    def claim(self, claim_id: bytes) -> ClaimState | None:
+        with self._read() as txn:
+            return LmdbState(txn, self._dbs).get_claim(claim_id)
+
+    def claims_page(
+        self, after: bytes | None = None, limit: int = 100
+    ) -> list[tuple[bytes, ClaimState]]:
+        """Up to ``limit`` (<= MAX_PAGE) claims in claim-id order, strictly after ``after``."""
+        limit = max(0, min(limit, MAX_PAGE))
+        out: list[tuple[bytes, ClaimState]] = []
+        with self._read() as txn, txn.cursor(db=self._dbs.claims) as cur:
+            found = cur.set_range(after) if after is not None else cur.first()
+            while found and len(out) < limit:
+                key = bytes(cur.key())
+                if key != after:
+                    try:
+                        out.append((key, ClaimState.decode(bytes(cur.value()))))
+                    except EncodingError as exc:
+                        raise StoreError(f"corrupt claim state {key.hex()[:16]}: {exc}") from None
+                found = cur.next()
+        return out
+
+    def has_tx(self, tx_id: bytes) -> bool:
+        with self._read() as txn:
+            return LmdbState(txn, self._dbs).has_tx(tx_id)
+
+    def entries(self, db_name: str) -> int:
+        """Number of records in one named database (O(1), from LMDB's statistics)."""
+        if db_name not in _DB_NAMES:
+            raise StoreError(f"unknown database {db_name!r}")
+        with self._read() as txn:
+            return int(txn.stat(getattr(self._dbs, db_name))["entries"])
+
+    def tree_nodes(self, keys: Sequence[tuple[int, int]]) -> list[bytes | None]:
+        """Stored Merkle nodes at ``(level, index)`` keys, in one read transaction."""
+        with self._read() as txn:
+            nodes = LmdbNodeStore(txn, self._dbs)
+            return [nodes.get_node(level, index) for level, index in keys]
+
+    def tree_root(self, tree_size: int | None = None) -> bytes:
+        """Root of the stored Merkle log at ``tree_size`` leaves (default: current)."""
+        with self._read() as txn:
+            return PersistentTree(LmdbNodeStore(txn, self._dbs)).root(tree_size)
+
+    # -- proofs ------------------------------------------------------------------------------
+    def _height_for_size(self, txn: lmdb.Transaction, tree_size: int) -> int:
+        """Lowest height whose header has exactly ``tree_size`` leaves (binary search)."""
+        lo, hi = 1, self._height(txn)
+        if hi == 0:
+            raise StoreError("no block yet")
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._header(txn, mid).tree_size < tree_size:
+                lo = mid + 1
+            else:
+                hi = mid
+        if self._header(txn, lo).tree_size != tree_size:
+            raise StoreError(f"no block ends at tree size {tree_size}")
+        return lo
+
+    def proof(
+        self, tx_id: bytes, tree_size: int | None = None, *, height: int | None = None
+    ) -> ProofBundle:
+        """Inclusion bundle of ``tx_id`` against the header at ``height``, or the first header
+        with ``tree_size`` leaves, or the head. Raises StoreError if it cannot be proven there.
+        """
+        with self._read() as txn:
+            loc = self._tx_location(txn, tx_id)
+            if loc is None:
+                raise StoreError(f"unknown transaction {tx_id.hex()[:16]}")
+            if height is None:
+                height = (
+                    self._height(txn) if tree_size is None
+                    else self._height_for_size(txn, tree_size)
+                )
+            header = self._header(txn, height)
+            if tree_size is not None and header.tree_size != tree_size:
+                raise StoreError(f"block {height} does not end at tree size {tree_size}")
+            if loc.leaf_index >= header.tree_size:
+                raise StoreError(f"transaction is not yet in the log at height {height}")
+            cert = self._cert(txn, height)
+            tx = self._tx_bytes(txn, loc)
+            path = PersistentTree(LmdbNodeStore(txn, self._dbs)).inclusion_path(
+                loc.leaf_index, header.tree_size
+            )
+        return ProofBundle(
+            chain_id=self.genesis.chain_id,
+            genesis_hash=self.genesis_hash,
+            tx=tx,
+            leaf_index=loc.leaf_index,
+            tree_size=header.tree_size,
+            path=tuple(path),
+            header=header,
+            certificate=cert,
+        )
+
+    def checkpoint(self, height: int | None = None) -> Checkpoint:
+        """The certified header at ``height`` (default: head)."""
+        with self._read() as txn:
+            h = self._height(txn) if height is None else height
+            return Checkpoint(self._header(txn, h), self._cert(txn, h))
+
+    def consistency(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """RFC 9162 consistency path between two log sizes (default new: current)."""
+        with self._read() as txn:
+            return PersistentTree(LmdbNodeStore(txn, self._dbs)).consistency_path(
+                old_size, new_size
+            )
+
+    def consistency_proof(self, old_height: int, new_height: int | None = None) -> ConsistencyProof:
+        """Two checkpoints and the path proving the newer log extends the older one."""
+        with self._read() as txn:
+            new_h = self._height(txn) if new_height is None else new_height
+            if not 1 <= old_height <= new_h:
+                raise StoreError("need 1 <= old_height <= new_height")
+            old = Checkpoint(self._header(txn, old_height), self._cert(txn, old_height))
+            new = Checkpoint(self._header(txn, new_h), self._cert(txn, new_h))
+            path = PersistentTree(LmdbNodeStore(txn, self._dbs)).consistency_path(
+                old.header.tree_size, new.header.tree_size
+            )
+        return ConsistencyProof(old, new, tuple(path))
+
+    # -- meta (node's consensus state) -------------------------------------------------------
+    @staticmethod
+    def _meta_key(key: bytes) -> bytes:
+        if not isinstance(key, bytes) or not 1 <= len(key) <= MAX_META_KEY_BYTES:
+            raise StoreError(f"meta keys are 1 to {MAX_META_KEY_BYTES} bytes")
+        return _META_USER + key
+
+    def meta_get(self, key: bytes) -> bytes | None:
+        k = self._meta_key(key)
+        with self._read() as txn:
+            return _get(txn, k, self._dbs.meta)
+
+    def meta_put(self, key: bytes, value: bytes) -> None:
+        """Write one node key; durable (fsync'd) when this returns."""
+        k = self._meta_key(key)
+        if not isinstance(value, bytes) or len(value) > MAX_META_VALUE_BYTES:
+            raise StoreError(f"meta values are bytes of at most {MAX_META_VALUE_BYTES}")
+        self._write(lambda txn: txn.put(k, value, db=self._dbs.meta))
+
+    def meta_delete(self, key: bytes) -> None:
+        k = self._meta_key(key)
+        self._write(lambda txn: txn.delete(k, db=self._dbs.meta))
+
+    def _write(self, fn: Any) -> None:
+        if self.readonly:
+            raise StoreError("the store is open read-only")
+        try:
+            with self._env.begin(write=True) as txn:
+                fn(txn)
+        except lmdb.MapFullError:
+            raise StoreError(
+                f"{self.path}: LMDB map is full; reopen with a larger map_size"
+            ) from None
+        except lmdb.Error as exc:
+            raise StoreError(f"LMDB write failed: {exc}") from None
+
+    # -- validation and execution ------------------------------------------------------------
+    def _check_shape(self, block: Block, prev: _Prev, now_ms: int | None) -> list[SignedTx]:
+        """Everything about a block that needs no state: returns its decoded txs."""
+        h = block.header
+        p = self.genesis.params
+        if h.chain_id != self.genesis.chain_id:
+            raise StoreError("block is for another chain id")
+        if h.height != prev.height + 1:
+            raise StoreError(f"block height {h.height}, expected {prev.height + 1}")
+        if h.prev_hash != prev.hash:
+            raise StoreError(f"block {h.height}: prev_hash is not the hash of block {prev.height}")
+        if h.time_ms <= prev.time_ms:
+            raise StoreError(f"block {h.height}: time_ms not after the previous block's")
+        if now_ms is not None and h.time_ms > now_ms + p.max_clock_drift_ms:
+            raise StoreError(f"block {h.height}: time_ms is too far in the future")
+        if h.proposer >= len(self._validator_keys):
+            raise StoreError(f"block {h.height}: unknown proposer {h.proposer}")
+        if len(block.txs) > p.max_block_txs:
+            raise StoreError(f"block {h.height}: {len(block.txs)} txs exceeds max_block_txs")
+        if encoded_size(block) > p.max_block_bytes:
+            raise StoreError(f"block {h.height}: exceeds max_block_bytes")
+        if txs_root(block.txs) != h.txs_root:
+            raise StoreError(f"block {h.height}: txs_root does not match the transactions")
+        stxs: list[SignedTx] = []
+        for i, raw in enumerate(block.txs):
+            if len(raw) > p.max_tx_bytes:
+                raise StoreError(f"block {h.height}: tx {i} exceeds max_tx_bytes")
+            try:
+                stxs.append(SignedTx.decode(raw))
+            except EncodingError as exc:
+                raise RuleError("bad_encoding", f"tx {i}: {exc}") from None
+        return stxs
+
+    def _execute(
+        self,
+        block: Block,
+        prev: _Prev,
+        view: StateView,
+        nodes: LmdbNodeStore | OverlayNodeStore,
+        stxs: Sequence[SignedTx],
+        check_signatures: bool,
+    ) -> None:
+        """Replay the rules and append to the tree; raise unless the header's roots match."""
+        h = block.header
+        digest = apply_block_txs(view, self.ctx, stxs, h.height, h.time_ms, prev.state_digest,
+                                 check_signatures)
+        tree = PersistentTree(nodes)
+        if tree.size != prev.tree_size:
+            raise StoreError("corrupt store: Merkle tree size differs from the head header")
+        size = tree.append_entries(list(block.txs))
+        if size != h.tree_size:
+            raise StoreError(f"block {h.height}: tree_size {h.tree_size}, replay gives {size}")
+        if tree.root() != h.tree_root:
+            raise StoreError(f"block {h.height}: tree_root does not match the replayed log")
+        if digest != h.state_digest:
+            raise StoreError(f"block {h.height}: state_digest does not match the replayed state")
+
+    def _check_cert(self, header: Header, cert: CommitCertificate) -> None:
+        if cert.height != header.height:
+            raise StoreError(f"certificate is for height {cert.height}, block is {header.height}")
+        if cert.block_hash != header.hash():
+            raise StoreError(f"block {header.height}: certificate is for another block")
+        try:
+            cert.check(self.genesis.chain_id, self._validator_keys)
+        except LedgerError as exc:
+            raise StoreError(f"block {header.height}: bad certificate: {exc}") from None
+
+    def check_block(
+        self, block: Block, now_ms: int | None = None, check_signatures: bool = True
+    ) -> None:
+        """Consensus validity check: raise StoreError/RuleError (clear reason) unless ``block``
+        is a valid next block. Dry run on overlays; writes nothing. ``now_ms`` (optional)
+        also bounds the block time by the genesis ``max_clock_drift_ms``;
+        ``check_signatures=False`` skips tx signatures the caller already verified.
+        """
+        with self._read() as txn:
+            prev = self._prev(txn)
+            stxs = self._check_shape(block, prev, now_ms)
+            self._execute(
+                block, prev, OverlayState(LmdbState(txn, self._dbs)),
+                OverlayNodeStore(LmdbNodeStore(txn, self._dbs)), stxs, check_signatures,
+            )
+
+    def apply_block(
+        self, block: Block, cert: CommitCertificate, check_signatures: bool = True
+    ) -> None:
+        """Validate and append a certified block in one durable LMDB transaction.
+
+        Any mismatch raises StoreError/RuleError and writes nothing. ``check_signatures=False``
+        skips the tx signatures only (e.g. already checked by :meth:`check_block`); the
+        certificate is always checked.
+        """
+        if self.readonly:
+            raise StoreError("the store is open read-only")
+        self._check_cert(block.header, cert)
+        try:
+            with self._env.begin(write=True) as txn:  # aborted on any exception
+                self._apply_in(txn, block, cert, check_signatures)
+        except lmdb.MapFullError:
+            raise StoreError(
+                f"{self.path}: LMDB map is full; reopen with a larger map_size"
+            ) from None
+        except lmdb.Error as exc:
+            raise StoreError(f"LMDB write failed: {exc}") from None
+
+    def _apply_in(
+        self, txn: lmdb.Transaction, block: Block, cert: CommitCertificate, check_signatures: bool
+    ) -> None:
+        d = self._dbs
+        prev = self._prev(txn)
+        stxs = self._check_shape(block, prev, None)
+        self._execute(block, prev, LmdbState(txn, d), LmdbNodeStore(txn, d), stxs,
+                      check_signatures)
+        h = block.header
+        key = _u64(h.height)
+        txn.put(key, h.encode(), db=d.headers)
+        txn.put(key, cert.encode(), db=d.certs)
+        first_leaf = prev.tree_size
+        for pos, (raw, stx) in enumerate(zip(block.txs, stxs, strict=True)):
+            txn.put(_tx_key(h.height, pos), raw, db=d.blocks)
+            loc = TxLocation(h.height, pos, first_leaf + pos)
+            if not txn.put(stx.tx_id(), loc.encode(), db=d.txloc, overwrite=False):
+                raise StoreError(f"block {h.height}: tx {pos} is already in the log")
+        txn.put(_META_HEIGHT, key, db=d.meta)
+
+    def build_block(
+        self,
+        candidates: Sequence[SignedTx],
+        proposer: int,
+        time_ms: int,
+        max_txs: int | None = None,
+        max_bytes: int | None = None,
+    ) -> tuple[Block, list[tuple[bytes, RuleError]]]:
+        """Propose the next block from ``candidates`` (in order), skipping invalid ones.
+
+        Returns the block and ``(tx_id, error)`` for each rejected candidate; candidates that
+        merely do not fit (count/bytes) are neither included nor rejected. ``time_ms`` is raised
+        to the previous block's time + 1 if needed. Limits default to the genesis params.
+        """
+        p = self.genesis.params
+        max_txs = p.max_block_txs if max_txs is None else min(max_txs, p.max_block_txs)
+        max_bytes = p.max_block_bytes if max_bytes is None else min(max_bytes, p.max_block_bytes)
+        budget_bytes = max_bytes - _HEADER_SLACK_BYTES - 5
+        rejected: list[tuple[bytes, RuleError]] = []
+        chosen: list[bytes] = []
+        with self._read() as txn:
+            prev = self._prev(txn)
+            height = prev.height + 1
+            time_ms = max(time_ms, prev.time_ms + 1)
+            overlay = OverlayState(LmdbState(txn, self._dbs))
+            for stx in candidates:
+                if len(chosen) >= max_txs:
+                    break
+                try:
+                    raw = stx.encode()
+                except EncodingError as exc:
+                    rejected.append((b"", RuleError("bad_encoding", str(exc))))
+                    continue
+                tx_id = stx.tx_id()
+                if len(raw) > p.max_tx_bytes:
+                    rejected.append((tx_id, RuleError("tx_too_large", "exceeds max_tx_bytes")))
+                    continue
+                cost = len(raw) + tx_entry_overhead(len(raw))
+                if cost > budget_bytes:
+                    continue
+                try:
+                    apply_tx(overlay, self.ctx, stx, height, time_ms, check_signature=True)
+                except RuleError as exc:
+                    rejected.append((tx_id, exc))
+                    continue
+                chosen.append(raw)
+                budget_bytes -= cost
+            digest = compute_state_digest(prev.state_digest, overlay.changes())
+            tree = PersistentTree(OverlayNodeStore(LmdbNodeStore(txn, self._dbs)))
+            size = tree.append_entries(chosen)
+            root = tree.root()
+        header = Header(
+            chain_id=self.genesis.chain_id,
+            height=height,
+            prev_hash=prev.hash,
+            time_ms=time_ms,
+            proposer=proposer,
+            tree_size=size,
+            tree_root=root,
+            txs_root=txs_root(chosen),
+            state_digest=digest,
+        )
+        return Block(header, tuple(chosen)), rejected
+
+    def check_tx(self, stx: SignedTx, time_ms: int | None = None) -> None:
+        """Mempool admission: raise RuleError unless ``stx`` applies on the current state."""
+        try:
+            raw = stx.encode()
+        except EncodingError as exc:
+            raise RuleError("bad_encoding", str(exc)) from None
+        if len(raw) > self.genesis.params.max_tx_bytes:
+            raise RuleError("tx_too_large", "exceeds max_tx_bytes")
+        with self._read() as txn:
+            prev = self._prev(txn)
+            t = max(prev.time_ms + 1, int(time.time() * 1000) if time_ms is None else time_ms)
+            apply_tx(OverlayState(LmdbState(txn, self._dbs)), self.ctx, stx, prev.height + 1, t)
+
+    def disk_usage_bytes(self) -> int:
+        try:
+            return sum(
+                os.path.getsize(self.path / f) for f in ("data.mdb", "lock.mdb")
+                if (self.path / f).exists()
+            )
+        except OSError:
+            return 0
+
+
+__all__ = ["HeightRaw", "LmdbNodeStore", "LmdbState", "Store", "TxLocation"]

@@ -1,0 +1,270 @@
+"""The LMDB store: apply/read back, rejection leaves the store unchanged, reopen, build/check."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.blocks import Block, Header
+from ledger.errors import LedgerError, RuleError, StoreError
+from ledger.store import Store, TxLocation
+from ledger.tx import PAID, SHARE_AMC, SignedTx
+
+try:
+    from tests.ledger import helpers as h
+except ModuleNotFoundError:  # pytest run without the repo root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.ledger import helpers as h
+
+
+@pytest.fixture()
+def world() -> h.World:
+    return h.make_world("store")
+
+
+@pytest.fixture()
+def store(tmp_path: Path, world: h.World) -> Any:
+    s = h.open_store(tmp_path / "db", world)
+    yield s
+    s.close()
+
+
+def _snapshot(s: Store) -> tuple[Any, ...]:
+    return (
+        s.height, s.head_hash, s.tree_size, s.tree_root(), s.state_digest,
+        *(s.entries(n) for n in ("headers", "blocks", "certs", "txloc", "tree", "claims",
+                                 "txseen")),
+    )
+
+
+def test_empty_store_is_genesis(store: Store, world: h.World) -> None:
+    assert store.height == 0
+    assert store.head_hash == world.genesis.hash()
+    assert store.tree_size == 0
+    with pytest.raises(StoreError):
+        store.header(1)
+    with pytest.raises(StoreError):
+        store.header(0)
+
+
+def test_apply_and_read_back(store: Store, world: h.World) -> None:
+    txs = h.fill_store(world, store, blocks=4, txs_per_block=3)
+    assert store.height == 4
+    assert store.tree_size == len(txs)
+    leaf = 0
+    for height in range(1, 5):
+        blk = store.block(height)
+        assert blk.header == store.header(height)
+        assert store.certificate(height).block_hash == blk.header.hash()
+        for pos, raw in enumerate(blk.txs):
+            stx = SignedTx.decode(raw)
+            assert store.tx_location(stx.tx_id()) == TxLocation(height, pos, leaf)
+            assert store.tx(stx.tx_id()) == stx
+            leaf += 1
+    assert store.header(2).prev_hash == store.header(1).hash()
+    first = txs[0].tx_id()
+    st = store.claim(first)
+    assert st is not None and st.amc.paid_cents == 2000 and st.amc.status == PAID
+    assert store.claim(b"\x00" * 32) is None
+    assert store.tx_location(b"\x00" * 32) is None
+
+
+def _tamper_header(block: Block, **kw: Any) -> Block:
+    return Block(dataclasses.replace(block.header, **kw), block.txs)
+
+
+@pytest.mark.parametrize(
+    "mutation",
+    ["cert_other_block", "cert_too_few", "cert_wrong_height", "prev_hash", "height", "time",
+     "tree_root", "tree_size", "txs_root", "state_digest", "bad_tx_signature", "dup_tx",
+     "chain_id", "proposer", "extra_tx"],
+)
+def test_bad_blocks_rejected_store_unchanged(store: Store, world: h.World,
+                                             mutation: str) -> None:
+    h.fill_store(world, store, blocks=2, txs_per_block=2)
+    before = _snapshot(store)
+    block, cert = h.make_block(world, store, [h.make_claim(world), h.make_claim(world)])
+    hd = block.header
+    if mutation == "cert_other_block":
+        cert = h.certify(world, dataclasses.replace(hd, time_ms=hd.time_ms + 1))
+    elif mutation == "cert_too_few":
+        cert = h.certify(world, hd, signers=(0, 1))
+    elif mutation == "cert_wrong_height":
+        cert = dataclasses.replace(cert, height=hd.height + 1)
+    elif mutation == "bad_tx_signature":
+        stx = SignedTx.decode(block.txs[0])
+        bad = dataclasses.replace(stx, signature=bytes(64)).encode()
+        block = Block(hd, (bad, *block.txs[1:]))
+        from ledger.blocks import txs_root
+
+        block = _tamper_header(block, txs_root=txs_root(block.txs))
+        cert = h.certify(world, block.header)
+    elif mutation == "dup_tx":
+        old = store.block(1).txs[0]
+        from ledger.blocks import txs_root
+
+        block = Block(hd, (old, *block.txs[1:]))
+        block = _tamper_header(block, txs_root=txs_root(block.txs))
+        cert = h.certify(world, block.header)
+    elif mutation == "extra_tx":
+        block = Block(hd, (*block.txs, h.make_claim(world).encode()))
+        cert = h.certify(world, block.header)
+    else:
+        table: dict[str, dict[str, Any]] = {
+            "prev_hash": {"prev_hash": b"\x00" * 32},
+            "height": {"height": hd.height + 1},
+            "time": {"time_ms": store.head_time_ms},
+            "tree_root": {"tree_root": b"\x00" * 32},
+            "tree_size": {"tree_size": hd.tree_size + 1},
+            "txs_root": {"txs_root": b"\x00" * 32},
+            "state_digest": {"state_digest": b"\x00" * 32},
+            "chain_id": {"chain_id": "other-chain"},
+            "proposer": {"proposer": 9},
+        }
+        block = _tamper_header(block, **table[mutation])
+        cert = h.certify(world, block.header)
+    with pytest.raises(LedgerError):
+        store.apply_block(block, cert)
+    if not mutation.startswith("cert"):
+        with pytest.raises(LedgerError):
+            store.check_block(block)
+    assert _snapshot(store) == before
+    # the good block still applies afterwards
+    good, good_cert = h.make_block(world, store, [h.make_claim(world)])
+    store.apply_block(good, good_cert)
+    assert store.height == 3
+
+
+def test_check_block_is_a_dry_run(store: Store, world: h.World) -> None:
+    h.fill_store(world, store, blocks=1, txs_per_block=2)
+    block, cert = h.make_block(world, store, [h.make_claim(world) for _ in range(3)])
+    before = _snapshot(store)
+    store.check_block(block)
+    store.check_block(block, now_ms=block.header.time_ms)
+    assert _snapshot(store) == before
+    with pytest.raises(StoreError, match="future"):
+        store.check_block(block, now_ms=block.header.time_ms - 60_000)
+    store.apply_block(block, cert)
+    with pytest.raises(StoreError):
+        store.check_block(block)  # now it is not the next block any more
+
+
+def test_build_block_skips_invalid_candidates(store: Store, world: h.World) -> None:
+    good = h.make_claim(world)
+    forged = dataclasses.replace(h.make_claim(world), signature=bytes(64))
+    unknown = h.make_decision(world, b"\x07" * 32, SHARE_AMC)
+    block, rejected = store.build_block([good, forged, good, unknown], proposer=1,
+                                        time_ms=h.GENESIS_TIME_MS + 5)
+    assert block.txs == (good.encode(),)
+    codes = sorted(err.code for _, err in rejected)
+    assert codes == ["bad_signature", "duplicate_tx", "unknown_claim"]
+    store.apply_block(block, h.certify(world, block.header))
+    assert store.height == 1
+
+
+def test_build_block_respects_limits_and_time(store: Store, world: h.World) -> None:
+    txs = [h.make_claim(world) for _ in range(5)]
+    block, rejected = store.build_block(txs, 0, time_ms=0, max_txs=3)
+    assert len(block.txs) == 3 and not rejected
+    assert block.header.time_ms == h.GENESIS_TIME_MS + 1
+    one = len(txs[0].encode())
+    block, _ = store.build_block(txs, 0, time_ms=0, max_bytes=1024 + 16 + 5 + 2 * (one + 3))
+    assert len(block.txs) == 2
+    empty, _ = store.build_block([], 0, time_ms=h.GENESIS_TIME_MS + 1)
+    store.apply_block(empty, h.certify(world, empty.header))
+    assert store.height == 1 and store.tree_size == 0
+
+
+def test_check_tx(store: Store, world: h.World) -> None:
+    stx = h.make_claim(world)
+    store.check_tx(stx)
+    h.add_block(world, store, [stx])
+    with pytest.raises(RuleError) as ei:
+        store.check_tx(stx)
+    assert ei.value.code == "duplicate_tx"
+
+
+def test_reopen_is_instant_and_consistent(tmp_path: Path, world: h.World) -> None:
+    s = h.open_store(tmp_path / "db", world)
+    h.fill_store(world, s, blocks=5, txs_per_block=3)
+    before = _snapshot(s)
+    s.close()
+    t0 = time.perf_counter()
+    s2 = h.open_store(tmp_path / "db", world)
+    elapsed_s = time.perf_counter() - t0
+    assert elapsed_s < 0.5
+    assert _snapshot(s2) == before
+    h.add_block(world, s2, [h.make_claim(world)])
+    assert s2.height == 6
+    s2.close()
+    ro = Store.open(tmp_path / "db", world.genesis, world.lpp, readonly=True)
+    assert ro.height == 6
+    with pytest.raises(StoreError):
+        ro.meta_put(b"k", b"v")
+    ro.close()
+
+
+def test_open_with_other_genesis_fails(tmp_path: Path, world: h.World) -> None:
+    h.open_store(tmp_path / "db", world).close()
+    other = h.make_world("other")
+    with pytest.raises(StoreError, match="another genesis"):
+        Store.open(tmp_path / "db", other.genesis, other.lpp)
+    with pytest.raises(StoreError, match="cannot open"):
+        Store.open(tmp_path / "nothing", world.genesis, world.lpp, readonly=True)
+
+
+def test_meta_roundtrip(tmp_path: Path, world: h.World) -> None:
+    s = h.open_store(tmp_path / "db", world)
+    assert s.meta_get(b"consensus/state") is None
+    s.meta_put(b"consensus/state", b"\x01\x02")
+    s.close()
+    s = h.open_store(tmp_path / "db", world)
+    assert s.meta_get(b"consensus/state") == b"\x01\x02"
+    s.meta_delete(b"consensus/state")
+    assert s.meta_get(b"consensus/state") is None
+    with pytest.raises(StoreError):
+        s.meta_put(b"", b"x")
+    # node keys cannot clobber the store's own meta
+    s.meta_put(b"height", b"junk")
+    assert s.height == 0
+    s.close()
+
+
+def test_proofs_and_checkpoints_from_store(store: Store, world: h.World) -> None:
+    h.fill_store(world, store, blocks=3, txs_per_block=2)
+    first = SignedTx.decode(store.block(1).txs[0]).tx_id()
+    size1 = store.header(1).tree_size
+    assert store.proof(first, tree_size=size1).header == store.header(1)
+    assert store.proof(first, height=2).header == store.header(2)
+    assert store.proof(first).header == store.header(3)
+    with pytest.raises(StoreError):
+        store.proof(first, tree_size=size1 + 1)
+    late = SignedTx.decode(store.block(3).txs[0]).tx_id()
+    with pytest.raises(StoreError, match="not yet"):
+        store.proof(late, height=1)
+    with pytest.raises(StoreError, match="unknown"):
+        store.proof(b"\x00" * 32)
+    cp = store.checkpoint()
+    assert cp.header == store.header(3)
+    assert store.consistency(size1, store.tree_size) == list(store.consistency_proof(1).path)
+
+
+def test_header_decode_rejects_garbage() -> None:
+    with pytest.raises(LedgerError):
+        Header.decode(b"\x93\x01\x02\x03")
+
+
+def test_claims_page(store: Store, world: h.World) -> None:
+    txs = h.fill_store(world, store, blocks=2, txs_per_block=5, decisions=False)
+    ids = sorted(t.tx_id() for t in txs)
+    page = store.claims_page(None, 4)
+    assert [cid for cid, _ in page] == ids[:4]
+    rest = store.claims_page(page[-1][0], 100)
+    assert [cid for cid, _ in rest] == ids[4:]
+    assert store.claims_page(ids[-1], 10) == []
+    assert [c for c, _ in store.claims_page(b"\x00" * 32, 1)] == ids[:1]
