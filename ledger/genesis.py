@@ -61,7 +61,7 @@ class Params(Record):
 
 
 DEFAULT_PARAMS = Params(
-    max_block_txs=5000, max_block_bytes=8 * 1024 * 1024, max_tx_bytes=16 * 1024,
+    max_block_txs=5000, max_block_bytes=4 * 1024 * 1024, max_tx_bytes=16 * 1024,
     max_clock_drift_ms=10_000,
 )
 

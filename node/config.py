@@ -23,11 +23,12 @@ max_batch_txs = 5000
 max_peer_queue = 10000
 
 [consensus]
-timeout_propose_ms = 1000
+timeout_propose_ms = 3000        # must exceed empty_block_interval_ms
 timeout_prevote_ms = 500
 timeout_precommit_ms = 500
 timeout_delta_ms = 500
 timeout_commit_ms = 100
+empty_block_interval_ms = 1000
 
 [tls]                              # optional; peers then use https:// URLs
 cert = ""
@@ -63,11 +64,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class ConsensusTimeouts:
-    timeout_propose_ms: int = 1000
+    timeout_propose_ms: int = 3000
     timeout_prevote_ms: int = 500
     timeout_precommit_ms: int = 500
     timeout_delta_ms: int = 500
     timeout_commit_ms: int = 100
+    empty_block_interval_ms: int = 1000  # proposer waits this long for txs before an empty block
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,17 @@ class TlsConfig:
     cert: Path | None = None
     key: Path | None = None
     ca: Path | None = None
+
+
+def _consensus(c: ConsensusTimeouts, path: Path) -> ConsensusTimeouts:
+    if c.empty_block_interval_ms >= c.timeout_propose_ms:
+        raise ConfigError(
+            f"{path}: [consensus] empty_block_interval_ms must be below timeout_propose_ms "
+            "(else the others time out waiting for an idle proposer)"
+        )
+    if min(c.timeout_propose_ms, c.timeout_prevote_ms, c.timeout_precommit_ms) <= 0:
+        raise ConfigError(f"{path}: [consensus] timeouts must be positive")
+    return c
 
 
 @dataclass(frozen=True)
@@ -165,7 +178,7 @@ class NodeConfig:
                 listen_port=int(port_s),
                 peers=tuple(peers),
                 limits=ints("limits", Limits),
-                consensus=ints("consensus", ConsensusTimeouts),
+                consensus=_consensus(ints("consensus", ConsensusTimeouts), path),
                 tls=tls,
             )
         except KeyError as exc:

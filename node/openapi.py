@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_SIGNED = [{"tpledgerSignature": []}]
+_SIGNED: list[dict[str, list[str]]] = [{"tpledgerSignature": []}]
 
 
 def _op(summary: str, ok: dict[str, Any], *, signed: bool = False,

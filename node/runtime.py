@@ -103,6 +103,8 @@ class Node:
         self.runner: web.AppRunner | None = None
         self.port: int = cfg.listen_port
         self._timers: set[asyncio.TimerHandle] = set()
+        self._payload_wanted: tuple[int, int] | None = None
+        self._idle_handle: asyncio.TimerHandle | None = None
         self._catch_up_target = 0
         self._catch_up_task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -137,10 +139,12 @@ class Node:
 
         cc = self.cfg.consensus
         config = ConsensusConfig(
-            timeout_propose_ms=cc.timeout_propose_ms,
-            timeout_prevote_ms=cc.timeout_prevote_ms,
-            timeout_precommit_ms=cc.timeout_precommit_ms,
-            timeout_delta_ms=cc.timeout_delta_ms,
+            propose_base_ms=cc.timeout_propose_ms,
+            propose_delta_ms=cc.timeout_delta_ms,
+            prevote_base_ms=cc.timeout_prevote_ms,
+            prevote_delta_ms=cc.timeout_delta_ms,
+            precommit_base_ms=cc.timeout_precommit_ms,
+            precommit_delta_ms=cc.timeout_delta_ms,
             timeout_commit_ms=cc.timeout_commit_ms,
             max_payload_bytes=self.genesis.params.max_block_bytes + 1024,
         )
@@ -173,9 +177,9 @@ class Node:
         site = web.TCPSite(self.runner, self.cfg.listen_host, self.cfg.listen_port,
                            ssl_context=self._ssl_server(), reuse_address=True)
         await site.start()
-        server = site._server
+        server: Any = site._server
         if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+            self.port = int(server.sockets[0].getsockname()[1])
         await self.peers.start()
         self._handle(self.consensus.start())
         self._request_catch_up(0)
@@ -187,6 +191,8 @@ class Node:
         for h in self._timers:
             h.cancel()
         self._timers.clear()
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
         if self._catch_up_task is not None:
             self._catch_up_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -224,15 +230,40 @@ class Node:
             if ready.catch_up is not None:
                 self._request_catch_up(ready.catch_up)
             if ready.need_payload is not None:
-                h, r = ready.need_payload
-                payload = self._build_payload(h)
-                if payload is not None:
-                    assert self.consensus is not None
-                    self._handle(self.consensus.on_payload(h, r, payload))
+                self._payload_wanted = ready.need_payload
+                self._maybe_propose(force=False)
         except BaseException as exc:  # a broken invariant or a disk failure: stop the process
             self._fatal = exc
             log.critical("fatal error in consensus handling: %r", exc)
             raise
+
+    def _maybe_propose(self, force: bool) -> None:
+        """Answer a pending payload request: at once when txs wait, else after the idle
+        interval (empty blocks keep heights and checkpoints moving, but not 10 times a second).
+        """
+        if self._payload_wanted is None or self.consensus is None or self._stopping:
+            return
+        h, r = self._payload_wanted
+        if (h, r) != (self.consensus.height, self.consensus.round):
+            self._payload_wanted = None
+            return
+        if not force and len(self.mempool) == 0:
+            if self._idle_handle is None:
+                delay_s = self.cfg.consensus.empty_block_interval_ms / 1000.0
+                self._idle_handle = asyncio.get_running_loop().call_later(
+                    delay_s, self._idle_fire)
+            return
+        self._payload_wanted = None
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+            self._idle_handle = None
+        payload = self._build_payload(h)
+        if payload is not None:
+            self._handle(self.consensus.on_payload(h, r, payload))
+
+    def _idle_fire(self) -> None:
+        self._idle_handle = None
+        self._maybe_propose(force=True)
 
     def _set_timer(self, t: Timer) -> None:
         loop = asyncio.get_running_loop()
@@ -313,7 +344,9 @@ class Node:
         for tx_id, err in rejected:
             self._reject(tx_id, err.code, err.message)
         self.mempool.remove([tx_id for tx_id, _ in rejected])
-        return block.encode()
+        payload = block.encode()
+        self.validated[sha256(payload)] = block.header.hash()  # built here: valid by construction
+        return payload
 
     def _apply_commit(self, c: Commit) -> None:
         if c.height <= self.store.height:
@@ -487,6 +520,8 @@ class Node:
                 full = True
                 results.append({"tx_id": _safe_tx_id(raw), "status": "rejected",
                                 "code": "mempool_full", "message": "mempool is full; retry later"})
+        if accepted and self._payload_wanted is not None:
+            self._maybe_propose(force=False)
         if gossip and accepted and self.peers is not None:
             for i in range(0, len(accepted), MAX_GOSSIP_ITEMS):
                 self.peers.broadcast(FRAME_TXS, pack(accepted[i:i + MAX_GOSSIP_ITEMS]))
