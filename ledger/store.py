@@ -159,6 +159,17 @@ class LmdbNodeStore:
     def put_node(self, level: int, index: int, digest: bytes) -> None:
         self.txn.put(_node_key(level, index), digest, db=self.db)
 
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> list[bytes | None]:
+        """Batch read for root/proof computation (one Python loop, no per-key overhead)."""
+        get = self.txn.get
+        out: list[bytes | None] = []
+        for level, index in keys:
+            raw = get(level.to_bytes(1, "big") + index.to_bytes(8, "big"), db=self.db)
+            if raw is not None and len(raw) != 32:
+                raise StoreError(f"corrupt Merkle node ({level}, {index})")
+            out.append(None if raw is None else bytes(raw))
+        return out
+
     def put_nodes(self, level: int, start: int, digests: Sequence[bytes]) -> None:
         with self.txn.cursor(db=self.db) as cur:
             cur.putmulti([(_node_key(level, start + i), d) for i, d in enumerate(digests)])
