@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -63,8 +64,12 @@ def _check_wire(obj: Any, depth: int) -> None:
         raise EncodingError(f"forbidden wire type {type(obj).__name__}")
 
 
-def unpack(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Any:
-    """Strictly unpack one wire value; the input must be its canonical encoding."""
+def unpack(data: bytes, max_bytes: int = MAX_ENCODED_BYTES, check_types: bool = True) -> Any:
+    """Strictly unpack one wire value; the input must be its canonical encoding.
+
+    Maps and ext types are refused by the unpacker itself; ``check_types`` also walks the value
+    to refuse floats. Record decoding skips the walk: its field specs check every type.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise EncodingError("input is not bytes")
     data = bytes(data)
@@ -90,7 +95,8 @@ def unpack(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Any:
         raise EncodingError(f"malformed msgpack: {type(exc).__name__}") from exc
     except Exception as exc:  # msgpack raises a few odd types on garbage; never crash
         raise EncodingError(f"malformed msgpack: {type(exc).__name__}") from exc
-    _check_wire(obj, 0)
+    if check_types:
+        _check_wire(obj, 0)
     if pack(obj) != data:
         raise EncodingError("non-canonical encoding")
     return obj
@@ -192,6 +198,7 @@ SIG = Bytes(64)
 class _Str(Spec):
     def __init__(self, max_len: int, min_len: int, charset: str | None) -> None:
         self.max_len, self.min_len, self.charset = max_len, min_len, charset
+        self._pattern = None if charset is None else re.compile(f"[{re.escape(charset)}]*")
 
     def _check(self, value: Any, name: str) -> str:
         if not isinstance(value, str):
@@ -200,7 +207,7 @@ class _Str(Spec):
             raise EncodingError(
                 f"field {name}: length {len(value)} outside [{self.min_len}, {self.max_len}]"
             )
-        if self.charset is not None and any(c not in self.charset for c in value):
+        if self._pattern is not None and self._pattern.fullmatch(value) is None:
             raise EncodingError(f"field {name}: character outside the allowed set")
         return value
 
@@ -340,15 +347,23 @@ class Record:
         return cls(**values)
 
     def encode(self) -> bytes:
+        """The canonical bytes (computed once per instance: records are immutable)."""
+        cached: bytes | None = self.__dict__.get("_encoded")
+        if cached is not None:
+            return cached
         data = pack(self.to_wire())
         if len(data) > self.MAX_BYTES:
             name = type(self).__name__
             raise EncodingError(f"{name} encodes to more than {self.MAX_BYTES} bytes")
+        self.__dict__["_encoded"] = data
         return data
 
     @classmethod
     def decode(cls: type[R], data: bytes) -> R:
-        return cls.from_wire(unpack(data, cls.MAX_BYTES))
+        obj = cls.from_wire(unpack(data, cls.MAX_BYTES, check_types=False))
+        # unpack() proved ``data`` canonical, so it is what encode() would compute.
+        obj.__dict__["_encoded"] = bytes(data)
+        return obj
 
     def digest(self) -> bytes:
         """Domain-separated SHA-256 of the canonical bytes."""
@@ -357,11 +372,13 @@ class Record:
 
 def decode_any(data: bytes, allowed: tuple[type[Record], ...], max_bytes: int) -> Record:
     """Decode bytes whose tag selects one of ``allowed`` record types."""
-    obj = unpack(data, max_bytes)
+    obj = unpack(data, max_bytes, check_types=False)  # the record's specs check the types
     if not isinstance(obj, list) or not obj or isinstance(obj[0], bool):
         raise EncodingError("expected a tagged array")
     for cls in allowed:
         if obj[0] == cls.TAG:
-            return cls.from_wire(obj)
+            rec = cls.from_wire(obj)
+            rec.__dict__["_encoded"] = bytes(data)
+            return rec
     raise EncodingError(f"unknown type tag {obj[0]!r}")
 

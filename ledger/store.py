@@ -183,6 +183,17 @@ class LmdbNodeStore:
 
 
 @dataclass(frozen=True)
+class _DryRun:
+    """The buffered result of validating one block on one head (see ``check_block``)."""
+
+    block_hash: bytes
+    prev_hash: bytes
+    stxs: list[SignedTx]
+    state: OverlayState
+    nodes: OverlayNodeStore
+
+
+@dataclass(frozen=True)
 class _Prev:
     """What a new block builds on: the head (or the genesis at height 0)."""
 
@@ -215,6 +226,7 @@ class Store:
         self.genesis_hash = genesis.hash()
         self.ctx = RulesContext(genesis.chain_id, genesis, lpp)
         self._validator_keys = genesis.validator_keys
+        self._memo: _DryRun | None = None
         if lpp.digest() != genesis.lpp_table_digest:
             raise StoreError("the LPP table does not match the genesis lpp_table_digest")
         try:
@@ -575,7 +587,10 @@ class Store:
             raise StoreError(f"LMDB write failed: {exc}") from None
 
     # -- validation and execution ------------------------------------------------------------
-    def _check_shape(self, block: Block, prev: _Prev, now_ms: int | None) -> list[SignedTx]:
+    def _check_shape(
+        self, block: Block, prev: _Prev, now_ms: int | None,
+        decoded: Sequence[SignedTx | None] | None = None,
+    ) -> list[SignedTx]:
         """Everything about a block that needs no state: returns its decoded txs."""
         h = block.header
         p = self.genesis.params
@@ -601,6 +616,10 @@ class Store:
         for i, raw in enumerate(block.txs):
             if len(raw) > p.max_tx_bytes:
                 raise StoreError(f"block {h.height}: tx {i} exceeds max_tx_bytes")
+            known = None if decoded is None else decoded[i]
+            if known is not None and known.encode() == raw:
+                stxs.append(known)  # the caller decoded these very bytes already
+                continue
             try:
                 stxs.append(SignedTx.decode(raw))
             except EncodingError as exc:
@@ -642,20 +661,26 @@ class Store:
             raise StoreError(f"block {header.height}: bad certificate: {exc}") from None
 
     def check_block(
-        self, block: Block, now_ms: int | None = None, check_signatures: bool = True
+        self, block: Block, now_ms: int | None = None, check_signatures: bool = True,
+        decoded: Sequence[SignedTx | None] | None = None,
     ) -> None:
         """Consensus validity check: raise StoreError/RuleError (clear reason) unless ``block``
         is a valid next block. Dry run on overlays; writes nothing. ``now_ms`` (optional)
         also bounds the block time by the genesis ``max_clock_drift_ms``;
-        ``check_signatures=False`` skips tx signatures the caller already verified.
+        ``check_signatures=False`` skips tx signatures the caller already verified;
+        ``decoded`` may give already-decoded txs (checked byte for byte against the block).
         """
         with self._read() as txn:
             prev = self._prev(txn)
-            stxs = self._check_shape(block, prev, now_ms)
-            self._execute(
-                block, prev, OverlayState(LmdbState(txn, self._dbs)),
-                OverlayNodeStore(LmdbNodeStore(txn, self._dbs)), stxs, check_signatures,
-            )
+            if decoded is not None and len(decoded) != len(block.txs):
+                raise StoreError("decoded transactions do not match the block")
+            stxs = self._check_shape(block, prev, now_ms, decoded)
+            state = OverlayState(LmdbState(txn, self._dbs))
+            nodes = OverlayNodeStore(LmdbNodeStore(txn, self._dbs))
+            self._execute(block, prev, state, nodes, stxs, check_signatures)
+        # The dry run's writes are exactly what applying this block on this head will write:
+        # keep them, so that apply_block (right after consensus commits it) need not replay.
+        self._memo = _DryRun(block.header.hash(), prev.hash, stxs, state, nodes)
 
     def apply_block(
         self, block: Block, cert: CommitCertificate, check_signatures: bool = True
@@ -684,9 +709,17 @@ class Store:
     ) -> None:
         d = self._dbs
         prev = self._prev(txn)
-        stxs = self._check_shape(block, prev, None)
-        self._execute(block, prev, LmdbState(txn, d), LmdbNodeStore(txn, d), stxs,
-                      check_signatures)
+        memo, self._memo = self._memo, None
+        if (memo is not None and not check_signatures and memo.prev_hash == prev.hash
+                and memo.block_hash == block.header.hash()):
+            # Same block on the same head as a completed dry run: write its results.
+            stxs = memo.stxs
+            memo.state.commit_to(LmdbState(txn, d))
+            memo.nodes.apply_to(LmdbNodeStore(txn, d))
+        else:
+            stxs = self._check_shape(block, prev, None)
+            self._execute(block, prev, LmdbState(txn, d), LmdbNodeStore(txn, d), stxs,
+                          check_signatures)
         h = block.header
         key = _u64(h.height)
         txn.put(key, h.encode(), db=d.headers)
@@ -706,6 +739,7 @@ class Store:
         time_ms: int,
         max_txs: int | None = None,
         max_bytes: int | None = None,
+        check_signatures: bool = True,
     ) -> tuple[Block, list[tuple[bytes, RuleError]]]:
         """Propose the next block from ``candidates`` (in order), skipping invalid ones.
 
@@ -740,7 +774,8 @@ class Store:
                 if cost > budget_bytes:
                     continue
                 try:
-                    apply_tx(overlay, self.ctx, stx, height, time_ms, check_signature=True)
+                    apply_tx(overlay, self.ctx, stx, height, time_ms,
+                             check_signature=check_signatures)
                 except RuleError as exc:
                     rejected.append((tx_id, exc))
                     continue
@@ -763,8 +798,13 @@ class Store:
         )
         return Block(header, tuple(chosen)), rejected
 
-    def check_tx(self, stx: SignedTx, time_ms: int | None = None) -> None:
-        """Mempool admission: raise RuleError unless ``stx`` applies on the current state."""
+    def check_tx(
+        self, stx: SignedTx, time_ms: int | None = None, check_signature: bool = True
+    ) -> None:
+        """Mempool admission: raise RuleError unless ``stx`` applies on the current state.
+
+        ``check_signature=False`` when the caller has verified the signature already.
+        """
         try:
             raw = stx.encode()
         except EncodingError as exc:
@@ -774,7 +814,8 @@ class Store:
         with self._read() as txn:
             prev = self._prev(txn)
             t = max(prev.time_ms + 1, int(time.time() * 1000) if time_ms is None else time_ms)
-            apply_tx(OverlayState(LmdbState(txn, self._dbs)), self.ctx, stx, prev.height + 1, t)
+            apply_tx(OverlayState(LmdbState(txn, self._dbs)), self.ctx, stx, prev.height + 1, t,
+                     check_signature=check_signature)
 
     def disk_usage_bytes(self) -> int:
         try:

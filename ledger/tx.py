@@ -170,10 +170,17 @@ class SignedTx(Record):
         return tagged_hash("tpledger/tx", self.encode())
 
     def parse(self) -> TxBody:
-        """Decode the body as one of Claim, Decision, Payment, Cancel (raises EncodingError)."""
+        """Decode the body as one of Claim, Decision, Payment, Cancel (raises EncodingError).
+
+        Decoded once per instance (the envelope is immutable).
+        """
+        cached: TxBody | None = self.__dict__.get("_body")
+        if cached is not None:
+            return cached
         obj = decode_any(self.body, BODY_TYPES, MAX_TX_BODY_BYTES)
         if not isinstance(obj, Claim | Decision | Payment | Cancel):  # pragma: no cover
             raise EncodingError("unexpected transaction body type")
+        self.__dict__["_body"] = obj
         return obj
 
     def verify(self, chain_id: str) -> bool:

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from consensus import Commit, Consensus, ConsensusConfig, Ready, Timer
 from ledger.blocks import Block
-from ledger.encoding import pack, sha256, unpack
+from ledger.encoding import pack, sha256, tagged_hash, unpack
 from ledger.errors import EncodingError, LedgerError, RuleError
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
@@ -315,10 +315,16 @@ class Node:
             if height != self.store.height + 1 or hdr.height != height or too_new:
                 result = None
             else:
-                txs = [SignedTx.decode(raw) for raw in block.txs]
-                ids = [t.tx_id() for t in txs]
+                txs, ids = [], []
+                for raw in block.txs:
+                    tx_id = tagged_hash("tpledger/tx", raw)
+                    pending = self.mempool.get(tx_id)
+                    # Reuse the mempool's decoded tx when the bytes are the same.
+                    txs.append(pending.stx if pending is not None and pending.raw == raw
+                               else SignedTx.decode(raw))
+                    ids.append(tx_id)
                 if self._verify_signatures(txs, ids):
-                    self.store.check_block(block, check_signatures=False)
+                    self.store.check_block(block, check_signatures=False, decoded=txs)
                     result = hdr.hash()
         except (LedgerError, EncodingError) as exc:
             log.info("invalid block proposed at height %d: %s", height, exc)
@@ -340,13 +346,12 @@ class Node:
         block, rejected = self.store.build_block(
             [p.stx for p in pending], self.index, time_ms,
             max_txs=params.max_block_txs, max_bytes=params.max_block_bytes - 4096,
+            check_signatures=False,  # every mempool tx was verified at admission
         )
         for tx_id, err in rejected:
             self._reject(tx_id, err.code, err.message)
         self.mempool.remove([tx_id for tx_id, _ in rejected])
-        payload = block.encode()
-        self.validated[sha256(payload)] = block.header.hash()  # built here: valid by construction
-        return payload
+        return block.encode()
 
     def _apply_commit(self, c: Commit) -> None:
         if c.height <= self.store.height:
@@ -469,7 +474,7 @@ class Node:
                 raise TxRejected("bad_signature", "transaction signature does not verify")
             self._remember_verified(tx_id)
         try:
-            self.store.check_tx(stx)
+            self.store.check_tx(stx, check_signature=False)
         except RuleError as exc:
             raise TxRejected(exc.code, exc.message) from None
         except LedgerError as exc:

@@ -1,0 +1,1 @@
+"""tpledger command-line front: cluster set-up, nodes, claims, proofs, audit, demo."""

@@ -1,0 +1,326 @@
+"""Claims on the optician's machine: parse input, commit and seal the patient, sign, submit.
+
+The NIR and birth date are validated, committed and sealed here and never leave the process in
+clear: the node receives only the signed claim (with the salted commitment) and the openings
+sealed to the insurer's and the CNAM's X25519 keys. No message, log or repr of this module
+contains them; input errors name the claim (``line 3`` / ``claim 1``), never the value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cli.client import ClientError, NodeClient
+from cli.errors import CliError, UsageError
+from cli.euros import AmountError, format_cents, parse_euros
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis
+from ledger.keys import KeyFile
+from ledger.lpp import LppTable, default_shares
+from ledger.patient import commitment, new_opening, seal_opening, sealed_digest
+from ledger.tx import NONCE_BYTES, Claim, LppLine, SealedRef, SignedTx, sign_tx
+
+DEFAULT_BATCH = 500
+MAX_CLAIMS_FILE_BYTES = 512 * 1024 * 1024
+_CLAIM_KEYS = {"insurer", "patient", "lines", "amo", "amc"}
+_PATIENT_KEYS = {"nir", "birth_date", "member_number"}
+_LINE_KEYS = {"lpp", "qty", "amount"}
+
+
+@dataclass(frozen=True, repr=False)
+class ClaimInput:
+    """One claim as typed or read from a file. ``repr`` hides the patient entirely."""
+
+    where: str  # "line 3" or "claim 1": how errors name this claim
+    insurer: str
+    nir: str
+    birth_date: str
+    member_number: str
+    lines: tuple[tuple[str, int, int], ...]  # (lpp, qty, amount_cents)
+    amo_cents: int | None = None
+    amc_cents: int | None = None
+
+    def __repr__(self) -> str:
+        return f"ClaimInput({self.where}, insurer={self.insurer!r}, lines={len(self.lines)})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class PreparedClaim:
+    """A signed claim and its sealed openings, ready to POST."""
+
+    where: str
+    stx: SignedTx
+    sealed: tuple[tuple[str, bytes], ...]
+    claim_id: bytes = field(default=b"")
+
+    @property
+    def item(self) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
+        return self.stx.encode(), self.sealed
+
+
+class ClaimInputError(CliError):
+    """Bad claim input; the message names the claim and the field, never personal data."""
+
+
+# -- parsing ---------------------------------------------------------------------------------
+def parse_line_spec(spec: str, where: str = "--line") -> tuple[str, int, int]:
+    """Parse ``LPP:QTY:EUROS`` (e.g. ``2261874:2:24.08``, the line's total) into cents."""
+    parts = spec.split(":")
+    if len(parts) != 3:
+        raise ClaimInputError(f"{where}: expected LPP:QTY:EUROS, e.g. 2261874:2:24.08")
+    lpp, qty_s, euros = (p.strip() for p in parts)
+    return _check_line(lpp, _qty(qty_s, where), parse_euros(euros, f"{where}: amount"), where)
+
+
+def _qty(value: object, where: str) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 99:
+        raise ClaimInputError(f"{where}: qty must be an integer from 1 to 99")
+    return value
+
+
+def _check_line(lpp: object, qty: int, cents: int, where: str) -> tuple[str, int, int]:
+    if not (isinstance(lpp, str) and len(lpp) == 7 and lpp.isascii() and lpp.isdigit()):
+        raise ClaimInputError(f"{where}: lpp must be a 7-digit LPP code")
+    return lpp, qty, cents
+
+
+def _reject_float(_: str) -> Any:
+    raise ClaimInputError("numbers with a fraction are not allowed; write amounts as strings")
+
+
+def _reject_constant(_: str) -> Any:
+    raise ClaimInputError("NaN and Infinity are not allowed")
+
+
+def parse_claim_json(text: str, where: str) -> ClaimInput:
+    """Parse one JSON-lines record. Errors name ``where`` and never echo the NIR/birth date."""
+    try:
+        obj = json.loads(text, parse_float=_reject_float, parse_constant=_reject_constant)
+    except ClaimInputError as exc:
+        raise ClaimInputError(f"{where}: {exc}") from None
+    except ValueError as exc:
+        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "invalid JSON"
+        raise ClaimInputError(f"{where}: not valid JSON ({msg})") from None
+    if not isinstance(obj, dict):
+        raise ClaimInputError(f"{where}: a claim must be a JSON object")
+    _no_unknown(obj, _CLAIM_KEYS, where)
+    insurer = obj.get("insurer")
+    if not isinstance(insurer, str) or not insurer:
+        raise ClaimInputError(f"{where}: insurer must be a non-empty string (an org id)")
+    patient = obj.get("patient")
+    if not isinstance(patient, dict):
+        raise ClaimInputError(f"{where}: patient must be an object with nir and birth_date")
+    _no_unknown(patient, _PATIENT_KEYS, f"{where}: patient")
+    nir, birth = patient.get("nir"), patient.get("birth_date")
+    member = patient.get("member_number", "")
+    if not isinstance(nir, str):
+        raise ClaimInputError(f"{where}: patient.nir must be a string")
+    if not isinstance(birth, str):
+        raise ClaimInputError(f"{where}: patient.birth_date must be a string YYYY-MM-DD")
+    if not isinstance(member, str):
+        raise ClaimInputError(f"{where}: patient.member_number must be a string")
+    raw_lines = obj.get("lines")
+    if not isinstance(raw_lines, list) or not raw_lines:
+        raise ClaimInputError(f"{where}: lines must be a non-empty array")
+    lines = []
+    for i, ln in enumerate(raw_lines, start=1):
+        lw = f"{where}: lines[{i}]"
+        if not isinstance(ln, dict):
+            raise ClaimInputError(f"{lw}: must be an object with lpp, qty, amount")
+        _no_unknown(ln, _LINE_KEYS, lw)
+        try:
+            cents = parse_euros(ln.get("amount"), f"{lw}: amount")
+        except AmountError as exc:
+            raise ClaimInputError(str(exc)) from None
+        lines.append(_check_line(ln.get("lpp"), _qty(ln.get("qty"), lw), cents, lw))
+    amo = _opt_euros(obj, "amo", where)
+    amc = _opt_euros(obj, "amc", where)
+    if (amo is None) != (amc is None):
+        raise ClaimInputError(f"{where}: give both amo and amc, or neither (default shares)")
+    return ClaimInput(where, insurer, nir, birth, member, tuple(lines), amo, amc)
+
+
+def _opt_euros(obj: dict[str, Any], key: str, where: str) -> int | None:
+    if key not in obj or obj[key] is None:
+        return None
+    try:
+        return parse_euros(obj[key], f"{where}: {key}")
+    except AmountError as exc:
+        raise ClaimInputError(str(exc)) from None
+
+
+def _no_unknown(obj: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(str(k) for k in obj if k not in known)
+    if unknown:
+        shown = ", ".join(k[:32] for k in unknown[:5])
+        raise ClaimInputError(f"{where}: unknown keys: {shown}")
+
+
+def read_claims_file(path: str | Path) -> Iterator[ClaimInput]:
+    """Claims of a JSON-lines file (blank lines and ``#`` comments skipped), or ``-`` = stdin."""
+    p = Path(path)
+    try:
+        if str(path) == "-":
+            text = sys.stdin.read()
+        else:
+            if p.stat().st_size > MAX_CLAIMS_FILE_BYTES:
+                raise ClaimInputError(f"{p}: claims file too large")
+            text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ClaimInputError(f"{p}: cannot read claims file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ClaimInputError(f"{p}: not UTF-8 (byte {exc.start})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield parse_claim_json(line, f"line {lineno}")
+
+
+# -- building --------------------------------------------------------------------------------
+class ClaimBuilder:
+    """Builds signed claims for one optician key against one genesis and LPP table."""
+
+    def __init__(self, key: KeyFile, genesis: Genesis, lpp: LppTable | None = None) -> None:
+        self.key = key
+        self.genesis = genesis
+        self.lpp = lpp if lpp is not None else LppTable.default()
+        me = genesis.participant(key.org)
+        if key.role != "optician" or me is None or me.role != "optician":
+            raise CliError(f"key of org {key.org!r} is not an optician registered in the genesis")
+        if me.ed25519 != key.signer.public:
+            raise CliError(f"key of org {key.org!r} does not match its key in the genesis")
+        cnams = [p for p in genesis.participants if p.role == "cnam"]
+        if not cnams:
+            raise CliError("the genesis registers no CNAM participant to seal the AMO share to")
+        self.cnam = cnams[0]
+
+    def build(self, inp: ClaimInput, now_ms: int | None = None) -> PreparedClaim:
+        where = inp.where
+        insurer = self.genesis.participant(inp.insurer)
+        if insurer is None or insurer.role != "insurer":
+            raise ClaimInputError(f"{where}: insurer {inp.insurer[:64]!r} is not in the genesis")
+        for i, (lpp, qty, cents) in enumerate(inp.lines, start=1):
+            entry = self.lpp.get(lpp)
+            if entry is None:
+                raise ClaimInputError(f"{where}: line {i}: unknown LPP code {lpp}")
+            if entry.max_price_cents is not None and cents > qty * entry.max_price_cents:
+                raise ClaimInputError(
+                    f"{where}: line {i}: {format_cents(cents)} EUR exceeds {qty} x the price "
+                    f"limit {format_cents(entry.max_price_cents)} EUR of {lpp}"
+                )
+        try:
+            opening = new_opening(inp.nir, inp.birth_date, inp.member_number)
+        except LedgerError as exc:  # PatientDataError: messages never hold the value
+            raise ClaimInputError(f"{where}: {exc}") from None
+        lines = tuple(LppLine(lpp, qty, cents) for lpp, qty, cents in inp.lines)
+        if inp.amo_cents is None or inp.amc_cents is None:
+            amo, amc = default_shares(lines, self.lpp)
+        else:
+            amo, amc = inp.amo_cents, inp.amc_cents
+            total = sum(ln.amount_cents for ln in lines)
+            if amo + amc > total:
+                raise ClaimInputError(f"{where}: amo + amc exceeds the claim total")
+        sealed_ins = seal_opening(opening, insurer.x25519)
+        sealed_cnam = seal_opening(opening, self.cnam.x25519)
+        claim = Claim(
+            optician=self.key.org,
+            insurer=insurer.org,
+            lines=lines,
+            amo_cents=amo,
+            amc_cents=amc,
+            patient_commitment=commitment(opening),
+            sealed=(
+                SealedRef(insurer.org, sealed_digest(sealed_ins)),
+                SealedRef(self.cnam.org, sealed_digest(sealed_cnam)),
+            ),
+            created_at_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+            nonce=os.urandom(NONCE_BYTES),
+        )
+        try:
+            stx = sign_tx(self.genesis.chain_id, self.key.signer, claim)
+        except LedgerError as exc:
+            raise ClaimInputError(f"{where}: {exc}") from None
+        return PreparedClaim(
+            where, stx, ((insurer.org, sealed_ins), (self.cnam.org, sealed_cnam)), stx.tx_id()
+        )
+
+
+# -- submitting ------------------------------------------------------------------------------
+def submit_prepared(
+    client: NodeClient,
+    claims: Sequence[PreparedClaim],
+    batch_size: int = DEFAULT_BATCH,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """POST claims in batches; one result dict per claim (``claim_id``, ``status``, ...)."""
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(claims), batch_size):
+        chunk = claims[start : start + batch_size]
+        results = client.submit([c.item for c in chunk])
+        for c, r in zip(chunk, results, strict=True):
+            row: dict[str, Any] = {
+                "claim_id": c.claim_id.hex(),
+                "where": c.where,
+                "status": str(r.get("status", "unknown")) if isinstance(r, dict) else "unknown",
+            }
+            if isinstance(r, dict):
+                if r.get("tx_id") not in (None, row["claim_id"]):
+                    raise ClientError("bad_response", "the node names another tx id", 0)
+                for k in ("code", "message"):
+                    if r.get(k) is not None:
+                        row[k] = str(r[k])
+            out.append(row)
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return out
+
+
+def wait_committed(
+    client: NodeClient,
+    rows: list[dict[str, Any]],
+    timeout_s: float,
+    poll_s: float = 0.2,
+    on_done: Callable[[int], None] | None = None,
+) -> None:
+    """Poll ``/v1/txs/{id}`` until every pending row is committed or rejected (in place).
+
+    Rows still pending at the deadline keep status ``pending``; the caller decides the exit code.
+    """
+    deadline = time.monotonic() + timeout_s
+    pending = [r for r in rows if r["status"] == "pending"]
+    while pending:
+        still = []
+        for r in pending:
+            st = client.tx_status(r["claim_id"])
+            status = st.get("status")
+            if status in ("committed", "rejected"):
+                r["status"] = status
+                for k in ("height", "leaf_index", "code", "message"):
+                    if st.get(k) is not None:
+                        r[k] = st[k]
+                if on_done is not None:
+                    on_done(1)
+            else:
+                still.append(r)
+                # claims are committed in order, so one pending answer usually means the rest
+                # are too: wait for the next poll instead of asking about all of them
+                if status == "pending":
+                    still.extend(pending[pending.index(r) + 1 :])
+                    break
+        pending = still
+        if pending:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(poll_s)

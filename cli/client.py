@@ -1,0 +1,251 @@
+"""A small synchronous HTTP client for the node API (``docs/api.md``).
+
+One keep-alive connection per :class:`NodeClient`. Errors come back as :class:`ClientError`
+carrying the node's stable error code; ``503`` answers are retried (bounded), honouring
+``Retry-After``. Signed reads use :func:`node.auth.sign_request` with the client's key.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+from ledger.keys import Signer
+from node.auth import sign_request
+
+SealedItem = tuple[str, bytes]
+TxItem = tuple[bytes, Sequence[SealedItem]]
+
+
+class ClientError(Exception):
+    """An error answer from a node (``code`` is the node's stable code) or a transport failure.
+
+    ``status`` is the HTTP status, or 0 when the node could not be reached.
+    """
+
+    def __init__(self, code: str, message: str, status: int = 0) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def _hex_id(value: bytes | str) -> str:
+    if isinstance(value, bytes):
+        return value.hex()
+    s = value.strip().lower()
+    if len(s) != 64 or any(c not in "0123456789abcdef" for c in s):
+        raise ClientError("bad_id", "an id is 64 hex characters", 0)
+    return s
+
+
+class NodeClient:
+    """Client of one node. ``signer`` is needed for signed reads; ``chain_id`` is fetched from
+    ``/v1/status`` when not given."""
+
+    def __init__(
+        self,
+        url: str,
+        signer: Signer | None = None,
+        chain_id: str | None = None,
+        timeout_s: float = 30.0,
+        max_retries: int = 8,
+        max_retry_wait_s: float = 5.0,
+    ) -> None:
+        parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ClientError("bad_url", f"not an http(s) node URL: {url!r}", 0)
+        self.url = f"{parsed.scheme}://{parsed.netloc}{parsed.path.rstrip('/')}"
+        self._scheme = parsed.scheme
+        self._host = parsed.hostname
+        self._port = parsed.port
+        self._prefix = parsed.path.rstrip("/")
+        self.signer = signer
+        self._chain_id = chain_id
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.max_retry_wait_s = max_retry_wait_s
+        self._conn: http.client.HTTPConnection | None = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def __enter__(self) -> NodeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self._scheme == "https":
+                self._conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self.timeout_s
+                )
+            else:
+                self._conn = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self.timeout_s
+                )
+        return self._conn
+
+    @property
+    def chain_id(self) -> str:
+        if self._chain_id is None:
+            cid = self.status().get("chain_id")
+            if not isinstance(cid, str):
+                raise ClientError("bad_response", "status has no chain_id", 0)
+            self._chain_id = cid
+        return self._chain_id
+
+    def _send_once(
+        self, method: str, path_qs: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request; reconnects once if a kept-alive connection was closed by the node."""
+        for attempt in (0, 1):
+            conn = self._connection()
+            try:
+                conn.request(method, self._prefix + path_qs, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                hdrs = {k.lower(): v for k, v in resp.getheaders()}
+                if hdrs.get("connection", "").lower() == "close":
+                    self.close()
+                return resp.status, hdrs, data
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if attempt == 1:
+                    msg = f"{self.url}: connection lost ({type(exc).__name__})"
+                    raise ClientError("unreachable", msg) from None
+            except TimeoutError:
+                self.close()
+                msg = f"{self.url}: no answer in {self.timeout_s:g} s"
+                raise ClientError("timeout", msg) from None
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                raise ClientError("unreachable", f"{self.url}: {reason}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def request(
+        self,
+        method: str,
+        path_qs: str,
+        body: bytes = b"",
+        content_type: str | None = None,
+        signed: bool = False,
+    ) -> tuple[dict[str, str], bytes]:
+        """Send a request; return (headers, body) of a 2xx answer or raise ClientError."""
+        attempt = 0
+        while True:
+            headers = {"Accept": "application/json, application/octet-stream"}
+            if content_type:
+                headers["Content-Type"] = content_type
+            if signed:
+                if self.signer is None:
+                    raise ClientError("no_key", "this request must be signed: give --key", 0)
+                headers["Authorization"] = sign_request(
+                    self.chain_id, self.signer, method, self._prefix + path_qs, body,
+                    int(time.time() * 1000),
+                )
+            status, hdrs, data = self._send_once(method, path_qs, body, headers)
+            if 200 <= status < 300:
+                return hdrs, data
+            code, message = _error_of(status, data)
+            if status == 503 and attempt < self.max_retries:
+                attempt += 1
+                time.sleep(_retry_after(hdrs.get("retry-after"), attempt, self.max_retry_wait_s))
+                continue
+            raise ClientError(code, message, status)
+
+    def get_json(self, path_qs: str, signed: bool = False) -> Any:
+        _, data = self.request("GET", path_qs, signed=signed)
+        return _json_body(data)
+
+    # -- API -------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        body = self.get_json("/v1/status")
+        if not isinstance(body, dict):
+            raise ClientError("bad_response", "status is not a JSON object", 0)
+        return body
+
+    def submit(self, items: Sequence[TxItem]) -> list[dict[str, Any]]:
+        """POST a batch of ``(signed_tx_bytes, [(payer_org, sealed_bytes), ...])``."""
+        payload = msgpack.packb(
+            [[tx, [[org, sealed] for org, sealed in sealed_items]] for tx, sealed_items in items],
+            use_bin_type=True,
+        )
+        _, data = self.request("POST", "/v1/txs", payload, content_type="application/msgpack")
+        body = _json_body(data)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list) or len(results) != len(items):
+            raise ClientError("bad_response", "the node's answer does not match the batch", 0)
+        return results
+
+    def tx_status(self, tx_id: bytes | str) -> dict[str, Any]:
+        body = self.get_json(f"/v1/txs/{_hex_id(tx_id)}", signed=True)
+        if not isinstance(body, dict):
+            raise ClientError("bad_response", "tx status is not a JSON object", 0)
+        return body
+
+    def claim(self, claim_id: bytes | str) -> dict[str, Any]:
+        body = self.get_json(f"/v1/claims/{_hex_id(claim_id)}", signed=True)
+        if not isinstance(body, dict):
+            raise ClientError("bad_response", "claim state is not a JSON object", 0)
+        return body
+
+    def proof(self, claim_id: bytes | str, tree_size: int | None = None) -> bytes:
+        qs = f"?tree_size={tree_size}" if tree_size is not None else ""
+        _, data = self.request("GET", f"/v1/claims/{_hex_id(claim_id)}/proof{qs}", signed=True)
+        return data
+
+    def opening(self, claim_id: bytes | str) -> bytes:
+        _, data = self.request("GET", f"/v1/claims/{_hex_id(claim_id)}/opening", signed=True)
+        return data
+
+    def checkpoint(self, height: int | None = None) -> bytes:
+        qs = f"?height={height}" if height is not None else ""
+        _, data = self.request("GET", f"/v1/checkpoint{qs}")
+        return data
+
+    def consistency(self, old_size: int, new_size: int) -> dict[str, Any]:
+        body = self.get_json(f"/v1/consistency?old={old_size}&new={new_size}")
+        if not isinstance(body, dict):
+            raise ClientError("bad_response", "consistency answer is not a JSON object", 0)
+        return body
+
+
+def _json_body(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ClientError("bad_response", "the node's answer is not JSON", 0) from None
+
+
+def _error_of(status: int, data: bytes) -> tuple[str, str]:
+    """The node's ``{"error": {"code", "message"}}``, or a generic code for other bodies."""
+    try:
+        err = json.loads(data)["error"]
+        code, message = str(err["code"]), str(err["message"])
+    except (ValueError, KeyError, TypeError):
+        code = f"http_{status}"
+        message = data[:200].decode("utf-8", "replace").strip() or http.client.responses.get(
+            status, "error"
+        )
+    return code, " ".join(message.split())
+
+
+def _retry_after(value: str | None, attempt: int, cap_s: float) -> float:
+    try:
+        wait = float(value) if value is not None else 0.2 * 2**attempt
+    except ValueError:
+        wait = 0.2 * 2**attempt
+    return max(0.05, min(wait, cap_s))

@@ -1,0 +1,423 @@
+"""Local clusters: ``cluster init`` files, and :class:`LocalCluster` to run nodes as children.
+
+Layout written by :func:`init_cluster` (paths in ``cluster.json`` are relative to DIR)::
+
+    DIR/genesis.json
+    DIR/cluster.json            {"genesis", "nodes": [{"name", "api", "config"}], "clients": [...]}
+    DIR/nodes/v0/node.toml      API on 127.0.0.1:P+0, peers = all others
+    DIR/nodes/v0/validator.key  (0600)
+    DIR/keys/optic-paris.key    (0600) ... one per participant
+
+:class:`LocalCluster` is reused by the demo, ``tpledger bench`` and end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import tomli_w
+
+from cli.client import ClientError, NodeClient
+from cli.errors import CliError
+from ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
+from ledger.keys import KeyFile
+
+DEFAULT_CHAIN_ID = "tpledger-local"
+CLUSTER_FILE = "cluster.json"
+GENESIS_FILE = "genesis.json"
+PARTICIPANTS: tuple[tuple[str, str], ...] = (
+    ("optic-paris", "optician"),
+    ("optic-lyon", "optician"),
+    ("mutuelle-a", "insurer"),
+    ("mutuelle-b", "insurer"),
+    ("cnam", "cnam"),
+)
+CLIENT_ROLES = ("optician", "insurer", "cnam")
+
+
+def validator_orgs(n: int) -> list[str]:
+    """Who holds each of ``n`` validators: the opticians' federation, insurers, the CNAM.
+
+    >>> validator_orgs(4)
+    ['federation', 'insurer-a', 'insurer-b', 'cnam']
+    """
+    if n < 1:
+        raise CliError("a cluster needs at least one validator")
+    if n == 1:
+        return ["federation"]
+    middle = n - 2
+    insurers = [
+        f"insurer-{chr(ord('a') + i)}" if middle <= 26 else f"insurer-{i + 1}"
+        for i in range(middle)
+    ]
+    return ["federation", *insurers, "cnam"]
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct ports that are free right now (bound together, then released)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass(frozen=True)
+class NodeEntry:
+    name: str
+    api: str
+    config: Path
+
+
+@dataclass(frozen=True)
+class ClientEntry:
+    org: str
+    role: str
+    key: Path
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """The parsed ``cluster.json`` of a cluster directory (paths resolved against it)."""
+
+    root: Path
+    genesis: Path
+    nodes: tuple[NodeEntry, ...]
+    clients: tuple[ClientEntry, ...]
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ClusterInfo:
+        root = Path(directory).resolve()
+        path = root / CLUSTER_FILE
+        try:
+            body = json.loads(path.read_text())
+            return cls(
+                root=root,
+                genesis=root / body["genesis"],
+                nodes=tuple(
+                    NodeEntry(str(n["name"]), str(n["api"]), root / n["config"])
+                    for n in body["nodes"]
+                ),
+                clients=tuple(
+                    ClientEntry(str(c["org"]), str(c["role"]), root / c["key"])
+                    for c in body["clients"]
+                ),
+            )
+        except OSError as exc:
+            raise CliError(f"{path}: cannot read cluster file: {exc.strerror}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CliError(f"{path}: malformed cluster file ({type(exc).__name__})") from None
+
+    def client(self, org: str) -> ClientEntry:
+        for c in self.clients:
+            if c.org == org:
+                return c
+        raise CliError(f"no client key for org {org!r} in {self.root / CLUSTER_FILE}")
+
+    def orgs(self, role: str) -> list[str]:
+        return [c.org for c in self.clients if c.role == role]
+
+
+def _write_node_toml(
+    path: Path, name: str, port: int, peers: list[tuple[str, int]], host: str
+) -> None:
+    doc: dict[str, Any] = {
+        "name": name,
+        "data_dir": "data",
+        "genesis": f"../../{GENESIS_FILE}",
+        "validator_key": "validator.key",
+        "lpp_table": "",
+        "api": {"listen": f"{host}:{port}"},
+        "peers": [{"name": pn, "url": f"http://{host}:{pp}"} for pn, pp in peers],
+    }
+    path.write_text(
+        f"# tpledger node {name}; written by `tpledger cluster init`\n" + tomli_w.dumps(doc)
+    )
+
+
+def init_cluster(
+    directory: str | Path,
+    validators: int = 4,
+    base_port: int = 0,
+    chain_id: str = DEFAULT_CHAIN_ID,
+    host: str = "127.0.0.1",
+) -> ClusterInfo:
+    """Write keys, genesis, node configs and ``cluster.json`` into an empty ``directory``.
+
+    ``base_port`` 0 picks free ports; otherwise node i listens on ``base_port + i``.
+    """
+    from ledger.lpp import LppTable  # in-flight module: imported when needed
+
+    root = Path(directory)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise CliError(f"{root}: not an empty directory; refusing to overwrite a cluster")
+    if not 1 <= validators <= 64:
+        raise CliError("--validators must be between 1 and 64")
+    if base_port == 0:
+        ports = free_ports(validators, host)
+    else:
+        if not 1 <= base_port <= 65535 - validators + 1:
+            raise CliError("--base-port leaves no room for all nodes below 65536")
+        ports = [base_port + i for i in range(validators)]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "keys").mkdir(mode=0o700)
+    names = [f"v{i}" for i in range(validators)]
+
+    vals: list[Validator] = []
+    for name, org in zip(names, validator_orgs(validators), strict=True):
+        ndir = root / "nodes" / name
+        ndir.mkdir(parents=True, mode=0o700)
+        key = KeyFile.generate(org, "validator")
+        key.save(ndir / "validator.key")
+        vals.append(Validator(name, org, key.signer.public))
+
+    parts: list[Participant] = []
+    clients: list[dict[str, str]] = []
+    for org, role in PARTICIPANTS:
+        key = KeyFile.generate(org, role)
+        key.save(root / "keys" / f"{org}.key")
+        parts.append(Participant(org, role, key.signer.public, key.box.public))
+        clients.append({"org": org, "role": role, "key": f"keys/{org}.key"})
+
+    genesis = Genesis(
+        chain_id=chain_id,
+        genesis_time_ms=int(time.time() * 1000),
+        validators=tuple(vals),
+        participants=tuple(parts),
+        lpp_table_digest=LppTable.default().digest(),
+        params=DEFAULT_PARAMS,
+    ).validated()
+    genesis.save(root / GENESIS_FILE)
+
+    nodes: list[dict[str, str]] = []
+    for i, name in enumerate(names):
+        peers = [(names[j], ports[j]) for j in range(validators) if j != i]
+        _write_node_toml(root / "nodes" / name / "node.toml", name, ports[i], peers, host)
+        nodes.append(
+            {"name": name, "api": f"http://{host}:{ports[i]}", "config": f"nodes/{name}/node.toml"}
+        )
+    body = {"genesis": GENESIS_FILE, "nodes": nodes, "clients": clients}
+    (root / CLUSTER_FILE).write_text(json.dumps(body, indent=2) + "\n")
+    return ClusterInfo.load(root)
+
+
+def node_command(config: Path) -> list[str]:
+    """The command line that runs one node in the foreground."""
+    return [sys.executable, "-m", "cli.main", "node", "run", str(config)]
+
+
+class LocalCluster:
+    """Run every node of a cluster directory as a child process.
+
+    Use as a context manager: inits ``directory`` if it holds no ``cluster.json``, starts one
+    process per node (output in ``DIR/nodes/NAME/node.log``), waits for ``/v1/status`` on all,
+    and on exit stops them with SIGTERM, then SIGKILL after ``stop_timeout_s``.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        validators: int = 4,
+        base_port: int = 0,
+        chain_id: str = DEFAULT_CHAIN_ID,
+        startup_timeout_s: float = 30.0,
+        stop_timeout_s: float = 10.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.validators = validators
+        self.base_port = base_port
+        self.chain_id = chain_id
+        self.startup_timeout_s = startup_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+        self._info: ClusterInfo | None = None
+
+    # -- set-up ------------------------------------------------------------------------------
+    @property
+    def info(self) -> ClusterInfo:
+        if self._info is None:
+            if (self.directory / CLUSTER_FILE).exists():
+                self._info = ClusterInfo.load(self.directory)
+            else:
+                self._info = init_cluster(
+                    self.directory, self.validators, self.base_port, self.chain_id
+                )
+        return self._info
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.api for n in self.info.nodes]
+
+    def genesis(self) -> Genesis:
+        return Genesis.load(self.info.genesis)
+
+    def key(self, org: str) -> KeyFile:
+        return KeyFile.load(self.info.client(org).key)
+
+    def client(self, org: str | None = None, node: int = 0) -> NodeClient:
+        """A client of node ``node``, signing with ``org``'s key when given."""
+        signer = self.key(org).signer if org else None
+        return NodeClient(self.urls[node], signer=signer, chain_id=self.genesis().chain_id)
+
+    def log_path(self, name: str) -> Path:
+        return self.info.root / "nodes" / name / "node.log"
+
+    # -- life cycle --------------------------------------------------------------------------
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start every node not already running."""
+        env = self._child_env()
+        for node in self.info.nodes:
+            proc = self.procs.get(node.name)
+            if proc is not None and proc.poll() is None:
+                continue
+            self.start_node(node.name, env)
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.setdefault("TPLEDGER_DEBUG", "1")  # a crashing node logs its traceback
+        return env
+
+    def start_node(self, name: str, env: dict[str, str] | None = None) -> None:
+        """(Re)start one node by name (used by tests that crash and restart a validator)."""
+        node = next((n for n in self.info.nodes if n.name == name), None)
+        if node is None:
+            raise CliError(f"no node {name!r} in this cluster")
+        if env is None:
+            env = self._child_env()
+        old = self._logs.pop(name, None)
+        if old is not None:
+            old.close()
+        log = open(self.log_path(name), "ab")  # noqa: SIM115 - closed in stop()
+        self._logs[name] = log
+        self.procs[name] = subprocess.Popen(
+            node_command(node.config),
+            cwd=node.config.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # our stop() signals it; a terminal Ctrl-C reaches only us
+        )
+
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        """Wait until every node answers ``/v1/status``; raise CliError naming a dead node."""
+        deadline = time.monotonic() + (self.startup_timeout_s if timeout_s is None else timeout_s)
+        pending = {n.name: n.api for n in self.info.nodes}
+        while pending:
+            for name, api in list(pending.items()):
+                self._check_alive(name)
+                try:
+                    with NodeClient(api, timeout_s=2.0, max_retries=0) as c:
+                        c.status()
+                    del pending[name]
+                except ClientError:
+                    pass
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise CliError(
+                    f"nodes not answering /v1/status in time: {', '.join(sorted(pending))}"
+                    f" (logs in {self.info.root / 'nodes'})"
+                )
+            time.sleep(0.1)
+
+    def _check_alive(self, name: str) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is not None:
+            raise CliError(
+                f"node {name} exited with code {proc.returncode}: {self.log_tail(name)}"
+            )
+
+    def dead_nodes(self) -> list[str]:
+        return [name for name, p in self.procs.items() if p.poll() is not None]
+
+    def log_tail(self, name: str, max_chars: int = 300) -> str:
+        """Last line(s) of a node's log, on one line (for error messages)."""
+        try:
+            data = self.log_path(name).read_bytes()[-4096:].decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+        lines = [ln.strip() for ln in data.splitlines() if ln.strip()]
+        return (lines[-1] if lines else "(empty log)")[-max_chars:]
+
+    def stop_node(self, name: str, timeout_s: float | None = None) -> int | None:
+        """SIGTERM one node, SIGKILL it after the timeout; return its exit code."""
+        proc = self.procs.get(name)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(self.stop_timeout_s if timeout_s is None else timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait()
+        log = self._logs.pop(name, None)
+        if log is not None:
+            log.close()
+        return proc.returncode
+
+    def kill_node(self, name: str) -> None:
+        """SIGKILL one node (crash simulation)."""
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def stop(self) -> dict[str, int | None]:
+        """Stop all nodes: SIGTERM to all at once, then SIGKILL the ones still running."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout_s
+        codes: dict[str, int | None] = {}
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait()
+            codes[name] = proc.returncode
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+        return codes
+
+    def processes(self) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+        yield from self.procs.items()
