@@ -54,6 +54,22 @@ class OpeningStore:
                     out.append(bytes(k)[len(claim_id):].decode())
         return out
 
+    def claim_ids(self, after: bytes = b"", limit: int = 10_000) -> list[bytes]:
+        """Distinct claim ids holding openings, in key order, after ``after`` (paging)."""
+        out: list[bytes] = []
+        with self.env.begin(db=self.db) as txn:
+            cur = txn.cursor()
+            start = after + b"\xff" * 64 if after else b""
+            if not cur.set_range(start):
+                return out
+            for k in cur.iternext(values=False):
+                cid = bytes(k)[:32]
+                if not out or out[-1] != cid:
+                    if len(out) >= limit:
+                        break
+                    out.append(cid)
+        return out
+
     def forget(self, claim_id: bytes, org: str | None = None) -> int:
         """Delete the openings of one claim (for one payer, or all); returns how many."""
         orgs = [org] if org is not None else self.orgs(claim_id)

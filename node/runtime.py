@@ -55,6 +55,7 @@ MAX_VERIFIED_REMEMBERED = 500_000
 MAX_VALIDATED_REMEMBERED = 64
 MAX_GOSSIP_ITEMS = 5_000
 CATCH_UP_BATCH = 64
+RETENTION_CHECK_S = 60.0
 
 
 def now_ms() -> int:
@@ -107,6 +108,8 @@ class Node:
         self._idle_handle: asyncio.TimerHandle | None = None
         self._catch_up_target = 0
         self._catch_up_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
+        self._expire_cursor = b""
         self._http: aiohttp.ClientSession | None = None
         self._stopping = False
         self._fatal: BaseException | None = None
@@ -183,6 +186,7 @@ class Node:
         await self.peers.start()
         self._handle(self.consensus.start())
         self._request_catch_up(0)
+        self._retention_task = asyncio.create_task(self._retention_loop())
         log.info("node %s (validator %d) up on %s:%d at height %d", self.cfg.name, self.index,
                  self.cfg.listen_host, self.port, self.store.height)
 
@@ -193,19 +197,21 @@ class Node:
         self._timers.clear()
         if self._idle_handle is not None:
             self._idle_handle.cancel()
-        if self._catch_up_task is not None:
-            self._catch_up_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._catch_up_task
+        for task in (self._catch_up_task, self._retention_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self.peers is not None:
             await self.peers.stop()
         if self.runner is not None:
             await self.runner.cleanup()
         if self._http is not None:
             await self._http.close()
+        height = self.store.height
         self.store.close()
         self.openings.close()
-        log.info("node %s stopped at height %d", self.cfg.name, self.store.height)
+        log.info("node %s stopped at height %d", self.cfg.name, height)
 
     # ------------------------------------------------------------------------------------------
     # consensus plumbing
@@ -560,6 +566,41 @@ class Node:
             self.peers.broadcast(FRAME_FORGET, claim_id)
         self.metrics.inc("openings_forgotten_total", n)
         return n
+
+    def expire_openings(self, now_ms: int, max_claims: int = 10_000) -> int:
+        """Forget the openings of claims submitted more than ``retention_days`` ago.
+
+        Runs on this node only (every node runs it on the same ledger times, so all converge).
+        Returns how many openings were deleted. Bounded work per call (paged by claim id).
+        """
+        days = self.cfg.limits.retention_days
+        if days <= 0:
+            return 0
+        cutoff_ms = now_ms - days * 86_400_000
+        deleted = 0
+        after = self._expire_cursor
+        ids = self.openings.claim_ids(after, max_claims)
+        for cid in ids:
+            state = self.store.claim(cid)
+            if state is None:
+                continue  # not committed yet (or not here yet): keep
+            submitted_ms = self.store.header(state.submitted_height).time_ms
+            if submitted_ms < cutoff_ms:
+                deleted += self.openings.forget(cid)
+        self._expire_cursor = ids[-1] if len(ids) >= max_claims else b""
+        if deleted:
+            self.metrics.inc("openings_expired_total", deleted,
+                             "sealed openings deleted after the retention period")
+            log.info("retention: deleted %d sealed openings", deleted)
+        return deleted
+
+    async def _retention_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(RETENTION_CHECK_S)
+            try:
+                self.expire_openings(now_ms())
+            except (LedgerError, NodeError) as exc:
+                log.warning("retention pass failed: %s", exc)
 
     def refresh_metrics(self) -> None:
         m = self.metrics

@@ -1,0 +1,118 @@
+"""A one-validator node run in-process (real aiohttp server, real LMDB): retention of sealed
+openings, and the node's own bookkeeping of transaction status."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+
+from cli.claims import ClaimBuilder, ClaimInput
+from cli.cluster import init_cluster
+from ledger.genesis import Genesis
+from ledger.keys import KeyFile
+from ledger.patient import make_test_birth_date, make_test_nir
+from node.config import NodeConfig
+from node.runtime import Node, now_ms
+
+
+def _config(tmp_path: Path, retention_days: int) -> tuple[NodeConfig, Path]:
+    root = tmp_path / "c"
+    info = init_cluster(root, validators=1, base_port=0)
+    cfg_path = info.nodes[0].config
+    with cfg_path.open("a") as fh:
+        fh.write(f"\n[limits]\nretention_days = {retention_days}\n"
+                 "\n[consensus]\ntimeout_commit_ms = 10\nempty_block_interval_ms = 50\n")
+    return NodeConfig.load(cfg_path), root
+
+
+async def _commit_claims(node: Node, root: Path, n: int) -> list[bytes]:
+    genesis = Genesis.load(root / "genesis.json")
+    builder = ClaimBuilder(KeyFile.load(root / "keys" / "optic-paris.key"), genesis)
+    rng = random.Random(5)
+    items, ids = [], []
+    for i in range(n):
+        pc = builder.build(ClaimInput(f"claim {i}", "mutuelle-a", make_test_nir(rng),
+                                      make_test_birth_date(rng), "", (("2261874", 1, 1204),)))
+        items.append((pc.stx.encode(), list(pc.sealed)))
+        ids.append(pc.claim_id)
+    results = node.admit_batch(items, gossip=True)
+    assert [r["status"] for r in results] == ["pending"] * n
+    for _ in range(200):
+        if all(node.tx_status(i)["status"] == "committed" for i in ids):
+            return ids
+        await asyncio.sleep(0.05)
+    raise AssertionError("claims not committed")
+
+
+def test_openings_expire_after_retention(tmp_path: Path) -> None:
+    cfg, root = _config(tmp_path, retention_days=30)
+
+    async def scenario() -> None:
+        node = Node(cfg)
+        await node.start()
+        try:
+            ids = await _commit_claims(node, root, 3)
+            assert all(sorted(node.openings.orgs(i)) == ["cnam", "mutuelle-a"] for i in ids)
+            # Within the retention period nothing is deleted.
+            assert node.expire_openings(now_ms() + 29 * 86_400_000) == 0
+            assert node.openings.count() == 6
+            # After it, every opening of these claims goes; the ledger keeps the claims.
+            assert node.expire_openings(now_ms() + 31 * 86_400_000) == 6
+            assert node.openings.count() == 0
+            assert all(node.store.claim(i) is not None for i in ids)
+            assert "tpledger_openings_expired_total 6" in (node.refresh_metrics()
+                                                          or node.metrics.render())
+        finally:
+            await node.stop()
+
+    asyncio.run(scenario())
+
+
+def test_no_retention_keeps_openings(tmp_path: Path) -> None:
+    cfg, root = _config(tmp_path, retention_days=0)
+
+    async def scenario() -> None:
+        node = Node(cfg)
+        await node.start()
+        try:
+            await _commit_claims(node, root, 2)
+            assert node.expire_openings(now_ms() + 10_000 * 86_400_000) == 0
+            assert node.openings.count() == 4
+        finally:
+            await node.stop()
+
+    asyncio.run(scenario())
+
+
+def test_restart_resumes_from_disk(tmp_path: Path) -> None:
+    cfg, root = _config(tmp_path, retention_days=0)
+
+    async def first() -> tuple[int, bytes]:
+        node = Node(cfg)
+        await node.start()
+        try:
+            await _commit_claims(node, root, 2)
+            return node.store.height, node.store.head_hash
+        finally:
+            await node.stop()
+
+    height, head = asyncio.run(first())
+
+    async def second() -> None:
+        node = Node(cfg)
+        await node.start()
+        try:
+            assert node.store.height >= height
+            assert node.store.header(height).hash() == head
+            for _ in range(100):  # and it keeps committing
+                if node.store.height > height + 1:
+                    return
+                await asyncio.sleep(0.05)
+            pytest.fail("restarted node does not commit")
+        finally:
+            await node.stop()
+
+    asyncio.run(second())
