@@ -339,7 +339,8 @@ class Verifier:
         return VerificationResult(
             True,
             None,
-            f"{type(body).__name__.lower()} included at height {b.header.height}",
+            f"{type(body).__name__.lower()} is leaf {b.leaf_index} of the log of size "
+            f"{b.tree_size} certified at height {b.header.height}",
             claim_id=claim_id,
             tx_id=tx_id,
             tx_type=type(body).__name__.lower(),
