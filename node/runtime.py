@@ -134,7 +134,11 @@ class Node:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(tls.cert), str(tls.key))
         if tls.ca is not None:
+            # Peers present their consortium certificate; API clients (opticians' software)
+            # may not have one, so it is optional here: peers are also authenticated by their
+            # validator keys in the link handshake.
             ctx.load_verify_locations(cafile=str(tls.ca))
+            ctx.verify_mode = ssl.CERT_OPTIONAL
         return ctx
 
     async def start(self) -> None:
@@ -161,6 +165,7 @@ class Node:
             height=self.store.height + 1,
             persisted=self.store.meta_get(CONSENSUS_META_KEY),
         )
+        client_ssl = self._ssl_client()
         by_name = {v.name: i for i, v in enumerate(self.genesis.validators)}
         peers = []
         for p in self.cfg.peers:
@@ -171,9 +176,12 @@ class Node:
             chain_id=self.chain_id, genesis_hash=self.genesis_hash,
             validator_keys=self.genesis.validator_keys, my_index=self.index,
             signer=self.key.signer, peers=peers, on_frame=self._on_frame,
-            max_queue=self.cfg.limits.max_peer_queue, ssl_context=self._ssl_client(),
+            max_queue=self.cfg.limits.max_peer_queue, ssl_context=client_ssl,
         )
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=30),
+            connector=aiohttp.TCPConnector(ssl=client_ssl if client_ssl is not None else True),
+        )
         app = build_app(self)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
