@@ -83,3 +83,13 @@ def test_other_participant_cannot_read_a_claim(cluster: LocalCluster) -> None:
     for org in ("optic-lyon", "mutuelle-a", "cnam"):
         with cluster.client(org, node=1) as cl:
             assert cl.claim(claim_id)["status"] == "submitted"
+
+
+def test_sigterm_stops_cleanly_and_node_rejoins(cluster: LocalCluster) -> None:
+    h = int(status(cluster.urls[1])["height"])  # type: ignore[call-overload]
+    assert cluster.stop_node("v1") == 0  # SIGTERM: clean exit, code 0
+    assert "stopped at height" in cluster.log_path("v1").read_text()
+    cluster.start_node("v1")
+    cluster.wait_ready(30)
+    wait_until(lambda: int(status(cluster.urls[1])["height"]) > h,  # type: ignore[call-overload]
+               30, "v1 to commit again after a clean restart")

@@ -11,6 +11,7 @@ import pytest
 
 from cli.claims import ClaimBuilder, ClaimInput
 from cli.cluster import init_cluster
+from ledger.encoding import pack
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
 from ledger.patient import make_test_birth_date, make_test_nir
@@ -116,3 +117,45 @@ def test_restart_resumes_from_disk(tmp_path: Path) -> None:
             await node.stop()
 
     asyncio.run(second())
+
+
+def test_full_mempool_answers_503_with_retry_after(tmp_path: Path) -> None:
+    import dataclasses
+
+    import aiohttp
+
+    from node.config import Limits
+
+    cfg, root = _config(tmp_path, retention_days=0)
+    cfg = dataclasses.replace(cfg, limits=Limits(mempool_max_txs=3))
+    genesis = Genesis.load(root / "genesis.json")
+    builder = ClaimBuilder(KeyFile.load(root / "keys" / "optic-lyon.key"), genesis)
+    rng = random.Random(11)
+    items = []
+    for i in range(8):
+        pc = builder.build(ClaimInput(f"claim {i}", "mutuelle-b", make_test_nir(rng),
+                                      make_test_birth_date(rng), "", (("2261874", 1, 1204),)))
+        items.append([pc.stx.encode(), [list(s) for s in pc.sealed]])
+    headers = {"Content-Type": "application/msgpack"}
+
+    async def scenario() -> None:
+        node = Node(cfg)
+        # Hold block production, so that nothing leaves the mempool during the test.
+        node._maybe_propose = lambda force: None  # type: ignore[method-assign]
+        await node.start()
+        try:
+            url = f"http://127.0.0.1:{node.port}/v1/txs"
+            async with aiohttp.ClientSession() as http:
+                async with http.post(url, data=pack(items[:3]), headers=headers) as r:
+                    first = await r.json()
+                async with http.post(url, data=pack(items[3:]), headers=headers) as r:
+                    assert r.status == 503
+                    assert r.headers["Retry-After"] == "1"
+                    err = await r.json()
+            assert [x["status"] for x in first["results"]] == ["pending"] * 3
+            assert err["error"]["code"] == "mempool_full"
+            assert len(node.mempool) == 3
+        finally:
+            await node.stop()
+
+    asyncio.run(scenario())
