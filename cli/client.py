@@ -222,6 +222,42 @@ class NodeClient:
             raise ClientError("bad_response", "consistency answer is not a JSON object", 0)
         return body
 
+    def claims_page(
+        self, limit: int = 100, after: bytes | str | None = None
+    ) -> list[dict[str, Any]]:
+        """One page of ``GET /v1/claims``: claims visible to the signer, in claim-id order."""
+        qs = f"?mine=1&limit={int(limit)}"
+        if after is not None:
+            qs += f"&after={_hex_id(after)}"
+        body = self.get_json(f"/v1/claims{qs}", signed=True)
+        claims = body.get("claims") if isinstance(body, dict) else None
+        if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
+            raise ClientError("bad_response", "claims answer is not a list of objects", 0)
+        return claims
+
+    def forget(self, claim_id: bytes | str) -> dict[str, Any]:
+        """Ask the node to delete the claim's sealed openings on every node (payers only)."""
+        _, data = self.request("POST", f"/v1/claims/{_hex_id(claim_id)}/forget", signed=True)
+        body = _json_body(data)
+        if not isinstance(body, dict):
+            raise ClientError("bad_response", "forget answer is not a JSON object", 0)
+        return body
+
+    def block(self, height: int) -> tuple[bytes, bytes]:
+        """``GET /v1/blocks/{h}`` (signed): the block's and its certificate's bytes."""
+        from ledger.encoding import unpack
+        from ledger.errors import EncodingError
+
+        _, data = self.request("GET", f"/v1/blocks/{int(height)}", signed=True)
+        try:
+            pair = unpack(data, 64 * 1024 * 1024)
+        except EncodingError:
+            raise ClientError("bad_response", "block answer is not msgpack", 0) from None
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(x, bytes) for x in pair)):
+            raise ClientError("bad_response", "block answer is not [block, certificate]", 0)
+        return pair[0], pair[1]
+
 
 def _json_body(data: bytes) -> Any:
     try:

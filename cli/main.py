@@ -328,6 +328,524 @@ def claim_status(claim_id: str, node_url: str, key_path: Path, as_json: bool) ->
     _stdout().print(table)
 
 
+# -- claim lifecycle (payers and opticians) ----------------------------------------------------
+_NODE_OPT = click.option("--node", "node_url", required=True, help="Node API URL.")
+_GENESIS_OPT = click.option(
+    "--genesis", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Genesis file (default: genesis.json of the key's cluster directory).")
+_WAIT_OPT = click.option("--wait", is_flag=True, help="Wait until the transaction is committed.")
+_TIMEOUT_OPT = click.option("--timeout", type=click.FloatRange(0.1, 3600), default=60,
+                            show_default=True, help="Seconds --wait waits at most.")
+_JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _key_opt(help_text: str) -> Any:
+    return click.option("--key", "key_path", required=True,
+                        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        help=help_text)
+
+
+def _tx_command(node_url: str, key: KeyFile, gen: Genesis, body: Any, wait: bool,
+                timeout: float, as_json: bool, what: str) -> None:
+    """Send one transaction and report it; a refusal is a one-line error naming the code."""
+    from cli.lifecycle import raise_if_refused, send_tx
+
+    with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
+        row = send_tx(client, key, gen, body, wait, timeout)
+    if as_json:
+        _print_json(row)
+    elif row["status"] != "rejected":
+        where = f" at height {row['height']}" if "height" in row else ""
+        _stdout().print(f"{what}: tx {row['tx_id']} {row['status']}{where}")
+    raise_if_refused(row, wait, timeout)
+
+
+def _claim_summary(c: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a claim that ``claim list``/``inbox`` show (no commitment, no patient)."""
+    out: dict[str, Any] = {k: c.get(k) for k in ("claim_id", "optician", "insurer", "status",
+                                                 "total_cents", "owed_cents", "height")}
+    for share in ("amo", "amc"):
+        s = c.get(share)
+        if isinstance(s, dict):
+            out[share] = {k: s.get(k) for k in ("status", "asked_cents", "approved_cents",
+                                                "paid_cents", "reason_code")}
+    return out
+
+
+def _euros(v: Any) -> str:
+    return format_cents(v) if isinstance(v, int) else ""
+
+
+def _print_claims(rows: list[dict[str, Any]], title: str) -> None:
+    t = Table("claim", "optician", "insurer", "status", "AMO", "AMC", "total", "owed",
+              title=title)
+    for r in rows:
+        shares = []
+        for share in ("amo", "amc"):
+            s = r.get(share) or {}
+            st = str(s.get("status", ""))
+            if st in ("accepted", "paid"):
+                st += f" {_euros(s.get('paid_cents'))}/{_euros(s.get('approved_cents'))}"
+            elif st == "submitted":
+                st += f" {_euros(s.get('asked_cents'))}"
+            elif st == "rejected" and s.get("reason_code"):
+                st += f" ({s['reason_code']})"
+            shares.append(st)
+        t.add_row(str(r["claim_id"])[:16] + "…", str(r.get("optician")), str(r.get("insurer")),
+                  str(r.get("status")), *shares, _euros(r.get("total_cents")),
+                  _euros(r.get("owed_cents")))
+    _stdout().print(t)
+
+
+@claim.command("inbox", epilog="Example: tpledger claim inbox --node http://127.0.0.1:7000 "
+                               "--key c/keys/mutuelle-a.key --json")
+@_NODE_OPT
+@_key_opt("Key of a payer: an insurer (AMC share) or the CNAM (AMO share).")
+@_JSON_OPT
+def claim_inbox(node_url: str, key_path: Path, as_json: bool) -> None:
+    """Claims awaiting my decision on my share (insurer: AMC, CNAM: AMO)."""
+    from cli.lifecycle import is_awaiting, iter_claims, share_for_role, share_key
+
+    key = KeyFile.load(key_path)
+    share = share_key(share_for_role(key.role))
+    with NodeClient(node_url, signer=key.signer) as client:
+        rows = [_claim_summary(c) for c in iter_claims(client)
+                if is_awaiting(c, key.org, key.role)]
+    if as_json:
+        _print_json({"org": key.org, "share": share, "claims": rows})
+        return
+    _print_claims(rows, f"{len(rows)} claims awaiting {key.org}'s {share.upper()} decision")
+
+
+@claim.command("list", epilog="Example: tpledger claim list --mine --node http://127.0.0.1:7000 "
+                              "--key c/keys/optic-paris.key --json")
+@_NODE_OPT
+@_key_opt("Key of an optician, an insurer or the CNAM.")
+@click.option("--mine", is_flag=True, default=True, show_default=True,
+              help="Claims where I am the optician or a payer (the only listing offered).")
+@click.option("--status", "status_filter", help="Only claims with this overall status.")
+@_JSON_OPT
+def claim_list(node_url: str, key_path: Path, mine: bool, status_filter: str | None,
+               as_json: bool) -> None:
+    """My claims: status per payer and overall, and what is still owed."""
+    from cli.lifecycle import is_mine, iter_claims
+
+    key = KeyFile.load(key_path)
+    with NodeClient(node_url, signer=key.signer) as client:
+        rows = [_claim_summary(c) for c in iter_claims(client)
+                if is_mine(c, key.org, key.role)
+                and (status_filter is None or c.get("status") == status_filter)]
+    owed = sum(int(r.get("owed_cents") or 0) for r in rows)
+    if as_json:
+        _print_json({"org": key.org, "claims": rows, "owed_cents": owed})
+        return
+    _print_claims(rows, f"{len(rows)} claims of {key.org}; still owed {format_cents(owed)} EUR")
+
+
+@claim.command("open", epilog="""\b
+Example:
+  tpledger claim open 3fa1…e9 --node http://127.0.0.1:7000 --key c/keys/mutuelle-a.key
+\b
+By default only the verification and the member number are shown; --show-identity also prints
+the NIR and birth date (on this terminal only: never pipe it to a log).""")
+@click.argument("claim_id")
+@_NODE_OPT
+@_key_opt("Key of the claim's insurer or of the CNAM (its X25519 secret opens the opening).")
+@_GENESIS_OPT
+@click.option("--show-identity", is_flag=True,
+              help="Also print the patient's NIR and birth date.")
+@_JSON_OPT
+def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
+               show_identity: bool, as_json: bool) -> None:
+    """Fetch my sealed patient opening, open it, verify it against the claim's commitment."""
+    from cli.lifecycle import open_claim
+
+    key = KeyFile.load(key_path)
+    gen = _load_genesis_for(key_path, genesis)
+    with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
+        opened = open_claim(client, key, gen, claim_id)
+    body: dict[str, Any] = {"claim_id": opened.claim_id, "verified": True,
+                            "member_number": opened.opening.member_number,
+                            "height": opened.height}
+    if show_identity:
+        body["nir"] = opened.opening.nir
+        body["birth_date"] = opened.opening.birth_date
+    if as_json:
+        _print_json(body)
+        return
+    out = _stdout()
+    out.print(f"claim {opened.claim_id}: opening verified against the commitment")
+    out.print(f"member number: {opened.opening.member_number or '(none)'}")
+    if show_identity:
+        out.print(f"NIR: {opened.opening.nir}  birth date: {opened.opening.birth_date}")
+
+
+@claim.command("decide", epilog="""\b
+Examples:
+  tpledger claim decide 3fa1…e9 --accept --node http://127.0.0.1:7000 \\
+      --key c/keys/mutuelle-a.key --wait
+  tpledger claim decide 3fa1…e9 --accept --amount 20.00 ...
+  tpledger claim decide 3fa1…e9 --reject not_covered ...""")
+@click.argument("claim_id")
+@_NODE_OPT
+@_key_opt("Key of the payer (insurer: AMC share, CNAM: AMO share).")
+@_GENESIS_OPT
+@click.option("--accept", is_flag=True, help="Accept my share.")
+@click.option("--amount", help="Approved amount in euros (default: the amount asked).")
+@click.option("--reject", "reject_reason", metavar="REASON",
+              help="Reject my share with a reason code (a-z, 0-9, _ and -).")
+@_WAIT_OPT
+@_TIMEOUT_OPT
+@_JSON_OPT
+def claim_decide(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
+                 accept: bool, amount: str | None, reject_reason: str | None, wait: bool,
+                 timeout: float, as_json: bool) -> None:
+    """Accept or reject my share of claim CLAIM_ID (the share follows from my role)."""
+    from cli.euros import parse_euros
+    from cli.lifecycle import decision_body, fetch_claim, share_for_role
+
+    if accept == (reject_reason is not None):
+        raise UsageError("give exactly one of --accept or --reject REASON")
+    if amount is not None and not accept:
+        raise UsageError("--amount goes with --accept")
+    key = KeyFile.load(key_path)
+    share_for_role(key.role)
+    gen = _load_genesis_for(key_path, genesis)
+    cents = parse_euros(amount, "--amount") if amount is not None else None
+    with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
+        state = fetch_claim(client, claim_id)
+    body = decision_body(state, key.role, accept, cents, reject_reason)
+    _tx_command(node_url, key, gen, body, wait, timeout, as_json,
+                "accepted" if accept else "rejected")
+
+
+@claim.command("pay", epilog="Example: tpledger claim pay 3fa1…e9 --amount 24.08 --reference "
+                             "VIR-2024-000123 --node http://127.0.0.1:7000 "
+                             "--key c/keys/mutuelle-a.key --wait")
+@click.argument("claim_id")
+@_NODE_OPT
+@_key_opt("Key of the payer (insurer: AMC share, CNAM: AMO share).")
+@_GENESIS_OPT
+@click.option("--amount", required=True, help="Amount paid in euros (at most what remains).")
+@click.option("--reference", required=True,
+              help="Bank transfer reference; only its digest goes on the ledger.")
+@_WAIT_OPT
+@_TIMEOUT_OPT
+@_JSON_OPT
+def claim_pay(claim_id: str, node_url: str, key_path: Path, genesis: Path | None, amount: str,
+              reference: str, wait: bool, timeout: float, as_json: bool) -> None:
+    """Record a payment (possibly partial) of my accepted share of CLAIM_ID."""
+    from cli.euros import parse_euros
+    from cli.lifecycle import payment_body
+
+    key = KeyFile.load(key_path)
+    gen = _load_genesis_for(key_path, genesis)
+    body = payment_body(claim_id, key.role, parse_euros(amount, "--amount"), reference)
+    _tx_command(node_url, key, gen, body, wait, timeout, as_json, "payment")
+
+
+@claim.command("cancel", epilog="Example: tpledger claim cancel 3fa1…e9 --reason wrong_lens "
+                                "--node http://127.0.0.1:7000 --key c/keys/optic-paris.key --wait")
+@click.argument("claim_id")
+@_NODE_OPT
+@_key_opt("Key of the claim's optician.")
+@_GENESIS_OPT
+@click.option("--reason", required=True, help="Reason code (a-z, 0-9, _ and -).")
+@_WAIT_OPT
+@_TIMEOUT_OPT
+@_JSON_OPT
+def claim_cancel(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
+                 reason: str, wait: bool, timeout: float, as_json: bool) -> None:
+    """Withdraw claim CLAIM_ID (optician; only before any payer decided)."""
+    from cli.lifecycle import cancel_body
+
+    key = KeyFile.load(key_path)
+    gen = _load_genesis_for(key_path, genesis)
+    _tx_command(node_url, key, gen, cancel_body(claim_id, key.role, reason), wait, timeout,
+                as_json, "cancelled")
+
+
+@claim.command("forget", epilog="Example: tpledger claim forget 3fa1…e9 "
+                                "--node http://127.0.0.1:7000 --key c/keys/mutuelle-a.key")
+@click.argument("claim_id")
+@_NODE_OPT
+@_key_opt("Key of one of the claim's payers.")
+@_JSON_OPT
+def claim_forget(claim_id: str, node_url: str, key_path: Path, as_json: bool) -> None:
+    """Delete the claim's sealed patient openings on every node (the commitment stays)."""
+    from cli.lifecycle import fetch_claim
+
+    key = KeyFile.load(key_path)
+    with NodeClient(node_url, signer=key.signer) as client:
+        fetch_claim(client, claim_id)
+        res = client.forget(claim_id)
+    if as_json:
+        _print_json(res)
+        return
+    _stdout().print(f"claim {claim_id}: {res.get('deleted', 0)} sealed openings deleted on this "
+                    "node; the request was relayed to its peers")
+
+
+# -- checkpoints, witness, stats (auditors) ----------------------------------------------------
+@cli.group(context_settings=CONTEXT)
+def checkpoint() -> None:
+    """Fetch and verify certified checkpoints and consistency proofs offline."""
+
+
+@checkpoint.command("get", epilog="Example: tpledger checkpoint get --node "
+                                  "http://127.0.0.1:7000 -o cp-1.ckp")
+@_NODE_OPT
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the checkpoint.")
+@click.option("--height", type=click.IntRange(1), help="Height (default: the node's latest).")
+def checkpoint_get(node_url: str, output: Path, height: int | None) -> None:
+    """Download a certified checkpoint (header + quorum certificate) into a file."""
+    from cli.auditor import write_atomically
+    from ledger.proofs import Checkpoint
+
+    with NodeClient(node_url) as client:
+        data = client.checkpoint(height)
+    cp = Checkpoint.from_bytes(data)
+    write_atomically(output, data)
+    _stderr().print(f"checkpoint at height {cp.height} (tree size {cp.tree_size}) written to "
+                    f"{output}")
+
+
+@checkpoint.command("verify", epilog="Example: tpledger checkpoint verify cp-1.ckp "
+                                     "--genesis c/genesis.json")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--genesis", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The chain's genesis file.")
+@_JSON_OPT
+@click.pass_context
+def checkpoint_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -> None:
+    """Verify a checkpoint offline against the genesis: exit 0 if valid, 1 if not."""
+    from cli.auditor import read_checkpoint
+    from ledger.proofs import verify_checkpoint
+
+    gen = Genesis.load(genesis)
+    cp = read_checkpoint(file)
+    res = verify_checkpoint(cp, gen)
+    if as_json:
+        _print_json({"ok": res.ok, "failure": res.failure_code, "message": res.message,
+                     "height": cp.height, "tree_size": cp.tree_size,
+                     "tree_root": cp.tree_root.hex(), "hash": cp.header.hash().hex()})
+        if not res.ok:
+            ctx.exit(1)
+        return
+    if not res.ok:
+        raise CliError(f"checkpoint invalid ({res.failure_code}): {res.message}")
+    _stdout().print(f"valid: height {cp.height}, tree size {cp.tree_size}, root "
+                    f"{cp.tree_root.hex()}")
+
+
+@checkpoint.command("consistency", epilog="""\b
+Examples:
+  tpledger checkpoint consistency cp-1.ckp cp-2.ckp --genesis c/genesis.json \\
+      --node http://127.0.0.1:7000 -o cp-1-2.cns
+  tpledger checkpoint consistency cp-1.ckp cp-2.ckp --genesis c/genesis.json --proof cp-1-2.cns
+""")
+@click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--genesis", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The chain's genesis file.")
+@click.option("--node", "node_url", help="Fetch the consistency path from this node.")
+@click.option("--proof", "proof_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A consistency proof file (instead of --node).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the consistency proof (with --node) for offline re-checks.")
+@_JSON_OPT
+@click.pass_context
+def checkpoint_consistency(ctx: click.Context, old: Path, new: Path, genesis: Path,
+                           node_url: str | None, proof_path: Path | None, output: Path | None,
+                           as_json: bool) -> None:
+    """Prove that the log at checkpoint NEW extends the log at OLD (RFC 9162); exit 0/1."""
+    from cli.auditor import read_checkpoint, write_atomically
+    from ledger.proofs import ConsistencyProof, verify_consistency_proof
+
+    if node_url is not None and proof_path is not None:
+        raise UsageError("give --node or --proof, not both")
+    gen = Genesis.load(genesis)
+    cp_old, cp_new = read_checkpoint(old), read_checkpoint(new)
+    path: tuple[bytes, ...] = ()
+    if proof_path is not None:
+        try:
+            stored = ConsistencyProof.from_bytes(proof_path.read_bytes())
+        except LedgerError as exc:
+            raise CliError(f"{proof_path}: {exc}") from None
+        if stored.old != cp_old or stored.new != cp_new:
+            raise CliError(f"{proof_path}: the proof is for other checkpoints")
+        path = stored.path
+    elif node_url is not None and cp_old.tree_size not in (0, cp_new.tree_size):
+        with NodeClient(node_url) as client:
+            body = client.consistency(cp_old.tree_size, cp_new.tree_size)
+        try:
+            path = tuple(bytes.fromhex(h) for h in body.get("path", []))
+        except (ValueError, TypeError):
+            raise CliError("the node's consistency path is not hex") from None
+    elif cp_old.tree_size not in (0, cp_new.tree_size):
+        raise UsageError("the tree sizes differ: give --node URL or --proof FILE")
+    proof_obj = ConsistencyProof(cp_old, cp_new, path)
+    res = verify_consistency_proof(proof_obj, gen)
+    if output is not None and res.ok:
+        write_atomically(output, proof_obj.to_bytes())
+    if as_json:
+        _print_json({"ok": res.ok, "failure": res.failure_code, "message": res.message,
+                     "old_height": cp_old.height, "new_height": cp_new.height,
+                     "old_size": cp_old.tree_size, "new_size": cp_new.tree_size})
+        if not res.ok:
+            ctx.exit(1)
+        return
+    if not res.ok:
+        raise CliError(f"not consistent ({res.failure_code}): {res.message}")
+    _stdout().print(f"consistent: {res.message}")
+
+
+class _NodeSource:
+    """A node as the witness sees it (``cli.auditor.Source``)."""
+
+    def __init__(self, client: NodeClient) -> None:
+        self.client = client
+        self.name = client.url
+
+    def latest(self) -> Any:
+        from ledger.proofs import Checkpoint
+
+        return Checkpoint.from_bytes(self.client.checkpoint())
+
+    def checkpoint_at(self, height: int) -> Any:
+        from ledger.proofs import Checkpoint
+
+        return Checkpoint.from_bytes(self.client.checkpoint(height))
+
+    def consistency_path(self, old_size: int, new_size: int) -> list[bytes]:
+        if old_size in (0, new_size):
+            return []
+        body = self.client.consistency(old_size, new_size)
+        return [bytes.fromhex(h) for h in body.get("path", [])]
+
+
+@cli.command("witness", context_settings=CONTEXT, epilog="""\b
+Example:
+  tpledger witness --node http://127.0.0.1:7000 --node http://127.0.0.1:7001 \\
+      --genesis c/genesis.json --state witness.json --interval 10
+\b
+Exit codes: 0 done (--once / --max-polls), 1 an invalid or inconsistent checkpoint or no node
+answered, 3 a fork: two valid certificates for one height (evidence on stdout).""")
+@click.option("--node", "node_urls", required=True, multiple=True,
+              help="Node API URL (repeatable: compare several nodes).")
+@click.option("--genesis", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The chain's genesis file.")
+@click.option("--state", "state_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the last verified checkpoint (written atomically).")
+@click.option("--interval", type=click.FloatRange(0.05, 86400), default=10, show_default=True,
+              help="Seconds between polls.")
+@click.option("--once", is_flag=True, help="Poll once and exit.")
+@click.option("--max-polls", type=click.IntRange(1), help="Exit after this many polls.")
+@_JSON_OPT
+@click.pass_context
+def witness_cmd(ctx: click.Context, node_urls: tuple[str, ...], genesis: Path,
+                state_path: Path, interval: float, once: bool, max_polls: int | None,
+                as_json: bool) -> None:
+    """Poll checkpoints, verify each and that the log only grows; detect forks."""
+    from cli.auditor import Witness
+
+    gen = Genesis.load(genesis)
+    w = Witness.load(gen, state_path)
+    limit = 1 if once else max_polls
+    clients = [NodeClient(u, timeout_s=10, max_retries=1) for u in node_urls]
+    err = _stderr()
+    polls, code = 0, 0
+    try:
+        while True:
+            polls += 1
+            answered = 0
+            w.new_poll()
+            for client in clients:
+                src = _NodeSource(client)
+                try:
+                    cp = src.latest()
+                except (ClientError, LedgerError) as exc:
+                    err.print(f"warning: {client.url}: {_one_line(str(exc))}")
+                    continue
+                answered += 1
+                outcome = w.observe(cp, src)
+                if as_json:
+                    _print_json({"poll": polls, "source": client.url, "status": outcome.status,
+                                 "message": outcome.message})
+                elif outcome.status != "fork":
+                    err.print(outcome.message)
+                if outcome.evidence is not None:
+                    if as_json:
+                        _print_json(outcome.evidence.to_json())
+                    else:
+                        click.echo(outcome.evidence.describe())
+                        click.echo(json.dumps(outcome.evidence.to_json(), sort_keys=True))
+                    w.save(state_path)
+                    ctx.exit(3)
+                if outcome.status in ("invalid", "inconsistent"):
+                    code = 1
+            w.save(state_path)
+            if answered == 0:
+                err.print("warning: no node answered")
+                code = 1 if limit is not None else code
+            if code or (limit is not None and polls >= limit):
+                break
+            time.sleep(interval)
+    finally:
+        for client in clients:
+            client.close()
+    if code:
+        raise CliError("the witness saw an invalid or inconsistent checkpoint (see above)")
+
+
+@cli.command("stats", context_settings=CONTEXT,
+             epilog="Example: tpledger stats --node http://127.0.0.1:7000 --key c/keys/cnam.key "
+                    "--from-height 1 --to-height 500 --json")
+@_NODE_OPT
+@_key_opt("Key of a participant or validator (blocks are served signed).")
+@_GENESIS_OPT
+@click.option("--from-height", type=click.IntRange(1), default=1, show_default=True,
+              help="First height.")
+@click.option("--to-height", type=click.IntRange(1), help="Last height (default: the head).")
+@_JSON_OPT
+def stats_cmd(node_url: str, key_path: Path, genesis: Path | None, from_height: int,
+              to_height: int | None, as_json: bool) -> None:
+    """Anonymous statistics from certified blocks: per LPP code, class, payer and month."""
+    from cli.auditor import aggregate_blocks, fetch_blocks
+    from ledger.lpp import LppTable
+
+    key = KeyFile.load(key_path)
+    gen = _load_genesis_for(key_path, genesis)
+    with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
+        head = int(client.status().get("height") or 0)
+        end = head if to_height is None else min(to_height, head)
+        if from_height > end:
+            raise CliError(f"no blocks in {from_height}..{end} (head is {head})")
+        st = aggregate_blocks(fetch_blocks(client.block, gen, from_height, end), gen,
+                              LppTable.default())
+    body = st.to_json()
+    if as_json:
+        _print_json(body)
+        return
+    out = _stdout()
+    out.print(f"heights {from_height}..{end}: {st.claims} claims, "
+              f"{format_cents(st.claimed_cents)} EUR claimed, {st.cancels} cancelled")
+    for title, table in (("LPP code", st.by_lpp), ("class", st.by_class),
+                         ("month", st.by_month)):
+        t = Table(title, "lines/claims", "qty", "EUR")
+        for k, v in sorted(table.items()):
+            t.add_row(k, str(v.count), str(v.qty), format_cents(v.cents))
+        out.print(t)
+    t = Table("payer", "claims", "asked", "accepted", "rejected", "approved", "payments", "paid")
+    for org, p in sorted(st.by_payer.items()):
+        t.add_row(org, str(p.claims), format_cents(p.asked_cents), str(p.accepted),
+                  str(p.rejected), format_cents(p.approved_cents), str(p.payments),
+                  format_cents(p.paid_cents))
+    out.print(t)
+
 # -- proofs ----------------------------------------------------------------------------------
 @cli.group(context_settings=CONTEXT)
 def proof() -> None:
