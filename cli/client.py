@@ -223,17 +223,23 @@ class NodeClient:
         return body
 
     def claims_page(
-        self, limit: int = 100, after: bytes | str | None = None
-    ) -> list[dict[str, Any]]:
-        """One page of ``GET /v1/claims``: claims visible to the signer, in claim-id order."""
-        qs = f"?mine=1&limit={int(limit)}"
+        self, limit: int = 100, after: bytes | str | None = None, awaiting: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of ``GET /v1/claims``: claims visible to the signer, in claim-id order,
+        and the cursor of the next page (None at the end)."""
+        qs = f"?limit={int(limit)}"
         if after is not None:
             qs += f"&after={_hex_id(after)}"
+        if awaiting is not None:
+            qs += f"&awaiting={awaiting}"
         body = self.get_json(f"/v1/claims{qs}", signed=True)
         claims = body.get("claims") if isinstance(body, dict) else None
         if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
             raise ClientError("bad_response", "claims answer is not a list of objects", 0)
-        return claims
+        nxt = body.get("next")
+        if nxt is not None and not isinstance(nxt, str):
+            raise ClientError("bad_response", "claims answer has a bad next cursor", 0)
+        return claims, nxt
 
     def forget(self, claim_id: bytes | str) -> dict[str, Any]:
         """Ask the node to delete the claim's sealed openings on every node (payers only)."""

@@ -110,18 +110,18 @@ def my_share_cents(claim: dict[str, Any], role: str) -> dict[str, int]:
 
 
 # -- reading ---------------------------------------------------------------------------------
+MAX_PAGES = 1_000_000  # a bound on paging, far above any real ledger's claims / window
+
+
 def iter_claims(client: NodeClient, page: int = PAGE) -> Iterator[dict[str, Any]]:
     """Every claim the node shows the signer, page after page (claim-id order)."""
     after: str | None = None
-    while True:
-        rows = client.claims_page(page, after)
+    for _ in range(MAX_PAGES):
+        rows, nxt = client.claims_page(page, after)
         yield from rows
-        if not rows:
+        if nxt is None or nxt == after:
             return
-        last = rows[-1].get("claim_id")
-        if not isinstance(last, str) or last == after:
-            return
-        after = last
+        after = nxt
 
 
 @dataclass(frozen=True, repr=False)

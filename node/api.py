@@ -28,6 +28,7 @@ log = logging.getLogger("tpledger.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MSGPACK = "application/msgpack"
+CLAIMS_SCAN_WINDOW = 2000
 
 
 def error_response(status: int, code: str, message: str,
@@ -156,17 +157,37 @@ class Api:
         return web.json_response(claim_json(claim_id, state, self.node))
 
     async def claims(self, request: web.Request) -> web.Response:
+        """Claims the signer may read, in claim-id order, paged.
+
+        One call scans at most ``CLAIMS_SCAN_WINDOW`` claims (bounded work); ``next`` is the
+        cursor to pass as ``after`` to continue, null when the end was reached. A page may be
+        short, even empty, with a non-null ``next``: keep paging until ``next`` is null.
+        ``awaiting=amo|amc`` keeps claims whose share is submitted and undecided.
+        """
         p = await self._participant(request)
         limit = min(_int_arg(request, "limit", 100), 1000)
         after_raw = request.query.get("after")
         after = _hex32(after_raw, "after") if after_raw else None
-        out = []
-        for claim_id, state in self.node.store.claims_page(after, limit * 4 + 100):
-            if p.role in ("cnam", "auditor") or p.org in (state.optician, state.insurer):
-                out.append(claim_json(claim_id, state, self.node))
-                if len(out) >= limit:
-                    break
-        return web.json_response({"claims": out})
+        awaiting = request.query.get("awaiting")
+        if awaiting not in (None, "amo", "amc"):
+            raise ApiError(400, "bad_parameter", "awaiting must be amo or amc")
+        out: list[dict[str, Any]] = []
+        scanned = self.node.store.claims_page(after, CLAIMS_SCAN_WINDOW)
+        # Without a break, a short scan reached the end; a full one may have more after it.
+        next_cursor = scanned[-1][0] if len(scanned) == CLAIMS_SCAN_WINDOW else None
+        for claim_id, state in scanned:
+            if not (p.role in ("cnam", "auditor") or p.org in (state.optician, state.insurer)):
+                continue
+            if awaiting is not None:
+                share = state.amo if awaiting == "amo" else state.amc
+                if share.status_name() != "submitted" or state.cancelled:
+                    continue
+            out.append(claim_json(claim_id, state, self.node))
+            if len(out) >= limit:
+                next_cursor = claim_id  # the page is full: continue right after this claim
+                break
+        return web.json_response({"claims": out,
+                                  "next": None if next_cursor is None else next_cursor.hex()})
 
     async def proof(self, request: web.Request) -> web.Response:
         p = await self._participant(request)

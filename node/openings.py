@@ -24,10 +24,13 @@ class OpeningStore:
     def __init__(self, path: Path, map_size: int = 1 << 32) -> None:
         path.mkdir(parents=True, exist_ok=True)
         try:
-            self.env = lmdb.open(str(path), map_size=map_size, max_dbs=2, sync=True)
+            self.env = lmdb.open(str(path), map_size=map_size, max_dbs=4, sync=True)
         except lmdb.Error as exc:
             raise NodeError(f"cannot open openings store at {path}: {exc}") from None
         self.db = self.env.open_db(b"openings")
+        # Claim ids whose openings were forgotten: a replayed submission carrying the same
+        # sealed boxes must not bring them back. Holds ids only, no personal data.
+        self.tombstones = self.env.open_db(b"forgotten")
 
     def put_many(self, items: list[tuple[bytes, str, bytes]]) -> None:
         if not items:
@@ -36,6 +39,8 @@ class OpeningStore:
             for claim_id, org, sealed in items:
                 if len(sealed) > MAX_SEALED_BYTES:
                     raise NodeError("sealed opening too large")
+                if txn.get(claim_id, db=self.tombstones) is not None:
+                    continue  # forgotten once, forgotten for good
                 txn.put(_key(claim_id, org), sealed)
 
     def get(self, claim_id: bytes, org: str) -> bytes | None:
@@ -78,6 +83,8 @@ class OpeningStore:
             for o in orgs:
                 if txn.delete(_key(claim_id, o)):
                     n += 1
+            if org is None:
+                txn.put(claim_id, b"", db=self.tombstones)
         return n
 
     def count(self) -> int:

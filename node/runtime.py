@@ -482,6 +482,10 @@ class Node:
         if tx_id in self.mempool:
             return tx_id
         if self.store.tx_location(tx_id) is not None:
+            if sealed:
+                # The block may have reached us before the gossip carrying its openings:
+                # keep the openings (checked against the signed digests) we do not hold yet.
+                self._store_late_openings(stx, tx_id, sealed)
             raise TxRejected("duplicate_tx", "transaction already committed")
         if tx_id not in self.verified:
             if not stx.verify(self.chain_id):
@@ -500,6 +504,16 @@ class Node:
         self.rejected.pop(tx_id, None)
         self.metrics.inc("admitted_txs_total", help_text="transactions admitted to the mempool")
         return tx_id
+
+    def _store_late_openings(
+        self, stx: SignedTx, tx_id: bytes, sealed: list[tuple[str, bytes]]
+    ) -> None:
+        try:
+            checked = self._check_sealed(stx, sealed)
+        except (TxRejected, EncodingError):
+            return
+        held = set(self.openings.orgs(tx_id))
+        self.openings.put_many([(tx_id, org, blob) for org, blob in checked if org not in held])
 
     def _check_sealed(
         self, stx: SignedTx, sealed: list[tuple[str, bytes]]

@@ -29,11 +29,16 @@ def _config(tmp_path: Path, retention_days: int) -> tuple[NodeConfig, Path]:
     return NodeConfig.load(cfg_path), root
 
 
-async def _commit_claims(node: Node, root: Path, n: int) -> list[bytes]:
+Item = tuple[bytes, list[tuple[str, bytes]]]
+
+
+async def _commit_claims(node: Node, root: Path, n: int) -> tuple[list[bytes], list[Item]]:
+    """Submit ``n`` claims to ``node`` and wait for their commit; return ids and items."""
     genesis = Genesis.load(root / "genesis.json")
     builder = ClaimBuilder(KeyFile.load(root / "keys" / "optic-paris.key"), genesis)
     rng = random.Random(5)
-    items, ids = [], []
+    items: list[Item] = []
+    ids: list[bytes] = []
     for i in range(n):
         pc = builder.build(ClaimInput(f"claim {i}", "mutuelle-a", make_test_nir(rng),
                                       make_test_birth_date(rng), "", (("2261874", 1, 1204),)))
@@ -43,7 +48,7 @@ async def _commit_claims(node: Node, root: Path, n: int) -> list[bytes]:
     assert [r["status"] for r in results] == ["pending"] * n
     for _ in range(200):
         if all(node.tx_status(i)["status"] == "committed" for i in ids):
-            return ids
+            return ids, items
         await asyncio.sleep(0.05)
     raise AssertionError("claims not committed")
 
@@ -55,7 +60,7 @@ def test_openings_expire_after_retention(tmp_path: Path) -> None:
         node = Node(cfg)
         await node.start()
         try:
-            ids = await _commit_claims(node, root, 3)
+            ids, submitted = await _commit_claims(node, root, 3)
             assert all(sorted(node.openings.orgs(i)) == ["cnam", "mutuelle-a"] for i in ids)
             # Within the retention period nothing is deleted.
             assert node.expire_openings(now_ms() + 29 * 86_400_000) == 0
@@ -64,6 +69,11 @@ def test_openings_expire_after_retention(tmp_path: Path) -> None:
             assert node.expire_openings(now_ms() + 31 * 86_400_000) == 6
             assert node.openings.count() == 0
             assert all(node.store.claim(i) is not None for i in ids)
+            # Replaying a forgotten claim with its sealed boxes does not bring them back.
+            raw, sealed = submitted[0]
+            results = node.admit_batch([(raw, sealed)], gossip=False)
+            assert results[0]["code"] == "duplicate_tx"
+            assert node.openings.count() == 0
             assert "tpledger_openings_expired_total 6" in (node.refresh_metrics()
                                                           or node.metrics.render())
         finally:

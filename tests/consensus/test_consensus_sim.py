@@ -1,0 +1,195 @@
+"""Simulator runs: mixed faults at n=4 and n=7, behaviours, reproducibility, broken variants."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consensus.machine import Consensus
+from consensus.messages import Timer
+from consensus.sim import (
+    BEHAVIOURS,
+    Factory,
+    SimConfig,
+    SimResult,
+    SimViolation,
+    random_scenario,
+    run_batch,
+    run_one,
+)
+
+# CI budget: 8 x 30 runs at n=4 and 6 x 12 runs at n=7 = 312 mixed-fault runs.
+N4_CHUNKS, N4_RUNS = 8, 30
+N7_CHUNKS, N7_RUNS = 6, 12
+
+
+def _check_batch(seed0: int, runs: int, n: int) -> None:
+    rep = run_batch(range(seed0, seed0 + runs), n)
+    assert rep.runs == runs
+    assert not rep.violations, "\n\n".join(str(v) for v in rep.violations)
+    assert rep.heights >= 4 * runs  # every run reached its target height
+
+
+@pytest.mark.parametrize("chunk", range(N4_CHUNKS))
+def test_mixed_faults_n4(chunk: int) -> None:
+    _check_batch(10_000 + chunk * N4_RUNS, N4_RUNS, 4)
+
+
+@pytest.mark.parametrize("chunk", range(N7_CHUNKS))
+def test_mixed_faults_n7(chunk: int) -> None:
+    _check_batch(20_000 + chunk * N7_RUNS, N7_RUNS, 7)
+
+
+def test_fault_injection_is_live() -> None:
+    """The mixed scenarios really crash nodes, lose messages and meet Byzantine input."""
+    totals: Counter[str] = Counter()
+    evidence = 0
+    for seed in range(10_000, 10_030):
+        res = run_one(random_scenario(seed, 4))
+        totals.update(res.stats)
+        evidence += res.evidence
+    assert totals["crashes"] > 0
+    assert totals["dropped_bad_encoding"] > 0  # garbage
+    assert totals["dropped_old_height"] > 0
+    assert totals["rebroadcast"] > 0
+    assert evidence > 0  # equivocators were caught
+
+
+@pytest.mark.parametrize("behaviour", BEHAVIOURS)
+def test_each_byzantine_behaviour(behaviour: str) -> None:
+    results: list[SimResult] = []
+    for seed in range(3):
+        for n in (4, 7):
+            byz = {i: behaviour for i in range((n - 1) // 3)}  # f of them
+            cfg = SimConfig(seed=seed, n=n, heights=4, loss=0.1, gst_ms=2000, partitions=1,
+                            dup=0.05, skew=0.2, byzantine=byz)
+            results.append(run_one(cfg))
+    evidence = sum(r.evidence for r in results)
+    stats: Counter[str] = Counter()
+    for r in results:
+        stats.update(r.stats)
+    if behaviour in ("equivocate", "twins"):
+        assert evidence > 0
+    else:
+        assert evidence == 0
+    if behaviour == "garbage":
+        assert stats["dropped_bad_encoding"] > 0 and stats["dropped_bad_signature"] > 0
+    if behaviour == "replay":
+        assert stats["duplicate"] + stats["dropped_old_height"] > 0
+
+
+def test_crash_between_persist_and_send() -> None:
+    total_crashes = 0
+    for seed in range(6):
+        cfg = SimConfig(seed=seed, n=4, heights=5, gst_ms=4000, mid_ready_crash=0.1, loss=0.1)
+        total_crashes += run_one(cfg).stats["crashes"]
+    assert total_crashes > 5
+
+
+def test_same_seed_same_run() -> None:
+    cfg = random_scenario(10_007, 4)
+    a, b = run_one(cfg), run_one(cfg)
+    assert a.fingerprint == b.fingerprint
+    assert (a.events, a.messages, a.heights) == (b.events, b.messages, b.heights)
+    assert run_one(random_scenario(10_008, 4)).fingerprint != a.fingerprint
+
+
+# ---------------------------------------------------------------------------------------------
+# Deliberately broken variants: the checks must be able to fail.
+
+
+class LowQuorum(Consensus):
+    """Broken: decides with n//2 votes instead of 2f+1."""
+
+    def _quorum(self) -> int:
+        return self.n // 2
+
+
+class NeverTimesOutPrecommit(Consensus):
+    """Broken: ignores timeout_precommit, so a failed round is never left."""
+
+    def on_timeout(self, timer: Timer):  # type: ignore[no-untyped-def]
+        if timer.kind == "precommit":
+            return self._flush()
+        return super().on_timeout(timer)
+
+
+def _first_violation(factory: Factory, n: int, seeds: range,
+                     verify_certificates: bool = True) -> SimViolation:
+    for seed in seeds:
+        cfg = dataclasses.replace(random_scenario(seed, n),
+                                  verify_certificates=verify_certificates)
+        try:
+            run_one(cfg, factory)
+        except SimViolation as exc:
+            return exc
+    raise AssertionError(f"broken variant {factory.__name__} not caught in {seeds}")
+
+
+def test_lowered_quorum_is_caught_as_disagreement() -> None:
+    # Certificates checks off, so that the *agreement* check is what catches it.
+    seen: set[str] = set()
+    for seed in range(0, 400, 40):
+        exc = _first_violation(LowQuorum, 4, range(seed, seed + 40), verify_certificates=False)
+        seen.add(exc.kind)
+        if exc.kind == "agreement":
+            break
+    assert "agreement" in seen
+    assert f"seed={exc.seed}" in str(exc) and "reproduce:" in str(exc)
+
+
+def test_lowered_quorum_is_caught_by_certificate_check() -> None:
+    exc = _first_violation(LowQuorum, 4, range(5))
+    assert exc.kind == "validity" and "certificate" in exc.detail
+
+
+def test_stuck_rounds_are_caught_by_liveness_check() -> None:
+    exc = _first_violation(NeverTimesOutPrecommit, 4, range(100))
+    assert exc.kind == "liveness"
+
+
+def test_failing_seed_reproduces_exactly() -> None:
+    exc = _first_violation(LowQuorum, 4, range(40), verify_certificates=False)
+    cfg = dataclasses.replace(random_scenario(exc.seed, 4), verify_certificates=False)
+    with pytest.raises(SimViolation) as again:
+        run_one(cfg, LowQuorum)
+    assert again.value.trace == exc.trace and again.value.kind == exc.kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Hypothesis: fault schedules drawn by hypothesis (bounded examples).
+
+
+@st.composite
+def fault_schedules(draw: st.DrawFn) -> SimConfig:
+    n = draw(st.sampled_from((4, 4, 7)))
+    f = (n - 1) // 3
+    byz_ids = draw(st.lists(st.integers(0, n - 1), max_size=f, unique=True))
+    byzantine = {i: draw(st.sampled_from(BEHAVIOURS)) for i in byz_ids}
+    return SimConfig(
+        seed=draw(st.integers(0, 2**32)),
+        n=n,
+        heights=3,
+        delay_ms=(draw(st.integers(1, 20)), draw(st.integers(20, 200))),
+        loss=draw(st.sampled_from((0.0, 0.1, 0.3, 0.5))),
+        precommit_loss=draw(st.sampled_from((0.0, 0.5, 0.9))),
+        dup=draw(st.sampled_from((0.0, 0.2))),
+        partitions=draw(st.integers(0, 3)),
+        crashes=draw(st.integers(0, 4)),
+        mid_ready_crash=draw(st.sampled_from((0.0, 0.05))),
+        skew=draw(st.sampled_from((0.0, 0.3, 0.5))),
+        byzantine=byzantine,
+        gst_ms=draw(st.integers(0, 8000)),
+    )
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(fault_schedules())
+def test_hypothesis_fault_schedules(cfg: SimConfig) -> None:
+    res = run_one(cfg)
+    assert res.heights >= cfg.heights
