@@ -226,7 +226,13 @@ class Api:
         if not (p.org == state.insurer or p.role == "cnam"):
             raise ApiError(403, "forbidden", "only the claim's payers may forget its openings")
         n = self.node.forget_openings(claim_id, broadcast=True)
-        return web.json_response({"claim_id": claim_id.hex(), "deleted": n})
+        peers = self.node.peers
+        relayed = [] if peers is None else sorted(
+            peers.names()[i] for i, up in peers.outbound_up.items() if up)
+        # Peers with a link down get the relay when it comes back (their queue keeps it);
+        # check ``openings_held`` on each node to confirm.
+        return web.json_response({"claim_id": claim_id.hex(), "deleted": n,
+                                  "relayed_to": relayed})
 
     async def block(self, request: web.Request) -> web.Response:
         key = await self._signer(request)
