@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import ssl
 import time
 import urllib.parse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -57,6 +60,7 @@ class NodeClient:
         timeout_s: float = 30.0,
         max_retries: int = 8,
         max_retry_wait_s: float = 5.0,
+        ca_file: str | Path | None = None,
     ) -> None:
         parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -72,6 +76,7 @@ class NodeClient:
         self.max_retries = max_retries
         self.max_retry_wait_s = max_retry_wait_s
         self._conn: http.client.HTTPConnection | None = None
+        self.ca_file = ca_file
 
     # -- plumbing ----------------------------------------------------------------------------
     def __enter__(self) -> NodeClient:
@@ -89,13 +94,21 @@ class NodeClient:
         if self._conn is None:
             if self._scheme == "https":
                 self._conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self.timeout_s
+                    self._host, self._port, timeout=self.timeout_s, context=self._ssl_context()
                 )
             else:
                 self._conn = http.client.HTTPConnection(
                     self._host, self._port, timeout=self.timeout_s
                 )
         return self._conn
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """Trust the consortium CA named by ``ca_file`` or ``$TPLEDGER_CA`` (else the system's)."""
+        ca = self.ca_file or os.environ.get("TPLEDGER_CA") or None
+        try:
+            return ssl.create_default_context(cafile=str(ca) if ca else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ClientError("bad_ca", f"cannot load the CA file {ca}: {exc}", 0) from None
 
     @property
     def chain_id(self) -> str:

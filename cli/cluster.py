@@ -100,6 +100,7 @@ class ClusterInfo:
     genesis: Path
     nodes: tuple[NodeEntry, ...]
     clients: tuple[ClientEntry, ...]
+    ca: Path | None = None  # the consortium CA when the nodes speak TLS
 
     @classmethod
     def load(cls, directory: str | Path) -> ClusterInfo:
@@ -118,6 +119,7 @@ class ClusterInfo:
                     ClientEntry(str(c["org"]), str(c["role"]), root / c["key"])
                     for c in body["clients"]
                 ),
+                ca=root / body["ca"] if body.get("ca") else None,
             )
         except OSError as exc:
             raise CliError(f"{path}: cannot read cluster file: {exc.strerror}") from None
@@ -135,8 +137,10 @@ class ClusterInfo:
 
 
 def _write_node_toml(
-    path: Path, name: str, port: int, peers: list[tuple[str, int]], host: str
+    path: Path, name: str, port: int, peers: list[tuple[str, int]], host: str,
+    tls: bool = False,
 ) -> None:
+    scheme = "https" if tls else "http"
     doc: dict[str, Any] = {
         "name": name,
         "data_dir": "data",
@@ -144,8 +148,11 @@ def _write_node_toml(
         "validator_key": "validator.key",
         "lpp_table": "",
         "api": {"listen": f"{host}:{port}"},
-        "peers": [{"name": pn, "url": f"http://{host}:{pp}"} for pn, pp in peers],
+        "peers": [{"name": pn, "url": f"{scheme}://{host}:{pp}"} for pn, pp in peers],
     }
+    if tls:
+        doc["tls"] = {"cert": f"../../tls/{name}.crt", "key": f"../../tls/{name}.key",
+                      "ca": "../../tls/ca.crt"}
     path.write_text(
         f"# tpledger node {name}; written by `tpledger cluster init`\n" + tomli_w.dumps(doc)
     )
@@ -157,6 +164,7 @@ def init_cluster(
     base_port: int = 0,
     chain_id: str = DEFAULT_CHAIN_ID,
     host: str = "127.0.0.1",
+    tls: bool = False,
 ) -> ClusterInfo:
     """Write keys, genesis, node configs and ``cluster.json`` into an empty ``directory``.
 
@@ -205,14 +213,24 @@ def init_cluster(
     ).validated()
     genesis.save(root / GENESIS_FILE)
 
+    scheme = "https" if tls else "http"
+    if tls:  # a consortium CA and one certificate per node, as in configs/deployment
+        from cli.tls import make_ca, make_node_cert
+
+        ca_crt, ca_key = make_ca(root / "tls")
+        for name in names:
+            make_node_cert(root / "tls", name, [host, "localhost"], ca_crt, ca_key)
     nodes: list[dict[str, str]] = []
     for i, name in enumerate(names):
         peers = [(names[j], ports[j]) for j in range(validators) if j != i]
-        _write_node_toml(root / "nodes" / name / "node.toml", name, ports[i], peers, host)
+        _write_node_toml(root / "nodes" / name / "node.toml", name, ports[i], peers, host, tls)
         nodes.append(
-            {"name": name, "api": f"http://{host}:{ports[i]}", "config": f"nodes/{name}/node.toml"}
+            {"name": name, "api": f"{scheme}://{host}:{ports[i]}",
+             "config": f"nodes/{name}/node.toml"}
         )
-    body = {"genesis": GENESIS_FILE, "nodes": nodes, "clients": clients}
+    body: dict[str, Any] = {"genesis": GENESIS_FILE, "nodes": nodes, "clients": clients}
+    if tls:
+        body["ca"] = "tls/ca.crt"
     (root / CLUSTER_FILE).write_text(json.dumps(body, indent=2) + "\n")
     return ClusterInfo.load(root)
 
@@ -276,7 +294,8 @@ class LocalCluster:
     def client(self, org: str | None = None, node: int = 0) -> NodeClient:
         """A client of node ``node``, signing with ``org``'s key when given."""
         signer = self.key(org).signer if org else None
-        return NodeClient(self.urls[node], signer=signer, chain_id=self.genesis().chain_id)
+        return NodeClient(self.urls[node], signer=signer, chain_id=self.genesis().chain_id,
+                          ca_file=self.info.ca)
 
     def log_path(self, name: str) -> Path:
         return self.info.root / "nodes" / name / "node.log"
@@ -339,7 +358,8 @@ class LocalCluster:
             for name, api in list(pending.items()):
                 self._check_alive(name)
                 try:
-                    with NodeClient(api, timeout_s=2.0, max_retries=0) as c:
+                    with NodeClient(api, timeout_s=2.0, max_retries=0,
+                                    ca_file=self.info.ca) as c:
                         c.status()
                     del pending[name]
                 except ClientError:

@@ -84,13 +84,16 @@ def cluster() -> None:
 @click.option("--base-port", type=click.IntRange(0, 65535), default=7000, show_default=True,
               help="Node i listens on BASE+i; 0 picks free ports.")
 @click.option("--chain-id", default="tpledger-local", show_default=True, help="Chain id.")
+@click.option("--tls", is_flag=True,
+              help="Generate a consortium CA and node certificates (DIR/tls); nodes then speak "
+                   "https to each other and to clients (export TPLEDGER_CA=DIR/tls/ca.crt).")
 @click.option("--json", "as_json", is_flag=True, help="Print the cluster description as JSON.")
 def cluster_init(directory: Path, validators: int, base_port: int, chain_id: str,
-                 as_json: bool) -> None:
+                 tls: bool, as_json: bool) -> None:
     """Write keys, genesis.json, node configs and cluster.json into an empty DIRECTORY."""
     from cli.cluster import CLUSTER_FILE, init_cluster
 
-    info = init_cluster(directory, validators, base_port, chain_id)
+    info = init_cluster(directory, validators, base_port, chain_id, tls=tls)
     if as_json:
         click.echo((info.root / CLUSTER_FILE).read_text().strip())
         return

@@ -1,89 +1,63 @@
 """A 4-validator cluster whose peer links and API run over TLS (consortium CA), as in
-configs/deployment: nodes dial each other with https, verify each other's certificates, and
-commit; a client without the CA cannot talk to them."""
+configs/deployment: ``tpledger cluster init --tls`` writes the CA and node certificates, nodes
+dial each other with https and verify each other's certificates, and commit; the CLI trusts the
+CA through ``TPLEDGER_CA``; a client without the CA is refused."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 import ssl
-import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from cli.claims import ClaimBuilder, ClaimInput
-from cli.cluster import LocalCluster, init_cluster
-from cli.tls import make_ca, make_node_cert
-from ledger.encoding import pack
+from cli.claims import ClaimBuilder, ClaimInput, submit_prepared, wait_committed
+from cli.cluster import LocalCluster
+from cli.main import run
 from ledger.patient import make_test_birth_date, make_test_nir
+from tests.node.conftest import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
 
-def _get(port: int, path: str, ctx: ssl.SSLContext, method: str = "GET", body: bytes = b"",
-         ctype: str = "") -> tuple[int, bytes]:
-    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
-    try:
-        conn.request(method, path, body=body or None,
-                     headers={"Content-Type": ctype} if ctype else {})
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
-
-
-def test_cluster_over_tls(tmp_path: Path) -> None:
+def test_cluster_over_tls(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "c"
-    info = init_cluster(root, validators=4, base_port=0)
-    tls = root / "tls"
-    ca_crt, ca_key = make_ca(tls)
-    ports = []
-    for node in info.nodes:
-        crt, key = make_node_cert(tls, node.name, ["127.0.0.1", "localhost"], ca_crt, ca_key)
-        text = node.config.read_text().replace("http://", "https://")
-        text += f'\n[tls]\ncert = "{crt}"\nkey = "{key}"\nca = "{ca_crt}"\n'
-        node.config.write_text(text)
-        ports.append(int(node.api.rsplit(":", 1)[1]))
-    ctx = ssl.create_default_context(cafile=str(ca_crt))
+    assert run(["cluster", "init", str(root), "--validators", "4", "--base-port", "0",
+                "--tls"]) == 0
+    info = json.loads((root / "cluster.json").read_text())
+    assert info["ca"] == "tls/ca.crt"
+    assert all(n["api"].startswith("https://") for n in info["nodes"])
+    assert (root / "tls" / "v0.key").stat().st_mode & 0o077 == 0
 
-    c = LocalCluster(root)
-    try:
-        c.start()
-        deadline = time.monotonic() + 60
-        heights: list[int] = []
-        while time.monotonic() < deadline:
-            try:
-                heights = [json.loads(_get(p, "/v1/status", ctx)[1])["height"] for p in ports]
-                if min(heights) >= 2:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
-        assert heights and min(heights) >= 2, f"no commits over TLS: {heights}"
-        st = json.loads(_get(ports[0], "/v1/status", ctx)[1])
-        assert all(st["peers"].values()), st["peers"]  # every outbound TLS link is up
+    with LocalCluster(root) as c:
+        def all_linked() -> bool:
+            with c.client(node=0) as cl:
+                return all(cl.status()["peers"].values())
 
-        # A claim submitted over https commits on all four.
+        wait_until(all_linked, 30, "every outbound TLS peer link to come up")
         builder = ClaimBuilder(c.key("optic-paris"), c.genesis())
         rng = random.Random(3)
         pc = builder.build(ClaimInput("claim 1", "mutuelle-a", make_test_nir(rng),
                                       make_test_birth_date(rng), "", (("2261874", 1, 1204),)))
-        status, body = _get(ports[1], "/v1/txs", ctx, "POST",
-                            pack([[pc.stx.encode(), [list(s) for s in pc.sealed]]]),
-                            "application/msgpack")
-        assert status == 200 and json.loads(body)["results"][0]["status"] == "pending"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            sizes = [json.loads(_get(p, "/v1/status", ctx)[1])["tree_size"] for p in ports]
-            if sizes == [1, 1, 1, 1]:
-                break
-            time.sleep(0.2)
-        assert sizes == [1, 1, 1, 1]
+        with c.client("optic-paris", node=1) as cl:
+            rows = submit_prepared(cl, [pc])
+            wait_committed(cl, rows, timeout_s=30)
+        assert rows[0]["status"] == "committed"
+        wait_until(lambda: all(c.client(node=i).status()["tree_size"] == 1 for i in range(4)),
+                   30, "the claim on all four nodes")
 
-        # Without the consortium CA, a client refuses the node's certificate.
-        with pytest.raises(ssl.SSLCertVerificationError):
-            _get(ports[2], "/v1/status", ssl.create_default_context())
-    finally:
-        c.stop()
+        # The CLI trusts the consortium CA through TPLEDGER_CA.
+        monkeypatch.setenv("TPLEDGER_CA", str(root / "tls" / "ca.crt"))
+        capsys.readouterr()
+        assert run(["status", "--node", c.urls[2], "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["tree_size"] == 1
+
+        # Without it, the node's certificate is refused.
+        monkeypatch.delenv("TPLEDGER_CA")
+        with pytest.raises(urllib.error.URLError) as ei:
+            urllib.request.urlopen(c.urls[3] + "/v1/status", timeout=5)
+        assert isinstance(ei.value.reason, ssl.SSLCertVerificationError)
+        assert run(["status", "--node", c.urls[3]]) == 1
