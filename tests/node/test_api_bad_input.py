@@ -17,7 +17,7 @@ from ledger.tx import Decision, SignedTx, sign_tx
 from node.auth import sign_request
 from tests.node.conftest import make_claims, status, wait_until
 
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 
 
 def _request(url: str, method: str, path: str, body: bytes = b"",

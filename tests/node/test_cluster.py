@@ -12,7 +12,7 @@ from ledger.genesis import Genesis
 from ledger.proofs import verify_bundle
 from tests.node.conftest import make_claims, status, wait_until
 
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 
 
 def _submit_and_wait(c: LocalCluster, node: int, optician: str, insurer: str, n: int,

@@ -19,7 +19,7 @@ from cli.main import run
 from ledger.patient import make_test_birth_date, make_test_nir
 from tests.node.conftest import wait_until
 
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 
 
 def test_cluster_over_tls(tmp_path: Path, capsys: pytest.CaptureFixture[str],
