@@ -219,8 +219,8 @@ def test_future_height_buffer_is_bounded_and_replayed() -> None:
     cfg = ConsensusConfig(**{**CFG.__dict__, "max_buffered_messages": 8})
     m = machine(0, cfg=cfg)
     m.start()
-    for r in range(10):  # validator 1 floods height 2: only 8 // 4 = 2 are kept
-        m.on_message(vote(1, 2, r, PREVOTE, None))
+    for rnd in range(10):  # validator 1 floods height 2: only 8 // 4 = 2 are kept
+        m.on_message(vote(1, 2, rnd, PREVOTE, None))
     assert m.stats["buffered_future"] == 2
     assert m.stats["dropped_buffer_full"] == 8
     r = m.advance_to(2)

@@ -1,0 +1,39 @@
+"""Sans-IO BFT consensus (Tendermint, arXiv:1807.04938 Algorithm 1) for tpledger validators.
+
+The node feeds bytes, timer expiries and payloads into :class:`Consensus` and carries out the
+:class:`Ready` it gets back (see ``consensus/machine.py`` and ``docs/consensus.md``). This package
+imports no asyncio, no clock, no randomness and no storage; ``consensus.sim`` (the deterministic
+simulator, which does use ``random``) is not imported here.
+"""
+
+from __future__ import annotations
+
+from consensus.accountability import Accountability, classify_conflict, double_signers
+from consensus.machine import Consensus, ConsensusInvariantError, Validate
+from consensus.messages import (
+    Commit,
+    ConsensusConfig,
+    Evidence,
+    PersistedState,
+    Proposal,
+    Ready,
+    SignedProposal,
+    Timer,
+)
+
+__all__ = [
+    "Accountability",
+    "Commit",
+    "Consensus",
+    "ConsensusConfig",
+    "ConsensusInvariantError",
+    "Evidence",
+    "PersistedState",
+    "Proposal",
+    "Ready",
+    "SignedProposal",
+    "Timer",
+    "Validate",
+    "classify_conflict",
+    "double_signers",
+]
