@@ -269,6 +269,31 @@ def ListOf(inner: Spec, max_len: int, min_len: int = 0) -> Spec:
     return _List(inner, max_len, min_len)
 
 
+class _HashList(Spec):
+    """A bounded sequence of 32-byte hashes, packed on the wire as one byte string (n * 32
+    bytes) instead of n separate byte strings: 2 bytes smaller per hash, e.g. in proofs."""
+
+    def __init__(self, max_count: int) -> None:
+        self.max_count = max_count
+
+    def to_wire(self, value: Any, name: str) -> Any:
+        if not isinstance(value, (tuple, list)) or len(value) > self.max_count:
+            raise EncodingError(f"field {name}: expected at most {self.max_count} hashes")
+        if not all(isinstance(h, bytes) and len(h) == 32 for h in value):
+            raise EncodingError(f"field {name}: every hash is exactly 32 bytes")
+        return b"".join(value)
+
+    def from_wire(self, obj: Any, name: str) -> Any:
+        if not isinstance(obj, bytes) or len(obj) % 32 or len(obj) > 32 * self.max_count:
+            raise EncodingError(f"field {name}: expected a multiple of 32 bytes, "
+                                f"at most {self.max_count} hashes")
+        return tuple(obj[i:i + 32] for i in range(0, len(obj), 32))
+
+
+def HashList(max_count: int) -> Spec:
+    return _HashList(max_count)
+
+
 class _Nested(Spec):
     def __init__(self, cls: type[Record]) -> None:
         self.cls = cls
