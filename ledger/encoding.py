@@ -199,6 +199,7 @@ class _Str(Spec):
     def __init__(self, max_len: int, min_len: int, charset: str | None) -> None:
         self.max_len, self.min_len, self.charset = max_len, min_len, charset
         self._pattern = None if charset is None else re.compile(f"[{re.escape(charset)}]*")
+        self._known_good: set[str] = set()
 
     def _check(self, value: Any, name: str) -> str:
         if not isinstance(value, str):
@@ -207,8 +208,11 @@ class _Str(Spec):
             raise EncodingError(
                 f"field {name}: length {len(value)} outside [{self.min_len}, {self.max_len}]"
             )
-        if self._pattern is not None and self._pattern.fullmatch(value) is None:
-            raise EncodingError(f"field {name}: character outside the allowed set")
+        if self._pattern is not None and value not in self._known_good:
+            if self._pattern.fullmatch(value) is None:
+                raise EncodingError(f"field {name}: character outside the allowed set")
+            if len(self._known_good) < 4096:  # org names, codes: a few values, seen often
+                self._known_good.add(value)
         return value
 
     def to_wire(self, value: Any, name: str) -> Any:

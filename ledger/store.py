@@ -817,6 +817,31 @@ class Store:
             apply_tx(OverlayState(LmdbState(txn, self._dbs)), self.ctx, stx, prev.height + 1, t,
                      check_signature=check_signature)
 
+    def check_txs(
+        self, stxs: Sequence[SignedTx], check_signatures: bool = True,
+        time_ms: int | None = None,
+    ) -> list[RuleError | None]:
+        """Mempool admission of a batch: one read transaction, applied in order on one overlay
+        (a claim and a decision on it may come in one batch). ``None`` where a tx applies."""
+        out: list[RuleError | None] = []
+        max_tx = self.genesis.params.max_tx_bytes
+        with self._read() as txn:
+            prev = self._prev(txn)
+            t = max(prev.time_ms + 1, int(time.time() * 1000) if time_ms is None else time_ms)
+            overlay = OverlayState(LmdbState(txn, self._dbs))
+            for stx in stxs:
+                try:
+                    if len(stx.encode()) > max_tx:
+                        raise RuleError("tx_too_large", "exceeds max_tx_bytes")
+                    apply_tx(overlay, self.ctx, stx, prev.height + 1, t,
+                             check_signature=check_signatures)
+                    out.append(None)
+                except RuleError as exc:
+                    out.append(exc)
+                except EncodingError as exc:
+                    out.append(RuleError("bad_encoding", str(exc)))
+        return out
+
     def disk_usage_bytes(self) -> int:
         try:
             return sum(

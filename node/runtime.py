@@ -31,7 +31,7 @@ from aiohttp import web
 from consensus import Commit, Consensus, ConsensusConfig, Ready, Timer
 from ledger.blocks import Block
 from ledger.encoding import pack, sha256, tagged_hash, unpack
-from ledger.errors import EncodingError, LedgerError, RuleError
+from ledger.errors import EncodingError, LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
 from ledger.lpp import LppTable
@@ -467,44 +467,6 @@ class Node:
             self.rejected.popitem(last=False)
         self.metrics.inc(f'rejected_txs_total{{code="{code}"}}')
 
-    def admit(self, raw: bytes, sealed: list[tuple[str, bytes]]) -> bytes:
-        """Check one submitted tx and add it to the mempool; returns the tx id.
-
-        Raises :class:`TxRejected` (bad tx, reported to the client) or :class:`MempoolFull`.
-        """
-        try:
-            stx = SignedTx.decode(raw)
-        except EncodingError as exc:
-            raise TxRejected("malformed_tx", str(exc)) from None
-        if len(raw) > self.genesis.params.max_tx_bytes:
-            raise TxRejected("tx_too_large", "transaction exceeds max_tx_bytes")
-        tx_id = stx.tx_id()
-        if tx_id in self.mempool:
-            return tx_id
-        if self.store.tx_location(tx_id) is not None:
-            if sealed:
-                # The block may have reached us before the gossip carrying its openings:
-                # keep the openings (checked against the signed digests) we do not hold yet.
-                self._store_late_openings(stx, tx_id, sealed)
-            raise TxRejected("duplicate_tx", "transaction already committed")
-        if tx_id not in self.verified:
-            if not stx.verify(self.chain_id):
-                raise TxRejected("bad_signature", "transaction signature does not verify")
-            self._remember_verified(tx_id)
-        try:
-            self.store.check_tx(stx, check_signature=False)
-        except RuleError as exc:
-            raise TxRejected(exc.code, exc.message) from None
-        except LedgerError as exc:
-            raise TxRejected("invalid_tx", str(exc)) from None
-        sealed_t = self._check_sealed(stx, sealed)
-        if self.mempool.room() <= 0:
-            raise MempoolFull("mempool is full; retry later")
-        self.mempool.add(PendingTx(tx_id, raw, stx, sealed_t, int(time.monotonic() * 1000)))
-        self.rejected.pop(tx_id, None)
-        self.metrics.inc("admitted_txs_total", help_text="transactions admitted to the mempool")
-        return tx_id
-
     def _store_late_openings(
         self, stx: SignedTx, tx_id: bytes, sealed: list[tuple[str, bytes]]
     ) -> None:
@@ -535,31 +497,73 @@ class Node:
     def admit_batch(
         self, items: list[tuple[bytes, list[tuple[str, bytes]]]], gossip: bool
     ) -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = []
-        accepted: list[list[Any]] = []
-        full = False
-        for raw, sealed in items:
+        """Check submitted txs and add the good ones to the mempool; one result per item.
+
+        Per tx: strict decoding and size, no duplicate (mempool or ledger), a valid signature
+        (verified once per node: cached by tx id), the rules against the current state (the
+        whole batch in one read transaction), sealed openings matching the signed digests,
+        room in the mempool. Accepted txs are gossiped to the peers when ``gossip``.
+        """
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        staged: list[tuple[int, SignedTx, bytes]] = []
+
+        def reject(i: int, tx_id: bytes | None, code: str, message: str) -> None:
+            results[i] = {"tx_id": tx_id.hex() if tx_id else None, "status": "rejected",
+                          "code": code, "message": message}
+
+        for i, (raw, _) in enumerate(items):
             try:
-                if full:
-                    raise MempoolFull("mempool is full; retry later")
-                tx_id = self.admit(raw, sealed)
-                results.append({"tx_id": tx_id.hex(), "status": "pending"})
-                accepted.append([raw, [[o, s] for o, s in sealed]])
+                stx = SignedTx.decode(raw)
+            except EncodingError as exc:
+                reject(i, None, "malformed_tx", str(exc))
+                continue
+            tx_id = tagged_hash("tpledger/tx", raw)  # == stx.tx_id(): raw is canonical
+            if len(raw) > self.genesis.params.max_tx_bytes:
+                reject(i, tx_id, "tx_too_large", "transaction exceeds max_tx_bytes")
+            elif tx_id in self.mempool:
+                results[i] = {"tx_id": tx_id.hex(), "status": "pending"}
+            elif tx_id not in self.verified and not stx.verify(self.chain_id):
+                reject(i, tx_id, "bad_signature", "transaction signature does not verify")
+            else:
+                self._remember_verified(tx_id)
+                staged.append((i, stx, tx_id))
+        verdicts = self.store.check_txs([stx for _, stx, _ in staged], check_signatures=False)
+        accepted: list[list[Any]] = []
+        now_ms_mono = int(time.monotonic() * 1000)
+        for (i, stx, tx_id), err in zip(staged, verdicts, strict=True):
+            raw, sealed = items[i]
+            if err is not None:
+                if err.code == "duplicate_tx" and sealed:
+                    # The block may have reached us before the gossip carrying its openings:
+                    # keep the openings (checked against the signed digests) we lack.
+                    self._store_late_openings(stx, tx_id, sealed)
+                reject(i, tx_id, err.code, err.message)
+                continue
+            try:
+                sealed_t = self._check_sealed(stx, sealed)
+                if tx_id not in self.mempool:
+                    self.mempool.add(PendingTx(tx_id, raw, stx, sealed_t, now_ms_mono))
             except TxRejected as exc:
-                tx_hex = _safe_tx_id(raw)
-                results.append({"tx_id": tx_hex, "status": "rejected", "code": exc.code,
-                                "message": exc.message})
+                reject(i, tx_id, exc.code, exc.message)
+                continue
             except MempoolFull:
-                full = True
-                results.append({"tx_id": _safe_tx_id(raw), "status": "rejected",
-                                "code": "mempool_full", "message": "mempool is full; retry later"})
+                reject(i, tx_id, "mempool_full", "mempool is full; retry later")
+                continue
+            self.rejected.pop(tx_id, None)
+            results[i] = {"tx_id": tx_id.hex(), "status": "pending"}
+            accepted.append([raw, [[o, b] for o, b in sealed]])
+        if accepted:
+            self.metrics.inc("admitted_txs_total", len(accepted),
+                             "transactions admitted to the mempool")
         if accepted and self._payload_wanted is not None:
             self._maybe_propose(force=False)
         if gossip and accepted and self.peers is not None:
-            for i in range(0, len(accepted), MAX_GOSSIP_ITEMS):
-                self.peers.broadcast(FRAME_TXS, pack(accepted[i:i + MAX_GOSSIP_ITEMS]))
+            for j in range(0, len(accepted), MAX_GOSSIP_ITEMS):
+                self.peers.broadcast(FRAME_TXS, pack(accepted[j:j + MAX_GOSSIP_ITEMS]))
         self.metrics.set("mempool_txs", len(self.mempool), "transactions waiting in the mempool")
-        return results
+        out = [r for r in results if r is not None]
+        assert len(out) == len(items), "every submitted item gets exactly one result"
+        return out
 
     def _on_gossip(self, payload: bytes) -> None:
         try:

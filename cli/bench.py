@@ -1,0 +1,229 @@
+"""End-to-end throughput and latency of a local 4-validator cluster (``tpledger bench``,
+``python -m bench.cluster_bench``).
+
+1. Measures the Ed25519 verification rate of this machine (PyNaCl, one core) and derives the
+   bound: ``cores x verifies/s / validators`` — every validator must verify every claim once.
+2. Pre-signs claims in worker processes (not timed: signing and sealing are the opticians' work).
+3. Starts a local cluster (real node subprocesses), then several client processes submit the
+   claims in batches to the nodes (round robin), keeping a few batches in flight each, and poll
+   until each batch's last claim is committed. Latency of a batch = submit -> seen committed.
+4. Prints committed claims/s, commit latency p50/p99, and the ratio to the bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+
+from ledger.encoding import pack
+
+
+def ed25519_verifies_per_s(seconds: float = 1.0) -> float:
+    """Single-core PyNaCl verification rate of a claim-sized message."""
+    sk = nacl.signing.SigningKey.generate()
+    msg = os.urandom(330)
+    sig = sk.sign(msg).signature
+    vk = sk.verify_key
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(200):
+            vk.verify(msg, sig)
+        n += 200
+    return n / (time.perf_counter() - t0)
+
+
+def _make_claims(args: tuple[str, str, str, int, int]) -> list[tuple[bytes, list[list[Any]]]]:
+    cluster_dir, optician, insurer, n, seed = args
+    from cli.claims import ClaimBuilder, ClaimInput
+    from ledger.genesis import Genesis
+    from ledger.keys import KeyFile
+    from ledger.patient import make_test_birth_date, make_test_nir
+
+    root = Path(cluster_dir)
+    info = json.loads((root / "cluster.json").read_text())
+    key_path = next(c["key"] for c in info["clients"] if c["org"] == optician)
+    builder = ClaimBuilder(KeyFile.load(root / key_path), Genesis.load(root / info["genesis"]))
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        inp = ClaimInput(f"claim {i}", insurer, make_test_nir(rng), make_test_birth_date(rng),
+                         "", (("2210546", 1, 3049), ("2261874", 2, 2408)))
+        pc = builder.build(inp)
+        out.append((pc.stx.encode(), [list(p) for p in pc.sealed]))
+    return out
+
+
+@dataclass
+class ClientResult:
+    committed: int
+    latencies_s: list[tuple[float, int]]  # (latency, claims in the batch)
+    first_submit: float
+    last_commit: float
+    errors: int
+
+
+def _client(args: tuple[list[str], str, str, list[bytes], int, float]) -> ClientResult:
+    """Submit pre-signed batches (msgpack) to the nodes, ``window`` batches in flight."""
+    urls, cluster_dir, org, batches, window, timeout_s = args
+    from cli.client import ClientError, NodeClient
+    from ledger.keys import KeyFile
+
+    root = Path(cluster_dir)
+    info = json.loads((root / "cluster.json").read_text())
+    key = KeyFile.load(root / next(c["key"] for c in info["clients"] if c["org"] == org))
+    chain_id = json.loads((root / info["genesis"]).read_text())["chain_id"]
+    clients = [NodeClient(u, signer=key.signer, chain_id=chain_id, timeout_s=30, max_retries=50)
+               for u in urls]
+    inflight: deque[tuple[float, bytes, int, int]] = deque()  # (t0, last tx id, n, node)
+    lat: list[tuple[float, int]] = []
+    committed = errors = 0
+    first = last = 0.0
+    deadline = time.monotonic() + timeout_s
+    queue = deque(batches)
+    turn = 0
+    while (queue or inflight) and time.monotonic() < deadline:
+        while queue and len(inflight) < window:
+            body = queue.popleft()
+            node = turn % len(clients)
+            turn += 1
+            t0 = time.monotonic()
+            first = first or t0
+            try:
+                _, data = clients[node].request("POST", "/v1/txs", body, "application/msgpack")
+            except ClientError:
+                errors += 1
+                continue
+            results = json.loads(data)["results"]
+            ok = [r for r in results if r["status"] == "pending"]
+            errors += len(results) - len(ok)
+            if ok:
+                inflight.append((t0, bytes.fromhex(ok[-1]["tx_id"]), len(ok), node))
+        if not inflight:
+            continue
+        t0, tx_id, n, node = inflight[0]
+        try:
+            st = clients[node].tx_status(tx_id)["status"]
+        except ClientError:
+            st = "error"
+        if st == "committed":
+            now = time.monotonic()
+            inflight.popleft()
+            lat.append((now - t0, n))
+            committed += n
+            last = now
+        elif st in ("rejected", "unknown"):
+            inflight.popleft()
+            errors += n
+        else:
+            time.sleep(0.02)
+    for c in clients:
+        c.close()
+    return ClientResult(committed, lat, first, last, errors)
+
+
+def _quantile(samples: list[tuple[float, int]], q: float) -> float:
+    expanded = sorted(samples)
+    total = sum(n for _, n in expanded)
+    if total == 0:
+        return float("nan")
+    target, acc = q * total, 0
+    for v, n in expanded:
+        acc += n
+        if acc >= target:
+            return v
+    return expanded[-1][0]
+
+
+def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 2,
+        validators: int = 4, out_json: Path | None = None,
+        timeout_s: float = 300.0) -> dict[str, Any]:
+    from cli.cluster import LocalCluster
+
+    cores = os.cpu_count() or 1
+    vps = ed25519_verifies_per_s()
+    bound = cores * vps / validators
+    print(f"machine: {cores} cores; Ed25519 verify {vps:,.0f}/s/core; "
+          f"bound = {cores} x {vps:,.0f} / {validators} validators = {bound:,.0f} claims/s",
+          flush=True)
+    with tempfile.TemporaryDirectory(prefix="tpledger-bench-") as tmp:
+        root = Path(tmp) / "cluster"
+        with LocalCluster(root, validators=validators, startup_timeout_s=60) as cluster:
+            pairs = [("optic-paris", "mutuelle-a"), ("optic-lyon", "mutuelle-b")]
+            per = claims // clients
+            t_gen = time.monotonic()
+            with mp.get_context("spawn").Pool(min(clients, cores)) as pool:
+                made = pool.map(_make_claims, [
+                    (str(root), *pairs[i % 2], per, 1000 + i) for i in range(clients)])
+            print(f"pre-signed {per * clients:,} claims in {time.monotonic() - t_gen:.1f} s "
+                  "(not timed)", flush=True)
+            jobs = []
+            for i, items in enumerate(made):
+                batches = [pack([[tx, sealed] for tx, sealed in items[j:j + batch]])
+                           for j in range(0, len(items), batch)]
+                jobs.append((cluster.urls, str(root), pairs[i % 2][0], batches, window,
+                             timeout_s))
+            h0 = int(_status(cluster.urls[0])["height"])
+            with mp.get_context("spawn").Pool(clients) as pool:
+                results = pool.map(_client, jobs)
+            h1 = int(_status(cluster.urls[0])["height"])
+            dead = cluster.dead_nodes()
+    committed = sum(r.committed for r in results)
+    errors = sum(r.errors for r in results)
+    first = min(r.first_submit for r in results if r.first_submit)
+    last = max(r.last_commit for r in results)
+    elapsed = max(1e-9, last - first)
+    lat = [x for r in results for x in r.latencies_s]
+    rate = committed / elapsed
+    out = {
+        "cores": cores, "validators": validators, "ed25519_verify_per_s": round(vps),
+        "bound_claims_per_s": round(bound), "claims": claims, "clients": clients,
+        "batch": batch, "window": window, "committed": committed, "errors": errors,
+        "elapsed_s": round(elapsed, 2), "committed_per_s": round(rate, 1),
+        "fraction_of_bound": round(rate / bound, 3),
+        "latency_p50_s": round(_quantile(lat, 0.5), 3),
+        "latency_p99_s": round(_quantile(lat, 0.99), 3),
+        "latency_mean_s": round(statistics.fmean(v for v, _ in lat), 3) if lat else None,
+        "blocks": h1 - h0, "dead_nodes": dead,
+    }
+    print(f"committed {committed:,} claims in {elapsed:.2f} s = {rate:,.0f} claims/s "
+          f"({100 * rate / bound:.0f}% of the bound); latency p50 {out['latency_p50_s']} s, "
+          f"p99 {out['latency_p99_s']} s; {h1 - h0} blocks; errors {errors}", flush=True)
+    if out_json is not None:
+        out_json.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def _status(url: str) -> dict[str, Any]:
+    from cli.client import NodeClient
+
+    with NodeClient(url, timeout_s=10, max_retries=0) as c:
+        return c.status()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--claims", type=int, default=20_000)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--window", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args(argv)
+    run(a.claims, a.clients, a.batch, a.window, out_json=a.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
