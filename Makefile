@@ -24,7 +24,7 @@ test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 soak: $(STAMP)
-	$(BIN)/python -m pytest -q -m soak -p no:cacheprovider
+	$(BIN)/python -m pytest -q -s -m soak -p no:cacheprovider  # TPLEDGER_SOAK_RUNS=100000 make soak
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
