@@ -112,6 +112,18 @@ class Api:
             raise ApiError(403, "forbidden", "this participant may not read this claim")
         return state
 
+    async def _payer_of_claim(self, request: web.Request) -> tuple[Participant, bytes]:
+        """The signer, who must be a payer of the committed claim in the path (its insurer,
+        or the CNAM); and the claim id. Openings are served to, and forgotten by, them only."""
+        p = await self._participant(request)
+        claim_id = _hex32(request.match_info["claim_id"], "claim id")
+        state = self.node.store.claim(claim_id)
+        if state is None:
+            raise ApiError(404, "unknown_claim", "no committed claim with this id")
+        if not (p.org == state.insurer or p.role == "cnam"):
+            raise ApiError(403, "forbidden", "only the claim's payers may see or forget openings")
+        return p, claim_id
+
     # -- handlers -----------------------------------------------------------------------------
     async def submit(self, request: web.Request) -> web.Response:
         from node.mempool import MempoolFull
@@ -202,29 +214,14 @@ class Api:
         return web.Response(body=bundle.to_bytes(), content_type="application/octet-stream")
 
     async def opening(self, request: web.Request) -> web.Response:
-        p = await self._participant(request)
-        claim_id = _hex32(request.match_info["claim_id"], "claim id")
-        state = self.node.store.claim(claim_id)
-        if state is None:
-            raise ApiError(404, "unknown_claim", "no committed claim with this id")
-        payers = {state.insurer}
-        if p.role == "cnam":
-            payers.add(p.org)
-        if p.org not in payers:
-            raise ApiError(403, "forbidden", "only the claim's payers may fetch its openings")
+        p, claim_id = await self._payer_of_claim(request)
         sealed = self.node.openings.get(claim_id, p.org)
         if sealed is None:
             raise ApiError(404, "no_opening", "no sealed opening held for this payer")
         return web.Response(body=sealed, content_type="application/octet-stream")
 
     async def forget(self, request: web.Request) -> web.Response:
-        p = await self._participant(request)
-        claim_id = _hex32(request.match_info["claim_id"], "claim id")
-        state = self.node.store.claim(claim_id)
-        if state is None:
-            raise ApiError(404, "unknown_claim", "no committed claim with this id")
-        if not (p.org == state.insurer or p.role == "cnam"):
-            raise ApiError(403, "forbidden", "only the claim's payers may forget its openings")
+        _, claim_id = await self._payer_of_claim(request)
         n = self.node.forget_openings(claim_id, broadcast=True)
         peers = self.node.peers
         relayed = [] if peers is None else sorted(

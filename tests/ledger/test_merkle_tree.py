@@ -23,21 +23,10 @@ from ledger.merkle_tree import (
     OverlayNodeStore,
     PersistentTree,
 )
+from tests.ledger.test_merkle import LEAVES as CT_LEAVES  # the CT vectors, in one place
+from tests.ledger.test_merkle import ROOTS
 
-CT_LEAVES = [
-    bytes.fromhex(h)
-    for h in [
-        "",
-        "00",
-        "10",
-        "2021",
-        "3031",
-        "40414243",
-        "5051525354555657",
-        "606162636465666768696a6b6c6d6e6f",
-    ]
-]
-CT_ROOT_8 = "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+CT_ROOT_8 = ROOTS[8].hex()
 CT_LEVEL1 = [
     "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
     "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
