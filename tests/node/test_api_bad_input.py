@@ -170,3 +170,53 @@ def test_node_still_healthy_after_abuse(cluster: LocalCluster) -> None:
     assert st == 200 and b"tpledger_height" in data
     st, _, data = _request(cluster.urls[0], "GET", "/openapi.json")
     assert st == 200 and json.loads(data)["openapi"].startswith("3.")
+
+
+def test_peer_endpoint_refuses_strangers_and_garbage(cluster: LocalCluster) -> None:
+    """The validator link endpoint: a non-validator, a wrong chain, or garbage frames get the
+    socket closed; the node keeps its real peer links and keeps committing."""
+    import asyncio
+
+    import aiohttp
+
+    from ledger.keys import Signer
+    from node.peers import Hello
+
+    c = cluster
+    genesis = c.genesis()
+
+    async def probe() -> list[int | None]:
+        codes: list[int | None] = []
+        async with aiohttp.ClientSession() as http:
+            for first in (
+                b"\x00garbage",
+                Hello("other-chain", genesis.hash(), 1, b"\x01" * 32).encode(),
+                Hello(genesis.chain_id, genesis.hash(), 0, b"\x01" * 32).encode(),  # itself
+            ):
+                async with http.ws_connect(c.urls[0] + "/v1/peer") as ws:
+                    await ws.send_bytes(first)
+                    msg = await ws.receive(timeout=10)
+                    codes.append(ws.close_code if msg.type == aiohttp.WSMsgType.CLOSE
+                                 or ws.closed else None)
+            # A validator index with a key we do not hold: the hello is answered, but our
+            # signature over the challenge cannot be checked against validator 1's key.
+            async with http.ws_connect(c.urls[0] + "/v1/peer") as ws:
+                await ws.send_bytes(Hello(genesis.chain_id, genesis.hash(), 1,
+                                          b"\x02" * 32).encode())
+                ack = await ws.receive(timeout=10)
+                assert ack.type == aiohttp.WSMsgType.BINARY
+                from node.peers import HelloAuth
+
+                await ws.send_bytes(HelloAuth(Signer(b"\x09" * 32).sign(
+                    genesis.chain_id, "peer-auth", b"x")).encode())
+                msg = await ws.receive(timeout=10)
+                codes.append(ws.close_code if msg.type == aiohttp.WSMsgType.CLOSE
+                             or ws.closed else None)
+        return codes
+
+    codes = asyncio.run(probe())
+    assert all(code is not None for code in codes), codes
+    h = int(status(c.urls[0])["height"])  # type: ignore[call-overload]
+    wait_until(lambda: int(status(c.urls[0])["height"]) > h,  # type: ignore[call-overload]
+               20, "the node to keep committing")
+    assert all(status(c.urls[0])["peers"].values())  # type: ignore[union-attr]
