@@ -699,7 +699,11 @@ async def serve(cfg: NodeConfig, ready_file: Path | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await node.start()
+    try:
+        await node.start()
+    except BaseException:
+        await node.stop()  # release what was opened (store, sessions) before reporting
+        raise
     if ready_file is not None:
         ready_file.write_text(str(node.port))
     try:
