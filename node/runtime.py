@@ -382,7 +382,7 @@ class Node:
         self._after_apply(block)
 
     def _after_apply(self, block: Block) -> None:
-        ids = [SignedTx.decode(raw).tx_id() for raw in block.txs]
+        ids = [tagged_hash("tpledger/tx", raw) for raw in block.txs]  # raw is canonical
         removed = self.mempool.remove(ids)
         nowm = time.monotonic()
         openings: list[tuple[bytes, str, bytes]] = []
