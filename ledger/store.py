@@ -753,6 +753,7 @@ class Store:
         budget_bytes = max_bytes - _HEADER_SLACK_BYTES - 5
         rejected: list[tuple[bytes, RuleError]] = []
         chosen: list[bytes] = []
+        chosen_stxs: list[SignedTx] = []
         with self._read() as txn:
             prev = self._prev(txn)
             height = prev.height + 1
@@ -780,9 +781,11 @@ class Store:
                     rejected.append((tx_id, exc))
                     continue
                 chosen.append(raw)
+                chosen_stxs.append(stx)
                 budget_bytes -= cost
             digest = compute_state_digest(prev.state_digest, overlay.changes())
-            tree = PersistentTree(OverlayNodeStore(LmdbNodeStore(txn, self._dbs)))
+            nodes = OverlayNodeStore(LmdbNodeStore(txn, self._dbs))
+            tree = PersistentTree(nodes)
             size = tree.append_entries(chosen)
             root = tree.root()
         header = Header(
@@ -796,6 +799,8 @@ class Store:
             txs_root=txs_root(chosen),
             state_digest=digest,
         )
+        # Built here, so valid on this head by construction: keep the dry run for apply_block.
+        self._memo = _DryRun(header.hash(), prev.hash, chosen_stxs, overlay, nodes)
         return Block(header, tuple(chosen)), rejected
 
     def check_tx(
