@@ -56,6 +56,7 @@ MAX_VALIDATED_REMEMBERED = 64
 MAX_GOSSIP_ITEMS = 5_000
 CATCH_UP_BATCH = 64
 RETENTION_CHECK_S = 60.0
+MAX_EVIDENCE_KEPT = 1000  # in memory for /metrics and operators; each is also logged
 
 
 def now_ms() -> int:
@@ -238,7 +239,8 @@ class Node:
             for t in ready.timers:
                 self._set_timer(t)
             for ev in ready.evidence:
-                self.evidence.append(ev)
+                if len(self.evidence) < MAX_EVIDENCE_KEPT:
+                    self.evidence.append(ev)
                 self.metrics.inc("evidence_total", help_text="conflicting votes seen")
                 log.warning("evidence of equivocation: %s", ev)
             if ready.catch_up is not None:
@@ -667,13 +669,6 @@ class Node:
         }
 
 
-def _safe_tx_id(raw: bytes) -> str | None:
-    try:
-        return SignedTx.decode(raw).tx_id().hex()
-    except EncodingError:
-        return None
-
-
 def parse_submission(body: bytes, max_items: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     """Strictly parse a msgpack submission: ``[[tx_bytes, [[org, sealed], ...]], ...]``."""
     obj = unpack(body, 64 * 1024 * 1024)
@@ -697,7 +692,7 @@ def parse_submission(body: bytes, max_items: int) -> list[tuple[bytes, list[tupl
     return items
 
 
-async def serve(cfg: NodeConfig, ready_file: Path | None = None) -> None:
+async def serve(cfg: NodeConfig) -> None:
     """Run a node until SIGTERM/SIGINT."""
     node = Node(cfg)
     stop = asyncio.Event()
@@ -709,8 +704,6 @@ async def serve(cfg: NodeConfig, ready_file: Path | None = None) -> None:
     except BaseException:
         await node.stop()  # release what was opened (store, sessions) before reporting
         raise
-    if ready_file is not None:
-        ready_file.write_text(str(node.port))
     try:
         await stop.wait()
     finally:
