@@ -70,6 +70,19 @@ def cli() -> None:
     """
 
 
+# -- options shared by the commands that talk to a node --------------------------------------
+_NODE_OPT = click.option("--node", "node_url", required=True, help="Node API URL.")
+
+
+def _key_opt(help_text: str) -> Any:
+    return click.option("--key", "key_path", required=True,
+                        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        help=help_text)
+
+
+_READER_KEY = "Key of the claim's optician, its insurer, or the CNAM."
+
+
 # -- cluster ---------------------------------------------------------------------------------
 @cli.group(context_settings=CONTEXT)
 def cluster() -> None:
@@ -179,10 +192,8 @@ JSON lines: {"insurer": "mutuelle-a", "patient": {"nir": "...", "birth_date": "1
              "lines": [{"lpp": "2261874", "qty": 2, "amount": "24.08"}], "amo": "..", "amc": ".."}
 """,
 )
-@click.option("--node", "node_url", required=True, help="Node API URL.")
-@click.option("--key", "key_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The optician's key file.")
+@_NODE_OPT
+@_key_opt("The optician's key file.")
 @click.option("--genesis", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Genesis file (default: genesis.json of the key's cluster directory).")
 @click.option("--insurer", help="Complementary insurer (org id in the genesis).")
@@ -299,10 +310,8 @@ def _report_claims(rows: list[dict[str, Any]], as_json: bool) -> None:
 @claim.command("status", epilog="Example: tpledger claim status 3fa1…e9 --node "
                                 "http://127.0.0.1:7000 --key c/keys/optic-paris.key --json")
 @click.argument("claim_id")
-@click.option("--node", "node_url", required=True, help="Node API URL.")
-@click.option("--key", "key_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Key of the claim's optician, its insurer, or the CNAM.")
+@_NODE_OPT
+@_key_opt(_READER_KEY)
 @click.option("--json", "as_json", is_flag=True, help="Print the claim state as JSON.")
 def claim_status(claim_id: str, node_url: str, key_path: Path, as_json: bool) -> None:
     """Show the ledger state of claim CLAIM_ID (hex)."""
@@ -332,7 +341,6 @@ def claim_status(claim_id: str, node_url: str, key_path: Path, as_json: bool) ->
 
 
 # -- claim lifecycle (payers and opticians) ----------------------------------------------------
-_NODE_OPT = click.option("--node", "node_url", required=True, help="Node API URL.")
 _GENESIS_OPT = click.option(
     "--genesis", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Genesis file (default: genesis.json of the key's cluster directory).")
@@ -342,10 +350,6 @@ _TIMEOUT_OPT = click.option("--timeout", type=click.FloatRange(0.1, 3600), defau
 _JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
-def _key_opt(help_text: str) -> Any:
-    return click.option("--key", "key_path", required=True,
-                        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                        help=help_text)
 
 
 def _tx_command(node_url: str, key: KeyFile, gen: Genesis, body: Any, wait: bool,
@@ -858,10 +862,8 @@ def proof() -> None:
 @proof.command("get", epilog="Example: tpledger proof get 3fa1…e9 --node http://127.0.0.1:7000 "
                              "--key c/keys/optic-paris.key -o claim.proof")
 @click.argument("claim_id")
-@click.option("--node", "node_url", required=True, help="Node API URL.")
-@click.option("--key", "key_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Key of the claim's optician, its insurer, or the CNAM.")
+@_NODE_OPT
+@_key_opt(_READER_KEY)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the proof bundle.")
 @click.option("--tree-size", type=click.IntRange(1), help="Prove against this tree size.")
@@ -947,7 +949,7 @@ def bench_cmd(claims: int, clients: int, batch: int, window: int,
 
 @cli.command("status", context_settings=CONTEXT,
              epilog="Example: tpledger status --node http://127.0.0.1:7000 --json")
-@click.option("--node", "node_url", required=True, help="Node API URL.")
+@_NODE_OPT
 @click.option("--json", "as_json", is_flag=True, help="Print the node status as JSON.")
 def status_cmd(node_url: str, as_json: bool) -> None:
     """Show a node's height, head, Merkle tree size and root, peers."""
