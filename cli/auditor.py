@@ -34,16 +34,27 @@ from ledger.votes import CommitCertificate, double_signers
 
 STATE_KIND = "tpledger-witness-state"
 MAX_CHECKPOINT_FILE_BYTES = Checkpoint.MAX_BYTES + 64
+MAX_STATE_FILE_BYTES = 4 * MAX_CHECKPOINT_FILE_BYTES + 4096  # one checkpoint, hex, in JSON
+MAX_CONSISTENCY_FILE_BYTES = ConsistencyProof.MAX_BYTES + 64
 
 
 # -- files -----------------------------------------------------------------------------------
-def read_checkpoint(path: Path) -> Checkpoint:
-    """A checkpoint file (``TPLCKP1`` magic). Raises CliError."""
+def read_bounded(path: Path, max_bytes: int, what: str) -> bytes:
+    """Read at most ``max_bytes`` (+1, so that an oversize file is refused by its parser, or
+    here). Raises CliError."""
     try:
         with path.open("rb") as fh:
-            data = fh.read(MAX_CHECKPOINT_FILE_BYTES + 1)
+            data = fh.read(max_bytes + 1)
     except OSError as exc:
-        raise CliError(f"{path}: cannot read checkpoint: {exc.strerror}") from None
+        raise CliError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise CliError(f"{path}: {what} larger than {max_bytes} bytes")
+    return data
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """A checkpoint file (``TPLCKP1`` magic). Raises CliError."""
+    data = read_bounded(path, MAX_CHECKPOINT_FILE_BYTES, "checkpoint")
     try:
         return Checkpoint.from_bytes(data)
     except LedgerError as exc:
@@ -242,7 +253,7 @@ class Witness:
         if not path.exists():
             return w
         try:
-            body = json.loads(path.read_bytes())
+            body = json.loads(read_bounded(path, MAX_STATE_FILE_BYTES, "witness state"))
             if body.get("kind") != STATE_KIND or body.get("version") != 1:
                 raise CliError(f"{path}: not a witness state file")
             if body.get("genesis_hash") != genesis.hash().hex():

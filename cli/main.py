@@ -667,7 +667,12 @@ def checkpoint_consistency(ctx: click.Context, old: Path, new: Path, genesis: Pa
                            node_url: str | None, proof_path: Path | None, output: Path | None,
                            as_json: bool) -> None:
     """Prove that the log at checkpoint NEW extends the log at OLD (RFC 9162); exit 0/1."""
-    from cli.auditor import read_checkpoint, write_atomically
+    from cli.auditor import (
+        MAX_CONSISTENCY_FILE_BYTES,
+        read_bounded,
+        read_checkpoint,
+        write_atomically,
+    )
     from ledger.proofs import ConsistencyProof, verify_consistency_proof
 
     if node_url is not None and proof_path is not None:
@@ -677,7 +682,8 @@ def checkpoint_consistency(ctx: click.Context, old: Path, new: Path, genesis: Pa
     path: tuple[bytes, ...] = ()
     if proof_path is not None:
         try:
-            stored = ConsistencyProof.from_bytes(proof_path.read_bytes())
+            stored = ConsistencyProof.from_bytes(
+                read_bounded(proof_path, MAX_CONSISTENCY_FILE_BYTES, "consistency proof"))
         except LedgerError as exc:
             raise CliError(f"{proof_path}: {exc}") from None
         if stored.old != cp_old or stored.new != cp_new:

@@ -46,6 +46,8 @@ from typing import Any
 
 from node.errors import ConfigError
 
+MAX_CONFIG_BYTES = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class PeerConfig:
@@ -109,6 +111,8 @@ class NodeConfig:
     def load(cls, path: str | Path) -> NodeConfig:
         p = Path(path).resolve()
         try:
+            if p.stat().st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{p}: config file larger than {MAX_CONFIG_BYTES} bytes")
             raw = tomllib.loads(p.read_text())
         except OSError as exc:
             raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
