@@ -29,6 +29,7 @@ log = logging.getLogger("tpledger.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MSGPACK = "application/msgpack"
 CLAIMS_SCAN_WINDOW = 2000
+RELAYED_HEADER = "X-Tpledger-Relayed"  # set on a request a node forwards to its peers
 
 
 def error_response(status: int, code: str, message: str,
@@ -216,6 +217,12 @@ class Api:
     async def opening(self, request: web.Request) -> web.Response:
         p, claim_id = await self._payer_of_claim(request)
         sealed = self.node.openings.get(claim_id, p.org)
+        if sealed is None and RELAYED_HEADER not in request.headers:
+            # This node may have been down when the claim's openings were gossiped: ask the
+            # peers with the payer's own signed request (the box is sealed to the payer; we
+            # keep a copy only if it matches the digest the optician signed).
+            sealed = await self.node.fetch_opening(
+                claim_id, p.org, request.path_qs, request.headers.get("Authorization", ""))
         if sealed is None:
             raise ApiError(404, "no_opening", "no sealed opening held for this payer")
         return web.Response(body=sealed, content_type="application/octet-stream")

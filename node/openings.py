@@ -59,6 +59,10 @@ class OpeningStore:
                     out.append(bytes(k)[len(claim_id):].decode())
         return out
 
+    def is_forgotten(self, claim_id: bytes) -> bool:
+        with self.env.begin(db=self.tombstones) as txn:
+            return txn.get(claim_id) is not None
+
     def claim_ids(self, after: bytes = b"", limit: int = 10_000) -> list[bytes]:
         """Distinct claim ids holding openings, in key order, after ``after`` (paging)."""
         out: list[bytes] = []

@@ -44,7 +44,7 @@ from node.config import NodeConfig
 from node.errors import ConfigError, NodeError
 from node.mempool import Mempool, MempoolFull, PendingTx
 from node.metrics import Metrics
-from node.openings import OpeningStore
+from node.openings import MAX_SEALED_BYTES, OpeningStore
 from node.peers import FRAME_CONSENSUS, FRAME_FORGET, FRAME_TXS, PeerManager
 
 log = logging.getLogger("tpledger.node")
@@ -591,6 +591,36 @@ class Node:
             code, msg = self.rejected[tx_id]
             return {"tx_id": tx_id.hex(), "status": "rejected", "code": code, "message": msg}
         return {"tx_id": tx_id.hex(), "status": "unknown"}
+
+    async def fetch_opening(self, claim_id: bytes, org: str, path_qs: str,
+                            authorization: str) -> bytes | None:
+        """Get ``org``'s sealed opening of a committed claim from a peer that holds it,
+        forwarding the payer's signed request; keep it if it matches the signed digest."""
+        if self._http is None or self.openings.is_forgotten(claim_id):
+            return None
+        stx = self.store.tx(claim_id)
+        if stx is None:
+            return None
+        for peer in self.cfg.peers:
+            try:
+                async with self._http.get(
+                    peer.url + path_qs, timeout=aiohttp.ClientTimeout(total=5),
+                    headers={"Authorization": authorization, "X-Tpledger-Relayed": "1"},
+                ) as r:
+                    if r.status != 200:
+                        continue
+                    blob = await r.content.read(MAX_SEALED_BYTES + 1)
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                continue
+            try:
+                checked = self._check_sealed(stx, [(org, blob)])
+            except (TxRejected, EncodingError):
+                log.warning("peer %s served an opening that does not match its digest", peer.name)
+                continue
+            self.openings.put_many([(claim_id, org, checked[0][1])])
+            self.metrics.inc("openings_fetched_total", 1, "sealed openings fetched from peers")
+            return checked[0][1]
+        return None
 
     def forget_openings(self, claim_id: bytes, broadcast: bool) -> int:
         """Delete this claim's sealed openings here (and ask the peers to do the same)."""

@@ -93,3 +93,29 @@ def test_sigterm_stops_cleanly_and_node_rejoins(cluster: LocalCluster) -> None:
     cluster.wait_ready(30)
     wait_until(lambda: int(status(cluster.urls[1])["height"]) > h,  # type: ignore[call-overload]
                30, "v1 to commit again after a clean restart")
+
+
+def test_a_node_that_missed_the_openings_fetches_them_for_the_payer(
+        cluster: LocalCluster) -> None:
+    c = cluster
+    c.kill_node("v3")  # down while the claim and its sealed openings are gossiped
+    rows = _submit_and_wait(c, 0, "optic-paris", "mutuelle-a", 1, seed=21)
+    claim_id = str(rows[0]["claim_id"])
+    c.start_node("v3")
+    c.wait_ready(30)
+
+    def v3_has_claim() -> bool:
+        with c.client("cnam", node=3) as cl:
+            return cl.tx_status(claim_id)["status"] == "committed"
+
+    wait_until(v3_has_claim, 30, "v3 to catch up the claim")
+    with c.client("mutuelle-a", node=3) as cl:
+        assert cl.claim(claim_id)["openings_held"] == []  # caught-up blocks carry no openings
+        fetched = cl.opening(claim_id)  # fetched from a peer with the payer's signed request
+        assert "mutuelle-a" in cl.claim(claim_id)["openings_held"]  # and kept
+    with c.client("mutuelle-a", node=0) as cl:
+        assert cl.opening(claim_id) == fetched
+    # Another payer's opening is not served to this insurer, by any route.
+    with c.client("mutuelle-b", node=3) as cl, pytest.raises(ClientError) as ei:
+        cl.opening(claim_id)
+    assert ei.value.status == 403
