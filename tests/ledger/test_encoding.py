@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ledger.encoding import (
     HASH32,
     U64,
+    HashList,
     ListOf,
     Nested,
     Optional,
@@ -163,3 +164,28 @@ def test_duplicate_tags_are_a_programming_error() -> None:
         class Clash(Record):
             TAG: ClassVar[int] = 0x7E0
             n: int = spec(U64)
+
+
+@dataclass(frozen=True)
+class Path3(Record):
+    TAG: ClassVar[int] = 0x7E3
+    path: tuple[bytes, ...] = spec(HashList(3))
+
+
+@settings(max_examples=100)
+@given(st.lists(st.binary(min_size=32, max_size=32), max_size=3).map(tuple))
+def test_hash_list_packs_hashes_in_one_byte_string(path: tuple[bytes, ...]) -> None:
+    p = Path3(path)
+    data = p.encode()
+    assert Path3.decode(data) == p
+    assert unpack(data)[2] == b"".join(path)  # one bin field on the wire
+
+
+def test_hash_list_rejects_bad_lengths_and_counts() -> None:
+    for bad in (b"\x00" * 31, b"\x00" * 33, b"\x00" * 128):
+        with pytest.raises(EncodingError, match="multiple of 32"):
+            Path3.decode(pack([0x7E3, 1, bad]))
+    with pytest.raises(EncodingError, match="at most 3"):
+        Path3((b"\x00" * 32,) * 4).encode()
+    with pytest.raises(EncodingError, match="32 bytes"):
+        Path3((b"\x00" * 31,)).encode()
