@@ -64,11 +64,13 @@ from consensus.messages import (
     TIMEOUT_PRECOMMIT,
     TIMEOUT_PREVOTE,
     TIMEOUT_PROPOSE,
+    AnyEvidence,
     Commit,
     ConsensusConfig,
     Evidence,
     PersistedState,
     Proposal,
+    ProposalEvidence,
     Ready,
     SignedProposal,
     Timer,
@@ -288,7 +290,7 @@ class Consensus:
         self._messages: list[bytes] = []
         self._timers: list[Timer] = []
         self._commits: list[Commit] = []
-        self._evidence: list[Evidence] = []
+        self._evidence: list[AnyEvidence] = []
         self._need_payload: tuple[int, int] | None = None
         self._catch_up: int | None = None
         self._persist_dirty = False
@@ -613,6 +615,7 @@ class Consensus:
             return
         if log.proposals:
             self.stats["proposal_equivocation"] += 1
+            self._evidence.append(ProposalEvidence(log.proposals[0].signed, sp))
         log.proposals.append(_ProposalEntry(sp, self._validate(p.height, p.payload)))
         self._note_round(p.proposer, p.round)
         self.stats["accepted_proposal"] += 1

@@ -139,6 +139,34 @@ class Evidence(Record):
 
 
 @dataclass(frozen=True)
+class ProposalEvidence(Record):
+    """Two different proposals signed by one proposer for one (height, round)."""
+
+    TAG: ClassVar[int] = 0x74
+    MAX_BYTES: ClassVar[int] = 2 * SignedProposal.MAX_BYTES + 64
+    first: SignedProposal = spec(Nested(SignedProposal))
+    second: SignedProposal = spec(Nested(SignedProposal))
+
+    @property
+    def validator(self) -> int:
+        return self.first.proposal.proposer
+
+    def check(self, chain_id: str, validator_keys: Sequence[bytes]) -> bool:
+        """True iff this proves an equivocating proposer: both signatures valid, one slot,
+        two different proposals."""
+        a, b = self.first.proposal, self.second.proposal
+        return (
+            (a.height, a.round, a.proposer) == (b.height, b.round, b.proposer)
+            and a != b
+            and self.first.verify(chain_id, validator_keys)
+            and self.second.verify(chain_id, validator_keys)
+        )
+
+
+AnyEvidence = Evidence | ProposalEvidence
+
+
+@dataclass(frozen=True)
 class Timer:
     """A timeout to schedule: call ``on_timeout(timer)`` after ``delay_ms`` of local time."""
 
@@ -175,7 +203,7 @@ class Ready:
     timers: tuple[Timer, ...] = ()
     commits: tuple[Commit, ...] = ()
     need_payload: tuple[int, int] | None = None
-    evidence: tuple[Evidence, ...] = ()
+    evidence: tuple[AnyEvidence, ...] = ()
     catch_up: int | None = None
 
 

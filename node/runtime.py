@@ -242,7 +242,8 @@ class Node:
                 if len(self.evidence) < MAX_EVIDENCE_KEPT:
                     self.evidence.append(ev)
                 self.metrics.inc("evidence_total", help_text="conflicting votes seen")
-                log.warning("evidence of equivocation: %s", ev)
+                log.warning("evidence of equivocation by validator %d (%s)", ev.validator,
+                            type(ev).__name__)
             if ready.catch_up is not None:
                 self._request_catch_up(ready.catch_up)
             if ready.need_payload is not None:

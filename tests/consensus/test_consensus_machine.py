@@ -15,6 +15,7 @@ from consensus import (
     Evidence,
     PersistedState,
     Proposal,
+    ProposalEvidence,
     Ready,
     SignedProposal,
     Timer,
@@ -240,6 +241,24 @@ def test_equivocation_yields_evidence_once() -> None:
     assert Evidence.decode(ev.encode()) == ev
     r = m.on_message(vote(2, 1, 0, PREVOTE, value(make_payload(1, 0, 1, 2))))
     assert r.evidence == () and m.stats["dropped_equivocation_flood"] == 1
+
+
+def test_proposer_equivocation_yields_proposal_evidence() -> None:
+    m = machine(0)  # height 1, round 0: the proposer is validator 1
+    m.start()
+    r = m.on_message(proposal(1, 0, make_payload(1, 0, 1, 1)))
+    assert r.evidence == ()
+    r = m.on_message(proposal(1, 0, make_payload(1, 0, 1, 2)))  # same slot, another block
+    assert len(r.evidence) == 1
+    ev = r.evidence[0]
+    assert isinstance(ev, ProposalEvidence) and ev.validator == 1 and ev.check(CHAIN, KEYS)
+    assert ProposalEvidence.decode(ev.encode()) == ev
+    assert m.stats["proposal_equivocation"] == 1
+    # The same proposal again is a duplicate, not evidence; a forged pair does not check.
+    assert m.on_message(proposal(1, 0, make_payload(1, 0, 1, 2))).evidence == ()
+    forged = ProposalEvidence(ev.first, SignedProposal(ev.second.proposal, ev.first.signature))
+    assert not forged.check(CHAIN, KEYS)
+    assert not ProposalEvidence(ev.first, ev.first).check(CHAIN, KEYS)
 
 
 def test_every_new_vote_or_proposal_is_persisted_before_it_leaves() -> None:
