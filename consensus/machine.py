@@ -134,6 +134,7 @@ class Consensus:
         validate: Validate,
         height: int,
         persisted: bytes | None = None,
+        last_cert: CommitCertificate | None = None,
     ) -> None:
         n = len(validator_keys)
         if not 1 <= n <= MAX_VALIDATORS:
@@ -170,7 +171,10 @@ class Consensus:
         self._own_votes: list[SignedVote] = []  # our votes of the current round
         self._prev_own_votes: list[SignedVote] = []  # of the round before (re-sent to laggards)
         self._my_proposal: SignedProposal | None = None
-        self.last_cert: CommitCertificate | None = None
+        # The certificate of height-1, re-sent to laggards; the node passes the one it stored
+        # (it may be missing from ``persisted`` after a crash between commit and persist).
+        self.last_cert: CommitCertificate | None = (
+            last_cert if last_cert is not None and last_cert.height == height - 1 else None)
         self._reset_height_logs()
         self._future: dict[int, list[Record]] = {}
         self._future_count: Counter[int] = Counter()  # buffered messages per validator

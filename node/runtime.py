@@ -165,6 +165,7 @@ class Node:
             validate=self._validate,
             height=self.store.height + 1,
             persisted=self.store.meta_get(CONSENSUS_META_KEY),
+            last_cert=self.store.certificate(self.store.height) if self.store.height else None,
         )
         client_ssl = self._ssl_client()
         by_name = {v.name: i for i, v in enumerate(self.genesis.validators)}

@@ -261,6 +261,23 @@ def test_proposer_equivocation_yields_proposal_evidence() -> None:
     assert not ProposalEvidence(ev.first, ev.first).check(CHAIN, KEYS)
 
 
+def test_last_certificate_from_the_store_is_rebroadcast_after_restart() -> None:
+    payload = make_payload(1, 0, 1, 1)
+    cert = CommitCertificate.from_votes(
+        [Vote(1, 0, PRECOMMIT, value(payload), i).sign(CHAIN, SIGNERS[i]) for i in range(3)])
+    m = Consensus(chain_id=CHAIN, validator_keys=KEYS, my_index=0, signer=SIGNERS[0],
+                  config=CFG, validate=sim_validate, height=2, last_cert=cert)
+    r = m.start()
+    rebroadcast = [t for t in r.timers if t.kind == "rebroadcast"]
+    assert rebroadcast
+    r = m.on_timeout(rebroadcast[0])
+    assert cert.encode() in r.messages  # laggards at height 1 can catch up from it
+    # A certificate for another height than height-1 is ignored.
+    m2 = Consensus(chain_id=CHAIN, validator_keys=KEYS, my_index=0, signer=SIGNERS[0],
+                   config=CFG, validate=sim_validate, height=3, last_cert=cert)
+    assert m2.last_cert is None
+
+
 def test_every_new_vote_or_proposal_is_persisted_before_it_leaves() -> None:
     net = Net()
     net.settle([(i, m.start()) for i, m in enumerate(net.ms)])
