@@ -64,7 +64,7 @@ from ledger.encoding import (
 from ledger.errors import EncodingError, LedgerError, ProofError, SignatureError
 from ledger.genesis import Genesis
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
-from ledger.tx import Claim, SignedTx
+from ledger.tx import SHARE_AMO, Cancel, Claim, Decision, Payment, SignedTx
 from ledger.votes import MAX_VALIDATORS, CommitCertificate
 
 BUNDLE_MAGIC = b"TPLPRF1\n"  # file prefix of a proof bundle (8 bytes)
@@ -257,6 +257,24 @@ class _Failure(Exception):
 # Verifier
 
 
+def _check_signer_role(role: str, org: str, body: object) -> None:
+    """The part of the rules a proof can check alone: who may sign which kind of tx.
+
+    A claim or a cancel is signed by an optician (a claim by the optician it names); a
+    decision or payment on the AMO share by the CNAM, on the AMC share by an insurer.
+    """
+    if isinstance(body, Claim):
+        ok = role == "optician" and org == body.optician
+    elif isinstance(body, Cancel):
+        ok = role == "optician"
+    elif isinstance(body, Decision | Payment):
+        ok = role == ("cnam" if body.share == SHARE_AMO else "insurer")
+    else:  # pragma: no cover - parse() returns one of the four
+        ok = False
+    if not ok:
+        raise _Failure(PARTICIPANT, f"a {role} may not sign this {type(body).__name__.lower()}")
+
+
 class Verifier:
     """Verifies bundles, checkpoints and consistency proofs against one genesis.
 
@@ -269,7 +287,7 @@ class Verifier:
         self.chain_id = genesis.chain_id
         self.genesis_hash = genesis.hash()
         self.validator_keys = genesis.validator_keys
-        self._participants = {p.ed25519: p.org for p in genesis.participants}
+        self._participants = {p.ed25519: p for p in genesis.participants}
 
     # -- public ------------------------------------------------------------------------------
     def verify_bundle(self, bundle: ProofBundle | bytes) -> VerificationResult:
@@ -341,9 +359,11 @@ class Verifier:
         self._check_inclusion(b)
         if not stx.verify(self.chain_id):
             raise _Failure(TX_SIGNATURE, "transaction signature does not verify")
-        org = self._participants.get(stx.signer)
-        if org is None:
+        signer = self._participants.get(stx.signer)
+        if signer is None:
             raise _Failure(PARTICIPANT, "transaction signer is not a registered participant")
+        _check_signer_role(signer.role, signer.org, body)
+        org = signer.org
         self._check_certificate(b.header, b.certificate)
         return VerificationResult(
             True,
