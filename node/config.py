@@ -21,6 +21,8 @@ mempool_max_txs = 100000
 max_body_bytes = 8388608
 max_batch_txs = 5000
 max_peer_queue = 10000
+retention_days = 0                # delete sealed openings this long after submission
+store_map_size_mb = 65536         # LMDB map size; raise it before the store fills it
 
 [consensus]
 timeout_propose_ms = 3000        # must exceed empty_block_interval_ms
@@ -61,7 +63,8 @@ class Limits:
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch_txs: int = 5_000
     max_peer_queue: int = 10_000
-    retention_days: int = 0  # sealed openings kept this long after final payment; 0 = forever
+    retention_days: int = 0  # sealed openings kept this long after submission; 0 = forever
+    store_map_size_mb: int = 65_536  # LMDB map (virtual, grows on disk as used): ~60M txs
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,8 @@ class Node:
         if self.lpp.digest() != self.genesis.lpp_table_digest:
             raise ConfigError("the LPP table does not match the digest in genesis")
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store.open(cfg.data_dir / "ledger", self.genesis, self.lpp)
+        self.store = Store.open(cfg.data_dir / "ledger", self.genesis, self.lpp,
+                                map_size=cfg.limits.store_map_size_mb * 1024 * 1024)
         self.openings = OpeningStore(cfg.data_dir / "openings")
         self.mempool = Mempool(cfg.limits.mempool_max_txs)
         self.metrics = Metrics()
