@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -44,11 +45,24 @@ def tagged_hash(domain: str, data: bytes) -> bytes:
     return hashlib.sha256(len(d).to_bytes(1, "big") + d + data).digest()
 
 
+_local = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    p: msgpack.Packer | None = getattr(_local, "packer", None)
+    if p is None:  # one per thread: a Packer is reused, never shared between threads
+        p = _local.packer = msgpack.Packer(use_bin_type=True, strict_types=True)
+    return p
+
+
 def pack(obj: Any) -> bytes:
     """Pack a wire value (ints, bytes, str, bool, None, lists) with msgpack."""
+    packer = _packer()
     try:
-        return msgpack.packb(obj, use_bin_type=True, strict_types=True)
+        out: bytes = packer.pack(obj)
+        return out
     except (TypeError, ValueError, OverflowError) as exc:
+        packer.reset()
         raise EncodingError(f"cannot encode value: {exc}") from exc
 
 
@@ -70,9 +84,10 @@ def unpack(data: bytes, max_bytes: int = MAX_ENCODED_BYTES, check_types: bool = 
     Maps and ext types are refused by the unpacker itself; ``check_types`` also walks the value
     to refuse floats. Record decoding skips the walk: its field specs check every type.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise EncodingError("input is not bytes")
-    data = bytes(data)
+    if data.__class__ is not bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise EncodingError("input is not bytes")
+        data = bytes(data)
     if len(data) > max_bytes:
         raise EncodingError(f"input of {len(data)} bytes exceeds the {max_bytes}-byte limit")
     if not data:
@@ -354,6 +369,14 @@ class Record:
         return cached
 
     def to_wire(self) -> list[Any]:
+        fn = type(self).__dict__.get("_to_wire_fn")
+        if fn is None:
+            fn = _compile_to_wire(type(self))
+        out: list[Any] = fn(self)
+        return out
+
+    def _generic_to_wire(self) -> list[Any]:
+        """The plain spec-by-spec conversion: the reference the compiled one is tested against."""
         out: list[Any] = [self.TAG, self.VERSION]
         for name, s in self._specs():
             out.append(s.to_wire(getattr(self, name), name))
@@ -361,6 +384,16 @@ class Record:
 
     @classmethod
     def from_wire(cls: type[R], obj: Any) -> R:
+        fn = cls.__dict__.get("_from_wire_fn")
+        if fn is None:
+            fn = _compile_from_wire(cls)
+        out: R = fn(obj)
+        return out
+
+    @classmethod
+    def _generic_from_wire(cls: type[R], obj: Any) -> R:
+        """The plain spec-by-spec decoder: the reference the compiled one is tested against,
+        and the one that words every error (the compiled decoder defers to it on any doubt)."""
         specs = cls._specs()
         if not isinstance(obj, list):
             raise EncodingError(f"{cls.__name__}: expected an array")
@@ -368,9 +401,9 @@ class Record:
             raise EncodingError(
                 f"{cls.__name__}: expected {2 + len(specs)} elements, got {len(obj)}"
             )
-        if obj[0] != cls.TAG or isinstance(obj[0], bool):
+        if obj[0] != cls.TAG or type(obj[0]) is not int:
             raise EncodingError(f"{cls.__name__}: unexpected type tag {obj[0]!r}")
-        if obj[1] != cls.VERSION or isinstance(obj[1], bool):
+        if obj[1] != cls.VERSION or type(obj[1]) is not int:
             raise EncodingError(f"{cls.__name__}: unsupported version {obj[1]!r}")
         values = {name: s.from_wire(obj[2 + i], name) for i, (name, s) in enumerate(specs)}
         return cls(**values)
@@ -397,6 +430,113 @@ class Record:
     def digest(self) -> bytes:
         """Domain-separated SHA-256 of the canonical bytes."""
         return tagged_hash(f"tpledger/{type(self).__name__}", self.encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled converters: per record class, one straight-line function with the common checks
+# inlined (exact types, bounds, known-good strings). Whenever a fast check fails it calls the
+# field's Spec, so accepted values and error messages are exactly the generic ones.
+
+
+def _check_src(var: str, s: Spec, ns: dict[str, Any], decode: bool, ind: str) -> list[str]:
+    """Source lines that check (and convert) ``var`` in place against ``s``."""
+    k = f"s{len(ns)}"
+    ns[k] = s
+    fallback = f"{var} = {k}.{'from_wire' if decode else 'to_wire'}({var}, {var}_n)"
+    t = type(s)
+    if t is _Int:
+        assert isinstance(s, _Int)
+        cond = f"{var}.__class__ is not int or not {s.lo} <= {var} <= {s.hi}"
+    elif t is _Bytes:
+        assert isinstance(s, _Bytes)
+        cond = f"{var}.__class__ is not bytes or not {s.min_len} <= len({var}) <= {s.max_len}"
+    elif t is _Str:
+        assert isinstance(s, _Str)
+        if s._pattern is not None:  # strings already accepted by this very spec
+            cond = f"{var}.__class__ is not str or {var} not in {k}._known_good"
+        else:
+            cond = f"{var}.__class__ is not str or not {s.min_len} <= len({var}) <= {s.max_len}"
+    elif t is _Bool:
+        cond = f"{var} is not True and {var} is not False"
+    elif t is _Nested and not decode:
+        assert isinstance(s, _Nested)
+        ns[k + "c"] = s.cls
+        return [f"{ind}if {var}.__class__ is {k}c:",
+                f"{ind}    {var} = {var}.to_wire()",
+                f"{ind}else:",
+                f"{ind}    {fallback}"]
+    elif t is _Nested:
+        assert isinstance(s, _Nested)
+        ns[k + "c"] = s.cls
+        return [f"{ind}{var} = {k}c.from_wire({var})"]
+    elif t is _Optional:
+        assert isinstance(s, _Optional)
+        inner = _check_src(var, s.inner, ns, decode, ind + "    ")
+        return [f"{ind}if {var} is not None:", *inner]
+    elif t is _List and type(s.inner) is _Nested:  # type: ignore[attr-defined]
+        assert isinstance(s, _List) and isinstance(s.inner, _Nested)
+        ns[k + "c"] = s.inner.cls
+        if decode:
+            return [f"{ind}if {var}.__class__ is list"
+                    f" and {s.min_len} <= len({var}) <= {s.max_len}:",
+                    f"{ind}    {var} = tuple([{k}c.from_wire(x) for x in {var}])",
+                    f"{ind}else:",
+                    f"{ind}    {fallback}"]
+        return [f"{ind}if ({var}.__class__ is tuple and {s.min_len} <= len({var}) <= {s.max_len}"
+                f" and all(x.__class__ is {k}c for x in {var})):",
+                f"{ind}    {var} = [x.to_wire() for x in {var}]",
+                f"{ind}else:",
+                f"{ind}    {fallback}"]
+    else:
+        return [f"{ind}{fallback}"]
+    return [f"{ind}if {cond}:", f"{ind}    {fallback}"]
+
+
+def _compile_from_wire(cls: type[R]) -> Any:
+    specs = cls._specs()
+    ns: dict[str, Any] = {"cls": cls, "generic": cls._generic_from_wire, "new": object.__new__}
+    n = 2 + len(specs)
+    lines = [
+        "def from_wire(obj):",
+        f"    if (obj.__class__ is not list or len(obj) != {n} or obj[0] != {cls.TAG}"
+        f" or obj[0].__class__ is not int or obj[1] != {cls.VERSION}"
+        " or obj[1].__class__ is not int):",
+        "        return generic(obj)",
+    ]
+    names = []
+    for i, (name, s) in enumerate(specs):
+        var = f"v{i}"
+        names.append((name, var))
+        lines.append(f"    {var} = obj[{2 + i}]")
+        lines.append(f"    {var}_n = {name!r}")
+        lines.extend(_check_src(var, s, ns, True, "    "))
+    kwargs = ", ".join(f"{name!r}: {var}" for name, var in names)
+    if "__post_init__" in {k for c in cls.__mro__ for k in c.__dict__}:
+        lines.append(f"    return cls(**{{{kwargs}}})")
+    else:  # what the frozen dataclass __init__ would do, without its per-field setattr
+        lines += ["    o = new(cls)", f"    o.__dict__.update({{{kwargs}}})", "    return o"]
+    exec("\n".join(lines), ns)
+    fn = ns["from_wire"]
+    setattr(cls, "_from_wire_fn", staticmethod(fn))  # noqa: B010 - per-class cache
+    return fn
+
+
+def _compile_to_wire(cls: type[Record]) -> Any:
+    specs = cls._specs()
+    ns: dict[str, Any] = {}
+    lines = ["def to_wire(self):", "    d = self.__dict__"]
+    out = [str(cls.TAG), str(cls.VERSION)]
+    for i, (name, s) in enumerate(specs):
+        var = f"v{i}"
+        lines.append(f"    {var} = d[{name!r}]")
+        lines.append(f"    {var}_n = {name!r}")
+        lines.extend(_check_src(var, s, ns, False, "    "))
+        out.append(var)
+    lines.append(f"    return [{', '.join(out)}]")
+    exec("\n".join(lines), ns)
+    fn = ns["to_wire"]
+    setattr(cls, "_to_wire_fn", fn)  # noqa: B010 - per-class cache
+    return fn
 
 
 def decode_any(data: bytes, allowed: tuple[type[Record], ...], max_bytes: int) -> Record:
