@@ -39,10 +39,20 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+_DOMAIN_PREFIXES: dict[str, bytes] = {}
+
+
 def tagged_hash(domain: str, data: bytes) -> bytes:
     """SHA-256 with a domain tag, so hashes of different kinds never collide."""
-    d = domain.encode()
-    return hashlib.sha256(len(d).to_bytes(1, "big") + d + data).digest()
+    prefix = _DOMAIN_PREFIXES.get(domain)
+    if prefix is None:
+        d = domain.encode()
+        prefix = len(d).to_bytes(1, "big") + d
+        if len(_DOMAIN_PREFIXES) < 1024:  # a fixed set of domains in practice
+            _DOMAIN_PREFIXES[domain] = prefix
+    h = hashlib.sha256(prefix)
+    h.update(data)
+    return h.digest()
 
 
 _local = threading.local()
@@ -64,6 +74,17 @@ def pack(obj: Any) -> bytes:
     except (TypeError, ValueError, OverflowError) as exc:
         packer.reset()
         raise EncodingError(f"cannot encode value: {exc}") from exc
+
+
+def array_header(n: int) -> bytes:
+    """The msgpack header of an ``n``-item array (what ``pack`` writes before the items)."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 2**16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    if n < 2**32:
+        return b"\xdd" + n.to_bytes(4, "big")
+    raise EncodingError("array too long")
 
 
 def _check_wire(obj: Any, depth: int) -> None:
@@ -408,6 +429,15 @@ class Record:
         values = {name: s.from_wire(obj[2 + i], name) for i, (name, s) in enumerate(specs)}
         return cls(**values)
 
+    @classmethod
+    def _make(cls: type[R], **fields: Any) -> R:
+        """``cls(**fields)`` without the frozen dataclass's per-field ``object.__setattr__``,
+        for hot paths. Only for records without ``__post_init__``, given every field."""
+        assert len(fields) == len(cls._specs()), f"{cls.__name__}._make needs every field"
+        o = object.__new__(cls)
+        o.__dict__.update(fields)
+        return o
+
     def encode(self) -> bytes:
         """The canonical bytes (computed once per instance: records are immutable)."""
         cached: bytes | None = self.__dict__.get("_encoded")
@@ -473,6 +503,14 @@ def _check_src(var: str, s: Spec, ns: dict[str, Any], decode: bool, ind: str) ->
         assert isinstance(s, _Optional)
         inner = _check_src(var, s.inner, ns, decode, ind + "    ")
         return [f"{ind}if {var} is not None:", *inner]
+    elif t is _List and type(s.inner) is _Bytes and decode:  # type: ignore[attr-defined]
+        assert isinstance(s, _List) and isinstance(s.inner, _Bytes)
+        lo, hi = s.inner.min_len, s.inner.max_len
+        return [f"{ind}if ({var}.__class__ is list and {s.min_len} <= len({var}) <= {s.max_len}"
+                f" and all(x.__class__ is bytes and {lo} <= len(x) <= {hi} for x in {var})):",
+                f"{ind}    {var} = tuple({var})",
+                f"{ind}else:",
+                f"{ind}    {fallback}"]
     elif t is _List and type(s.inner) is _Nested:  # type: ignore[attr-defined]
         assert isinstance(s, _List) and isinstance(s.inner, _Nested)
         ns[k + "c"] = s.inner.cls

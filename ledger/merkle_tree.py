@@ -132,8 +132,12 @@ class OverlayNodeStore:
 
     def apply_to(self, target: NodeStore) -> None:
         """Write the buffered nodes, then the buffered size, into ``target``."""
-        for (level, index), digest in sorted(self._nodes.items()):
-            target.put_node(level, index, digest)
+        put_many = getattr(target, "put_node_items", None)
+        if put_many is not None:
+            put_many(sorted(self._nodes.items()))
+        else:
+            for (level, index), digest in sorted(self._nodes.items()):
+                target.put_node(level, index, digest)
         if self._size is not None:
             target.set_size(self._size)
 

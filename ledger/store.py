@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,8 @@ from ledger.encoding import U32, U64, Int, Record, spec
 from ledger.errors import EncodingError, LedgerError, RuleError, StoreError
 from ledger.genesis import Genesis
 from ledger.lpp import LppTable
+from ledger.merkle import leaf_hash as _leaf
+from ledger.merkle import root_from_leaf_hashes
 from ledger.merkle_tree import OverlayNodeStore, PersistentTree
 from ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
 from ledger.rules import OverlayState, RulesContext, StateView, apply_block_txs, apply_tx
@@ -143,6 +145,12 @@ class LmdbState:
     def mark_tx(self, tx_id: bytes) -> None:
         self.txn.put(tx_id, b"", db=self.dbs.txseen)
 
+    def write_many(self, claims: Iterable[tuple[bytes, ClaimState]], tx_ids: Iterable[bytes]
+                   ) -> None:
+        """``put_claim`` and ``mark_tx`` for many rows, in one C loop per table."""
+        self.txn.cursor(db=self.dbs.claims).putmulti([(c, st.encode()) for c, st in claims])
+        self.txn.cursor(db=self.dbs.txseen).putmulti([(t, b"") for t in tx_ids])
+
 
 class LmdbNodeStore:
     """Merkle ``NodeStore`` (with the ``put_nodes`` batch path) over an LMDB transaction."""
@@ -169,6 +177,11 @@ class LmdbNodeStore:
                 raise StoreError(f"corrupt Merkle node ({level}, {index})")
             out.append(None if raw is None else bytes(raw))
         return out
+
+    def put_node_items(self, items: Sequence[tuple[tuple[int, int], bytes]]) -> None:
+        """Batch write of ``((level, index), digest)`` items in one C loop."""
+        with self.txn.cursor(db=self.db) as cur:
+            cur.putmulti([(_node_key(level, index), d) for (level, index), d in items])
 
     def put_nodes(self, level: int, start: int, digests: Sequence[bytes]) -> None:
         with self.txn.cursor(db=self.db) as cur:
@@ -590,8 +603,9 @@ class Store:
     def _check_shape(
         self, block: Block, prev: _Prev, now_ms: int | None,
         decoded: Sequence[SignedTx | None] | None = None,
-    ) -> list[SignedTx]:
-        """Everything about a block that needs no state: returns its decoded txs."""
+    ) -> tuple[list[SignedTx], list[bytes]]:
+        """Everything about a block that needs no state: returns its decoded txs and their
+        Merkle leaf hashes."""
         h = block.header
         p = self.genesis.params
         if h.chain_id != self.genesis.chain_id:
@@ -610,7 +624,8 @@ class Store:
             raise StoreError(f"block {h.height}: {len(block.txs)} txs exceeds max_block_txs")
         if encoded_size(block) > p.max_block_bytes:
             raise StoreError(f"block {h.height}: exceeds max_block_bytes")
-        if txs_root(block.txs) != h.txs_root:
+        leaves = [_leaf(raw) for raw in block.txs]  # RFC 9162 leaf hashes, shared with _execute
+        if root_from_leaf_hashes(leaves) != h.txs_root:
             raise StoreError(f"block {h.height}: txs_root does not match the transactions")
         stxs: list[SignedTx] = []
         for i, raw in enumerate(block.txs):
@@ -624,7 +639,7 @@ class Store:
                 stxs.append(SignedTx.decode(raw))
             except EncodingError as exc:
                 raise RuleError("bad_encoding", f"tx {i}: {exc}") from None
-        return stxs
+        return stxs, leaves
 
     def _execute(
         self,
@@ -633,6 +648,7 @@ class Store:
         view: StateView,
         nodes: LmdbNodeStore | OverlayNodeStore,
         stxs: Sequence[SignedTx],
+        leaves: list[bytes],
         check_signatures: bool,
     ) -> None:
         """Replay the rules and append to the tree; raise unless the header's roots match."""
@@ -642,7 +658,7 @@ class Store:
         tree = PersistentTree(nodes)
         if tree.size != prev.tree_size:
             raise StoreError("corrupt store: Merkle tree size differs from the head header")
-        size = tree.append_entries(list(block.txs))
+        size = tree.append_leaf_hashes(leaves)
         if size != h.tree_size:
             raise StoreError(f"block {h.height}: tree_size {h.tree_size}, replay gives {size}")
         if tree.root() != h.tree_root:
@@ -674,10 +690,10 @@ class Store:
             prev = self._prev(txn)
             if decoded is not None and len(decoded) != len(block.txs):
                 raise StoreError("decoded transactions do not match the block")
-            stxs = self._check_shape(block, prev, now_ms, decoded)
+            stxs, leaves = self._check_shape(block, prev, now_ms, decoded)
             state = OverlayState(LmdbState(txn, self._dbs))
             nodes = OverlayNodeStore(LmdbNodeStore(txn, self._dbs))
-            self._execute(block, prev, state, nodes, stxs, check_signatures)
+            self._execute(block, prev, state, nodes, stxs, leaves, check_signatures)
         # The dry run's writes are exactly what applying this block on this head will write:
         # keep them, so that apply_block (right after consensus commits it) need not replay.
         self._memo = _DryRun(block.header.hash(), prev.hash, stxs, state, nodes)
@@ -717,19 +733,25 @@ class Store:
             memo.state.commit_to(LmdbState(txn, d))
             memo.nodes.apply_to(LmdbNodeStore(txn, d))
         else:
-            stxs = self._check_shape(block, prev, None)
-            self._execute(block, prev, LmdbState(txn, d), LmdbNodeStore(txn, d), stxs,
+            stxs, leaves = self._check_shape(block, prev, None)
+            self._execute(block, prev, LmdbState(txn, d), LmdbNodeStore(txn, d), stxs, leaves,
                           check_signatures)
         h = block.header
         key = _u64(h.height)
         txn.put(key, h.encode(), db=d.headers)
         txn.put(key, cert.encode(), db=d.certs)
-        first_leaf = prev.tree_size
-        for pos, (raw, stx) in enumerate(zip(block.txs, stxs, strict=True)):
-            txn.put(_tx_key(h.height, pos), raw, db=d.blocks)
-            loc = TxLocation(h.height, pos, first_leaf + pos)
-            if not txn.put(stx.tx_id(), loc.encode(), db=d.txloc, overwrite=False):
-                raise StoreError(f"block {h.height}: tx {pos} is already in the log")
+        first_leaf, height = prev.tree_size, h.height
+        if len(stxs) != len(block.txs):
+            raise StoreError("decoded transactions do not match the block")
+        # Batched puts (one C loop per table) rather than one Python call per row.
+        txn.cursor(db=d.blocks).putmulti(
+            [(_tx_key(height, pos), raw) for pos, raw in enumerate(block.txs)])
+        locs = [(stx.tx_id(), TxLocation._make(height=height, position=pos,
+                                               leaf_index=first_leaf + pos).encode())
+                for pos, stx in enumerate(stxs)]
+        _, added = txn.cursor(db=d.txloc).putmulti(locs, overwrite=False)
+        if added != len(locs):
+            raise StoreError(f"block {height}: a tx is already in the log")
         txn.put(_META_HEIGHT, key, db=d.meta)
 
     def build_block(

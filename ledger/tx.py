@@ -113,7 +113,10 @@ class Claim(Record):
 
     @property
     def total_cents(self) -> int:
-        return sum(line.amount_cents for line in self.lines)
+        cached: int | None = self.__dict__.get("_total_cents")
+        if cached is None:  # the record is immutable: sum once
+            cached = self.__dict__["_total_cents"] = sum(ln.amount_cents for ln in self.lines)
+        return cached
 
     def asked_cents(self, share: int) -> int:
         return self.amo_cents if share == SHARE_AMO else self.amc_cents
@@ -166,8 +169,11 @@ class SignedTx(Record):
     signature: bytes = spec(SIG)
 
     def tx_id(self) -> bytes:
-        """tagged_hash("tpledger/tx", encode()); a claim's id is its tx id."""
-        return tagged_hash("tpledger/tx", self.encode())
+        """tagged_hash("tpledger/tx", encode()); a claim's id is its tx id (computed once)."""
+        cached: bytes | None = self.__dict__.get("_tx_id")
+        if cached is None:
+            cached = self.__dict__["_tx_id"] = tagged_hash("tpledger/tx", self.encode())
+        return cached
 
     def parse(self) -> TxBody:
         """Decode the body as one of Claim, Decision, Payment, Cancel (raises EncodingError).
@@ -220,7 +226,8 @@ class PayerState(Record):
     @classmethod
     def initial(cls, asked_cents: int) -> PayerState:
         status = SUBMITTED if asked_cents > 0 else NOT_APPLICABLE
-        return cls(status, asked_cents, 0, 0, "")
+        return cls._make(status=status, asked_cents=asked_cents, approved_cents=0,
+                         paid_cents=0, reason_code="")
 
 
 @dataclass(frozen=True)
@@ -238,7 +245,7 @@ class ClaimState(Record):
 
     @classmethod
     def from_claim(cls, claim: Claim, height: int) -> ClaimState:
-        return cls(
+        return cls._make(
             optician=claim.optician,
             insurer=claim.insurer,
             total_cents=claim.total_cents,

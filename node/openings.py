@@ -35,13 +35,14 @@ class OpeningStore:
     def put_many(self, items: list[tuple[bytes, str, bytes]]) -> None:
         if not items:
             return
+        if any(len(sealed) > MAX_SEALED_BYTES for _, _, sealed in items):
+            raise NodeError("sealed opening too large")
         with self.env.begin(write=True, db=self.db) as txn:
-            for claim_id, org, sealed in items:
-                if len(sealed) > MAX_SEALED_BYTES:
-                    raise NodeError("sealed opening too large")
-                if txn.get(claim_id, db=self.tombstones) is not None:
-                    continue  # forgotten once, forgotten for good
-                txn.put(_key(claim_id, org), sealed)
+            if txn.stat(self.tombstones)["entries"]:
+                # forgotten once, forgotten for good
+                items = [it for it in items if txn.get(it[0], db=self.tombstones) is None]
+            txn.cursor().putmulti([(_key(claim_id, org), sealed)
+                                   for claim_id, org, sealed in items])
 
     def get(self, claim_id: bytes, org: str) -> bytes | None:
         with self.env.begin(db=self.db) as txn:

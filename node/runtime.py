@@ -101,6 +101,9 @@ class Node:
         self.rejected: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
         self.verified: OrderedDict[bytes, None] = OrderedDict()
         self.validated: OrderedDict[bytes, bytes | None] = OrderedDict()
+        # Blocks of the next height already decoded (validated or built here), by payload
+        # hash: the commit of one of them reuses the objects instead of decoding again.
+        self._decoded: dict[bytes, tuple[Block, list[SignedTx]]] = {}
         self.evidence: list[Any] = []
         self.consensus: Consensus | None = None
         self.peers: PeerManager | None = None
@@ -346,6 +349,8 @@ class Node:
                 if self._verify_signatures(txs, ids):
                     self.store.check_block(block, check_signatures=False, decoded=txs)
                     result = hdr.hash()
+                    if len(self._decoded) < MAX_VALIDATED_REMEMBERED:
+                        self._decoded[key] = (block, txs)
         except (LedgerError, EncodingError) as exc:
             log.info("invalid block proposed at height %d: %s", height, exc)
             self.metrics.inc("invalid_proposals_total")
@@ -372,6 +377,9 @@ class Node:
             self._reject(tx_id, err.code, err.message)
         self.mempool.remove([tx_id for tx_id, _ in rejected])
         payload = block.encode()
+        if len(self._decoded) < MAX_VALIDATED_REMEMBERED:
+            chosen = {p.raw: p.stx for p in pending}
+            self._decoded[sha256(payload)] = (block, [chosen[raw] for raw in block.txs])
         # Valid by construction (signatures checked at admission, rules applied by the
         # builder): the validity callback need not replay it, and apply_block reuses the
         # builder's dry run.
@@ -388,12 +396,14 @@ class Node:
             # We are behind (our consensus saw a quorum for a height we lack): catch up.
             self._request_catch_up(c.height)
             return
-        block = Block.decode(c.payload)
+        known = self._decoded.get(sha256(c.payload))
+        block = known[0] if known is not None else Block.decode(c.payload)
         self.store.apply_block(block, c.certificate, check_signatures=False)
-        self._after_apply(block)
+        self._after_apply(block, None if known is None else [stx.tx_id() for stx in known[1]])
 
-    def _after_apply(self, block: Block) -> None:
-        ids = [tagged_hash("tpledger/tx", raw) for raw in block.txs]  # raw is canonical
+    def _after_apply(self, block: Block, ids: list[bytes] | None = None) -> None:
+        if ids is None:
+            ids = [tagged_hash("tpledger/tx", raw) for raw in block.txs]  # raw is canonical
         removed = self.mempool.remove(ids)
         nowm = time.monotonic()
         openings: list[tuple[bytes, str, bytes]] = []
@@ -408,6 +418,7 @@ class Node:
         self.metrics.inc("committed_txs_total", len(block.txs), "transactions committed")
         self.metrics.inc("committed_blocks_total", 1, "blocks committed")
         self.validated.clear()
+        self._decoded.clear()
         self.commit_event.set()
         self.commit_event = asyncio.Event()
 

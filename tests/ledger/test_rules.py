@@ -46,8 +46,10 @@ from ledger.tx import (
     SUBMITTED,
     Cancel,
     Claim,
+    ClaimState,
     Decision,
     LppLine,
+    PayerState,
     Payment,
     SealedRef,
     SignedTx,
@@ -512,3 +514,35 @@ def test_random_tx_sequences_keep_invariants(ops: list[tuple[str, int, int]]) ->
             assert s.amo.asked_cents + s.amc.asked_cents <= s.total_cents
         digests.append(len(led.state.tx_ids))
     assert digests == sorted(digests)
+
+
+_payer_states = st.builds(
+    PayerState, st.integers(0, 4), st.integers(0, 10**10), st.integers(0, 10**10),
+    st.integers(0, 10**10), st.sampled_from(["", "no_rights"]))
+_claim_states = st.builds(
+    ClaimState, st.sampled_from(["optic-a", "o"]), st.sampled_from(["mutuelle-b", "i"]),
+    st.integers(0, 6 * 10**11), _payer_states, _payer_states, st.booleans(),
+    st.integers(0, 2**64 - 1))
+
+
+@given(st.lists(st.tuples(st.binary(min_size=32, max_size=32), _claim_states), max_size=40),
+       st.lists(st.binary(min_size=32, max_size=32), max_size=40))
+def test_state_changes_bytes_are_the_documented_packing(
+    claims: list[tuple[bytes, ClaimState]], tx_ids: list[bytes]
+) -> None:
+    from ledger.encoding import pack
+    from ledger.rules import StateChanges
+
+    ch = StateChanges(tuple(claims), tuple(tx_ids))
+    assert ch.encode() == pack([[[cid, s.to_wire()] for cid, s in claims], tx_ids])
+
+
+def test_claim_checks_are_redone_under_another_context() -> None:
+    """The cached pass of the stateless claim checks is bound to the rules context."""
+    tx = stx("opt-1", claim())
+    apply_tx(MemoryState(), CTX, tx, 1, 0)
+    other = RulesContext(CTX.chain_id, replace(CTX.genesis, participants=tuple(
+        p for p in CTX.genesis.participants if p.role != "insurer")), CTX.lpp)
+    with pytest.raises(RuleError) as exc:
+        apply_tx(MemoryState(), other, tx, 1, 0)
+    assert exc.value.code == "unknown_insurer"
