@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ledger.tx import SignedTx
 from node.errors import NodeError
@@ -18,8 +18,9 @@ class MempoolFull(NodeError):
     """No room for more transactions right now."""
 
 
-@dataclass(frozen=True)
-class PendingTx:
+class PendingTx(NamedTuple):
+    """An admitted tx (immutable; a named tuple because one is made per tx admitted)."""
+
     tx_id: bytes
     raw: bytes
     stx: SignedTx

@@ -550,7 +550,7 @@ class Node:
                 self._remember_verified(tx_id)
                 staged.append((i, stx, tx_id))
         verdicts = self.store.check_txs([stx for _, stx, _ in staged], check_signatures=False)
-        accepted: list[list[Any]] = []
+        accepted: list[Any] = []  # gossip items, or just the raw txs when not gossiping
         now_ms_mono = int(time.monotonic() * 1000)
         for (i, stx, tx_id), err in zip(staged, verdicts, strict=True):
             raw, sealed = items[i]
@@ -573,7 +573,7 @@ class Node:
                 continue
             self.rejected.pop(tx_id, None)
             results[i] = {"tx_id": tx_id.hex(), "status": "pending"}
-            accepted.append([raw, [[o, b] for o, b in sealed]])
+            accepted.append([raw, [[o, b] for o, b in sealed]] if gossip else raw)
         if accepted:
             self.metrics.inc("admitted_txs_total", len(accepted),
                              "transactions admitted to the mempool")
