@@ -9,7 +9,11 @@ wrong field types or lengths, and any input that does not re-encode to the same 
 non-minimal integer encodings, str8 where fixstr fits, etc. are refused).
 
 Records are frozen dataclasses deriving from :class:`Record`; each field carries a ``Spec`` in
-its metadata (see :func:`spec`). Example::
+its metadata (see :func:`spec`). Each record class gets, on first use, a compiled decoder and
+encoder: straight-line code with the common checks inlined, which hands any doubtful field to
+its ``Spec``, so what is accepted and every error message are those of the plain
+spec-by-spec converters (``_generic_from_wire``/``_generic_to_wire``, the reference they are
+tested against in ``tests/ledger/test_compiled_codec.py``). Example::
 
     @dataclass(frozen=True)
     class Ping(Record):
