@@ -187,6 +187,38 @@ class OverlayState:
         self._tx_ids.clear()
 
 
+class CheckOnlyOverlay(OverlayState):
+    """An overlay for checking txs that will not be committed from it (mempool admission).
+
+    A new claim's state is built only if a later tx of the same check reads it: the block that
+    finally carries the claim is at a height not known yet, so building it now is wasted.
+    ``changes``/``commit_to`` are refused.
+    """
+
+    def __init__(self, base: StateView) -> None:
+        super().__init__(base)
+        self._new_claims: dict[bytes, tuple[Claim, int]] = {}
+
+    def put_new_claim(self, claim_id: bytes, claim: Claim, height: int) -> None:
+        self._new_claims[claim_id] = (claim, height)
+
+    def get_claim(self, claim_id: bytes) -> ClaimState | None:
+        pending = self._new_claims.pop(claim_id, None)
+        if pending is not None:
+            self._claims[claim_id] = _initial_state(*pending)
+        return super().get_claim(claim_id)
+
+    def put_claim(self, claim_id: bytes, state: ClaimState) -> None:
+        self._new_claims.pop(claim_id, None)
+        super().put_claim(claim_id, state)
+
+    def changes(self) -> StateChanges:
+        raise RuntimeError("a check-only overlay has no changes to hash or commit")
+
+    def commit_to(self, base: StateView | None = None) -> None:
+        raise RuntimeError("a check-only overlay is never committed")
+
+
 @dataclass(frozen=True)
 class RulesContext:
     """Chain constants the rules need. Participant look-ups are indexed once, lazily."""
@@ -369,6 +401,10 @@ def apply_tx(
         if stx.__dict__.get("_claim_checked_by") is not ctx:
             _check_claim(ctx, signer, body)
             stx.__dict__["_claim_checked_by"] = ctx
+        if isinstance(view, CheckOnlyOverlay):
+            view.put_new_claim(tx_id, body, height)
+            view.mark_tx(tx_id)
+            return
         claim_id, new_state = tx_id, _initial_state(body, height)
     elif isinstance(body, Decision):
         claim_id = body.claim_id
@@ -442,6 +478,7 @@ def describe(state: ClaimState) -> dict[str, Any]:
 
 __all__ = [
     "RULE_CODES",
+    "CheckOnlyOverlay",
     "MemoryState",
     "OverlayState",
     "RulesContext",

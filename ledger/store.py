@@ -53,7 +53,14 @@ from ledger.merkle import leaf_hash as _leaf
 from ledger.merkle import root_from_leaf_hashes
 from ledger.merkle_tree import OverlayNodeStore, PersistentTree
 from ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
-from ledger.rules import OverlayState, RulesContext, StateView, apply_block_txs, apply_tx
+from ledger.rules import (
+    CheckOnlyOverlay,
+    OverlayState,
+    RulesContext,
+    StateView,
+    apply_block_txs,
+    apply_tx,
+)
 from ledger.rules import state_digest as compute_state_digest
 from ledger.tx import ClaimState, SignedTx
 from ledger.votes import CommitCertificate
@@ -841,7 +848,7 @@ class Store:
         with self._read() as txn:
             prev = self._prev(txn)
             t = max(prev.time_ms + 1, int(time.time() * 1000) if time_ms is None else time_ms)
-            apply_tx(OverlayState(LmdbState(txn, self._dbs)), self.ctx, stx, prev.height + 1, t,
+            apply_tx(CheckOnlyOverlay(LmdbState(txn, self._dbs)), self.ctx, stx, prev.height + 1, t,
                      check_signature=check_signature)
 
     def check_txs(
@@ -855,7 +862,7 @@ class Store:
         with self._read() as txn:
             prev = self._prev(txn)
             t = max(prev.time_ms + 1, int(time.time() * 1000) if time_ms is None else time_ms)
-            overlay = OverlayState(LmdbState(txn, self._dbs))
+            overlay = CheckOnlyOverlay(LmdbState(txn, self._dbs))
             for stx in stxs:
                 try:
                     if len(stx.encode()) > max_tx:

@@ -189,6 +189,25 @@ def test_check_tx(store: Store, world: h.World) -> None:
     assert ei.value.code == "duplicate_tx"
 
 
+def test_check_txs_applies_a_batch_in_order(store: Store, world: h.World) -> None:
+    """Admission of a batch: later txs see the earlier ones (a claim, then a decision and a
+    payment on it), replays within the batch are caught, and nothing is written."""
+    claim = h.make_claim(world)
+    cid = claim.tx_id()
+    decide = h.make_decision(world, cid, share=SHARE_AMC, approved_cents=2400)
+    pay = h.make_payment(world, cid, share=SHARE_AMC, amount_cents=2400)
+    orphan = h.make_decision(world, b"\x07" * 32)
+    verdicts = store.check_txs([claim, decide, pay, claim, orphan])
+    assert verdicts[:3] == [None, None, None]
+    assert verdicts[3] is not None and verdicts[3].code == "duplicate_tx"
+    assert verdicts[4] is not None and verdicts[4].code == "unknown_claim"
+    # A payment before its decision fails even in one batch; the order is the batch's.
+    verdicts = store.check_txs([claim, pay, decide])
+    assert verdicts[0] is None and verdicts[2] is None
+    assert verdicts[1] is not None and verdicts[1].code == "not_accepted"
+    assert store.height == 0 and store.claim(cid) is None
+
+
 def test_reopen_is_instant_and_consistent(tmp_path: Path, world: h.World) -> None:
     s = h.open_store(tmp_path / "db", world)
     h.fill_store(world, s, blocks=5, txs_per_block=3)
