@@ -24,7 +24,7 @@ import ssl
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import web
@@ -71,6 +71,17 @@ class TxRejected(NodeError):
         self.message = message
 
 
+class _Checked(NamedTuple):
+    """What this node knows of one payload of the next height."""
+
+    block_id: bytes | None  # None: not a valid next block
+    block: Block | None  # decoded, when valid
+    tx_ids: list[bytes]  # of block.txs, when valid
+
+
+_INVALID = _Checked(None, None, [])
+
+
 class Node:
     """A validator: store + consensus + mempool + peers + API."""
 
@@ -100,10 +111,9 @@ class Node:
         self.metrics = Metrics()
         self.rejected: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
         self.verified: OrderedDict[bytes, None] = OrderedDict()
-        self.validated: OrderedDict[bytes, bytes | None] = OrderedDict()
-        # Blocks of the next height already decoded (validated or built here), by payload
-        # hash: the commit of one of them reuses the objects instead of decoding again.
-        self._decoded: dict[bytes, tuple[Block, list[SignedTx]]] = {}
+        # Payloads of the next height validated or built here, by payload hash: the verdict,
+        # and for a valid one its decoded block, reused when it is committed.
+        self.validated: OrderedDict[bytes, _Checked] = OrderedDict()
         self.evidence: list[Any] = []
         self.consensus: Consensus | None = None
         self.peers: PeerManager | None = None
@@ -328,9 +338,12 @@ class Node:
     def _validate(self, height: int, payload: bytes) -> bytes | None:
         """Consensus validity callback: the block id if ``payload`` is a valid next block."""
         key = sha256(payload)
-        if key in self.validated:
-            return self.validated[key]
+        seen = self.validated.get(key)
+        if seen is not None:
+            return seen.block_id
         result: bytes | None = None
+        block: Block | None = None
+        ids: list[bytes] = []
         try:
             block = Block.decode(payload)
             hdr = block.header
@@ -338,7 +351,7 @@ class Node:
             if height != self.store.height + 1 or hdr.height != height or too_new:
                 result = None
             else:
-                txs, ids = [], []
+                txs = []
                 for raw in block.txs:
                     tx_id = tagged_hash("tpledger/tx", raw)
                     pending = self.mempool.get(tx_id)
@@ -349,17 +362,18 @@ class Node:
                 if self._verify_signatures(txs, ids):
                     self.store.check_block(block, check_signatures=False, decoded=txs)
                     result = hdr.hash()
-                    if len(self._decoded) < MAX_VALIDATED_REMEMBERED:
-                        self._decoded[key] = (block, txs)
         except (LedgerError, EncodingError) as exc:
             log.info("invalid block proposed at height %d: %s", height, exc)
             self.metrics.inc("invalid_proposals_total")
             result = None
         if height == self.store.height + 1:
-            self.validated[key] = result
-            while len(self.validated) > MAX_VALIDATED_REMEMBERED:
-                self.validated.popitem(last=False)
+            self._remember_checked(key, _Checked(result, block, ids) if result else _INVALID)
         return result
+
+    def _remember_checked(self, key: bytes, checked: _Checked) -> None:
+        self.validated[key] = checked
+        while len(self.validated) > MAX_VALIDATED_REMEMBERED:
+            self.validated.popitem(last=False)
 
     def _build_payload(self, height: int) -> bytes | None:
         if height != self.store.height + 1:
@@ -377,13 +391,12 @@ class Node:
             self._reject(tx_id, err.code, err.message)
         self.mempool.remove([tx_id for tx_id, _ in rejected])
         payload = block.encode()
-        if len(self._decoded) < MAX_VALIDATED_REMEMBERED:
-            chosen = {p.raw: p.stx for p in pending}
-            self._decoded[sha256(payload)] = (block, [chosen[raw] for raw in block.txs])
         # Valid by construction (signatures checked at admission, rules applied by the
         # builder): the validity callback need not replay it, and apply_block reuses the
         # builder's dry run.
-        self.validated[sha256(payload)] = block.header.hash()
+        id_of = {p.raw: p.tx_id for p in pending}
+        self._remember_checked(sha256(payload), _Checked(
+            block.header.hash(), block, [id_of[raw] for raw in block.txs]))
         return payload
 
     def _apply_commit(self, c: Commit) -> None:
@@ -396,10 +409,13 @@ class Node:
             # We are behind (our consensus saw a quorum for a height we lack): catch up.
             self._request_catch_up(c.height)
             return
-        known = self._decoded.get(sha256(c.payload))
-        block = known[0] if known is not None else Block.decode(c.payload)
+        known = self.validated.get(sha256(c.payload))
+        if known is not None and known.block is not None:
+            block, ids = known.block, known.tx_ids
+        else:
+            block, ids = Block.decode(c.payload), None
         self.store.apply_block(block, c.certificate, check_signatures=False)
-        self._after_apply(block, None if known is None else [stx.tx_id() for stx in known[1]])
+        self._after_apply(block, ids)
 
     def _after_apply(self, block: Block, ids: list[bytes] | None = None) -> None:
         if ids is None:
@@ -418,7 +434,6 @@ class Node:
         self.metrics.inc("committed_txs_total", len(block.txs), "transactions committed")
         self.metrics.inc("committed_blocks_total", 1, "blocks committed")
         self.validated.clear()
-        self._decoded.clear()
         self.commit_event.set()
         self.commit_event = asyncio.Event()
 
@@ -550,7 +565,8 @@ class Node:
                 self._remember_verified(tx_id)
                 staged.append((i, stx, tx_id))
         verdicts = self.store.check_txs([stx for _, stx, _ in staged], check_signatures=False)
-        accepted: list[Any] = []  # gossip items, or just the raw txs when not gossiping
+        accepted = 0
+        gossip_items: list[list[Any]] = []
         now_ms_mono = int(time.monotonic() * 1000)
         for (i, stx, tx_id), err in zip(staged, verdicts, strict=True):
             raw, sealed = items[i]
@@ -573,15 +589,17 @@ class Node:
                 continue
             self.rejected.pop(tx_id, None)
             results[i] = {"tx_id": tx_id.hex(), "status": "pending"}
-            accepted.append([raw, [[o, b] for o, b in sealed]] if gossip else raw)
+            accepted += 1
+            if gossip:
+                gossip_items.append([raw, [[o, b] for o, b in sealed]])
         if accepted:
-            self.metrics.inc("admitted_txs_total", len(accepted),
+            self.metrics.inc("admitted_txs_total", accepted,
                              "transactions admitted to the mempool")
         if accepted and self._payload_wanted is not None:
             self._maybe_propose(force=False)
-        if gossip and accepted and self.peers is not None:
-            for j in range(0, len(accepted), MAX_GOSSIP_ITEMS):
-                self.peers.broadcast(FRAME_TXS, pack(accepted[j:j + MAX_GOSSIP_ITEMS]))
+        if gossip_items and self.peers is not None:
+            for j in range(0, len(gossip_items), MAX_GOSSIP_ITEMS):
+                self.peers.broadcast(FRAME_TXS, pack(gossip_items[j:j + MAX_GOSSIP_ITEMS]))
         self.metrics.set("mempool_txs", len(self.mempool), "transactions waiting in the mempool")
         out = [r for r in results if r is not None]
         assert len(out) == len(items), "every submitted item gets exactly one result"
