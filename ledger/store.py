@@ -43,7 +43,6 @@ from ledger.blocks import (
     encoded_size,
     genesis_state_digest,
     tx_entry_overhead,
-    txs_root,
 )
 from ledger.encoding import U32, U64, Int, Record, spec
 from ledger.errors import EncodingError, LedgerError, RuleError, StoreError
@@ -191,8 +190,7 @@ class LmdbNodeStore:
             cur.putmulti([(_node_key(level, index), d) for (level, index), d in items])
 
     def put_nodes(self, level: int, start: int, digests: Sequence[bytes]) -> None:
-        with self.txn.cursor(db=self.db) as cur:
-            cur.putmulti([(_node_key(level, start + i), d) for i, d in enumerate(digests)])
+        self.put_node_items([((level, start + i), d) for i, d in enumerate(digests)])
 
     def get_size(self) -> int:
         raw = _get(self.txn, _TREE_SIZE_KEY, self.db)
@@ -358,26 +356,26 @@ class Store:
         with self._read() as txn:
             return self._height(txn)
 
+    def _head(self) -> _Prev:
+        with self._read() as txn:
+            return self._prev(txn)
+
     @property
     def head_hash(self) -> bytes:
         """Hash of the last header (the genesis hash at height 0)."""
-        with self._read() as txn:
-            return self._prev(txn).hash
+        return self._head().hash
 
     @property
     def head_time_ms(self) -> int:
-        with self._read() as txn:
-            return self._prev(txn).time_ms
+        return self._head().time_ms
 
     @property
     def tree_size(self) -> int:
-        with self._read() as txn:
-            return self._prev(txn).tree_size
+        return self._head().tree_size
 
     @property
     def state_digest(self) -> bytes:
-        with self._read() as txn:
-            return self._prev(txn).state_digest
+        return self._head().state_digest
 
     # -- getters -----------------------------------------------------------------------------
     def header(self, height: int) -> Header:
@@ -748,8 +746,7 @@ class Store:
         txn.put(key, h.encode(), db=d.headers)
         txn.put(key, cert.encode(), db=d.certs)
         first_leaf, height = prev.tree_size, h.height
-        if len(stxs) != len(block.txs):
-            raise StoreError("decoded transactions do not match the block")
+        assert len(stxs) == len(block.txs), "the dry run or replay decoded every tx of the block"
         # Batched puts (one C loop per table) rather than one Python call per row.
         txn.cursor(db=d.blocks).putmulti(
             [(_tx_key(height, pos), raw) for pos, raw in enumerate(block.txs)])
@@ -815,7 +812,8 @@ class Store:
             digest = compute_state_digest(prev.state_digest, overlay.changes())
             nodes = OverlayNodeStore(LmdbNodeStore(txn, self._dbs))
             tree = PersistentTree(nodes)
-            size = tree.append_entries(chosen)
+            leaves = [_leaf(raw) for raw in chosen]
+            size = tree.append_leaf_hashes(leaves)
             root = tree.root()
         header = Header(
             chain_id=self.genesis.chain_id,
@@ -825,7 +823,7 @@ class Store:
             proposer=proposer,
             tree_size=size,
             tree_root=root,
-            txs_root=txs_root(chosen),
+            txs_root=root_from_leaf_hashes(leaves),
             state_digest=digest,
         )
         # Built here, so valid on this head by construction: keep the dry run for apply_block.
