@@ -103,11 +103,14 @@ def _check_wire(obj: Any, depth: int) -> None:
         raise EncodingError(f"forbidden wire type {type(obj).__name__}")
 
 
-def unpack(data: bytes, max_bytes: int = MAX_ENCODED_BYTES, check_types: bool = True) -> Any:
+def unpack(data: bytes, max_bytes: int = MAX_ENCODED_BYTES, check_types: bool = True,
+           canonical: bool = True) -> Any:
     """Strictly unpack one wire value; the input must be its canonical encoding.
 
     Maps and ext types are refused by the unpacker itself; ``check_types`` also walks the value
     to refuse floats. Record decoding skips the walk: its field specs check every type.
+    ``canonical=False`` is only for envelopes that are never hashed nor signed (a batch of
+    submitted txs): their every item is then decoded strictly on its own.
     """
     if data.__class__ is not bytes:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -137,7 +140,7 @@ def unpack(data: bytes, max_bytes: int = MAX_ENCODED_BYTES, check_types: bool = 
         raise EncodingError(f"malformed msgpack: {type(exc).__name__}") from exc
     if check_types:
         _check_wire(obj, 0)
-    if pack(obj) != data:
+    if canonical and pack(obj) != data:
         raise EncodingError("non-canonical encoding")
     return obj
 
@@ -436,11 +439,9 @@ class Record:
     @classmethod
     def _make(cls: type[R], **fields: Any) -> R:
         """``cls(**fields)`` without the frozen dataclass's per-field ``object.__setattr__``,
-        for hot paths. Only for records without ``__post_init__``, given every field."""
-        assert len(fields) == len(cls._specs()), f"{cls.__name__}._make needs every field"
-        o = object.__new__(cls)
-        o.__dict__.update(fields)
-        return o
+        for hot paths. Only for records without ``__post_init__``; every field is a required
+        keyword (a compiled per-class constructor replaces this method on first use)."""
+        return _compile_make(cls)(**fields)  # type: ignore[no-any-return]
 
     def encode(self) -> bytes:
         """The canonical bytes (computed once per instance: records are immutable)."""
@@ -472,11 +473,12 @@ class Record:
 # field's Spec, so accepted values and error messages are exactly the generic ones.
 
 
-def _check_src(var: str, s: Spec, ns: dict[str, Any], decode: bool, ind: str) -> list[str]:
-    """Source lines that check (and convert) ``var`` in place against ``s``."""
+def _check_src(var: str, s: Spec, ns: dict[str, Any], decode: bool, ind: str,
+               name: str) -> list[str]:
+    """Source lines that check (and convert) ``var`` (field ``name``) in place against ``s``."""
     k = f"s{len(ns)}"
     ns[k] = s
-    fallback = f"{var} = {k}.{'from_wire' if decode else 'to_wire'}({var}, {var}_n)"
+    fallback = f"{var} = {k}.{'from_wire' if decode else 'to_wire'}({var}, {name!r})"
     t = type(s)
     if t is _Int:
         assert isinstance(s, _Int)
@@ -501,11 +503,11 @@ def _check_src(var: str, s: Spec, ns: dict[str, Any], decode: bool, ind: str) ->
                 f"{ind}    {fallback}"]
     elif t is _Nested:
         assert isinstance(s, _Nested)
-        ns[k + "c"] = s.cls
-        return [f"{ind}{var} = {k}c.from_wire({var})"]
+        ns[k + "c"] = _from_wire_of(s.cls)
+        return [f"{ind}{var} = {k}c({var})"]
     elif t is _Optional:
         assert isinstance(s, _Optional)
-        inner = _check_src(var, s.inner, ns, decode, ind + "    ")
+        inner = _check_src(var, s.inner, ns, decode, ind + "    ", name)
         return [f"{ind}if {var} is not None:", *inner]
     elif t is _List and type(s.inner) is _Bytes and decode:  # type: ignore[attr-defined]
         assert isinstance(s, _List) and isinstance(s.inner, _Bytes)
@@ -519,9 +521,10 @@ def _check_src(var: str, s: Spec, ns: dict[str, Any], decode: bool, ind: str) ->
         assert isinstance(s, _List) and isinstance(s.inner, _Nested)
         ns[k + "c"] = s.inner.cls
         if decode:
+            ns[k + "f"] = _from_wire_of(s.inner.cls)
             return [f"{ind}if {var}.__class__ is list"
                     f" and {s.min_len} <= len({var}) <= {s.max_len}:",
-                    f"{ind}    {var} = tuple([{k}c.from_wire(x) for x in {var}])",
+                    f"{ind}    {var} = tuple([{k}f(x) for x in {var}])",
                     f"{ind}else:",
                     f"{ind}    {fallback}"]
         return [f"{ind}if ({var}.__class__ is tuple and {s.min_len} <= len({var}) <= {s.max_len}"
@@ -534,7 +537,28 @@ def _check_src(var: str, s: Spec, ns: dict[str, Any], decode: bool, ind: str) ->
     return [f"{ind}if {cond}:", f"{ind}    {fallback}"]
 
 
+def _from_wire_of(cls: type[Record]) -> Any:
+    """The compiled decoder of a nested record class (its classmethod while it compiles)."""
+    fn = cls.__dict__.get("_from_wire_fn")
+    if fn is not None:
+        return fn
+    if cls in _COMPILING:  # a record nested in itself: go through the class
+        return cls.from_wire
+    return _compile_from_wire(cls)
+
+
+_COMPILING: set[type[Record]] = set()
+
+
 def _compile_from_wire(cls: type[R]) -> Any:
+    _COMPILING.add(cls)
+    try:
+        return _compile_from_wire_in(cls)
+    finally:
+        _COMPILING.discard(cls)
+
+
+def _compile_from_wire_in(cls: type[R]) -> Any:
     specs = cls._specs()
     ns: dict[str, Any] = {"cls": cls, "generic": cls._generic_from_wire, "new": object.__new__}
     n = 2 + len(specs)
@@ -550,16 +574,30 @@ def _compile_from_wire(cls: type[R]) -> Any:
         var = f"v{i}"
         names.append((name, var))
         lines.append(f"    {var} = obj[{2 + i}]")
-        lines.append(f"    {var}_n = {name!r}")
-        lines.extend(_check_src(var, s, ns, True, "    "))
+        lines.extend(_check_src(var, s, ns, True, "    ", name))
     kwargs = ", ".join(f"{name!r}: {var}" for name, var in names)
     if "__post_init__" in {k for c in cls.__mro__ for k in c.__dict__}:
         lines.append(f"    return cls(**{{{kwargs}}})")
     else:  # what the frozen dataclass __init__ would do, without its per-field setattr
-        lines += ["    o = new(cls)", f"    o.__dict__.update({{{kwargs}}})", "    return o"]
+        lines += ["    o = new(cls)", "    d = o.__dict__"]
+        lines += [f"    d[{name!r}] = {var}" for name, var in names]
+        lines.append("    return o")
     exec("\n".join(lines), ns)
     fn = ns["from_wire"]
     setattr(cls, "_from_wire_fn", staticmethod(fn))  # noqa: B010 - per-class cache
+    return fn
+
+
+def _compile_make(cls: type[Record]) -> Any:
+    assert "__post_init__" not in {k for c in cls.__mro__ for k in c.__dict__}, cls
+    names = [name for name, _ in cls._specs()]
+    lines = [f"def make(*, {', '.join(names)}):", "    o = new(cls)", "    d = o.__dict__"]
+    lines += [f"    d[{name!r}] = {name}" for name in names]
+    lines.append("    return o")
+    ns: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    exec("\n".join(lines), ns)
+    fn = ns["make"]
+    setattr(cls, "_make", staticmethod(fn))  # noqa: B010 - per-class cache
     return fn
 
 
@@ -571,8 +609,7 @@ def _compile_to_wire(cls: type[Record]) -> Any:
     for i, (name, s) in enumerate(specs):
         var = f"v{i}"
         lines.append(f"    {var} = d[{name!r}]")
-        lines.append(f"    {var}_n = {name!r}")
-        lines.extend(_check_src(var, s, ns, False, "    "))
+        lines.extend(_check_src(var, s, ns, False, "    ", name))
         out.append(var)
     lines.append(f"    return [{', '.join(out)}]")
     exec("\n".join(lines), ns)

@@ -733,8 +733,13 @@ class Node:
 
 
 def parse_submission(body: bytes, max_items: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
-    """Strictly parse a msgpack submission: ``[[tx_bytes, [[org, sealed], ...]], ...]``."""
-    obj = unpack(body, 64 * 1024 * 1024)
+    """Strictly parse a msgpack submission: ``[[tx_bytes, [[org, sealed], ...]], ...]``.
+
+    The envelope is neither hashed nor signed, so its encoding need not be canonical, and the
+    loop below checks the type of everything it keeps (no separate walk); each tx is then
+    decoded strictly (canonical bytes, every field checked) on admission.
+    """
+    obj = unpack(body, 64 * 1024 * 1024, check_types=False, canonical=False)
     if not isinstance(obj, list):
         raise NodeError("submission must be an array of [tx, sealed] items")
     if len(obj) > max_items:
