@@ -441,7 +441,7 @@ class Record:
         """``cls(**fields)`` without the frozen dataclass's per-field ``object.__setattr__``,
         for hot paths. Only for records without ``__post_init__``; every field is a required
         keyword (a compiled per-class constructor replaces this method on first use)."""
-        return _compile_make(cls)(**fields)  # type: ignore[no-any-return]
+        return _compile_make(cls)(**fields)
 
     def encode(self) -> bytes:
         """The canonical bytes (computed once per instance: records are immutable)."""
