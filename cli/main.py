@@ -945,12 +945,16 @@ run (cores x verifies/s / validators): every validator verifies every claim once
               help="Batches each client keeps in flight.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also write the figures to this JSON file.")
+@click.option("--timeout-commit-ms", type=click.IntRange(0, 10_000), default=10,
+              show_default=True,
+              help="The nodes' pause after each commit (one host: precommits arrive at once).")
 def bench_cmd(claims: int, clients: int, batch: int, window: int,
-              json_out: Path | None) -> None:
+              json_out: Path | None, timeout_commit_ms: int) -> None:
     """Start a local 4-validator cluster and measure committed claims/s and commit latency."""
     from cli.bench import run as run_bench
 
-    run_bench(claims, clients, batch, window, out_json=json_out)
+    run_bench(claims, clients, batch, window, out_json=json_out,
+              timeout_commit_ms=timeout_commit_ms)
 
 
 @cli.command("status", context_settings=CONTEXT,

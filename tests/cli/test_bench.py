@@ -1,0 +1,43 @@
+"""``tpledger bench`` end to end on a small load: a real local cluster, client processes, and
+figures that add up (the speed itself is measured by the benchmark, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+
+def test_bench_commits_every_claim_and_reports_consistent_figures(tmp_path: Path) -> None:
+    out_json = tmp_path / "bench.json"
+    env = dict(os.environ, NO_COLOR="1", TMPDIR=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "bench", "--claims", "400", "--clients", "2",
+         "--batch", "100", "--window", "2", "--timeout-commit-ms", "20",
+         "--json", str(out_json)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    r = json.loads(out_json.read_text())
+    assert r["committed"] == 400 and r["errors"] == 0 and r["dead_nodes"] == []
+    assert r["validators"] == 4 and r["clients"] == 2 and r["timeout_commit_ms"] == 20
+    cores = os.cpu_count() or 1
+    # both figures are rounded in the report
+    assert abs(r["bound_claims_per_s"] - cores * r["ed25519_verify_per_s"] / 4) <= 1
+    # elapsed_s is rounded to 10 ms: claims/s x elapsed_s is 400 within that rounding
+    assert abs(r["committed_per_s"] * r["elapsed_s"] - 400) <= r["committed_per_s"] * 0.0051
+    assert r["fraction_of_bound"] == pytest.approx(
+        r["committed_per_s"] / r["bound_claims_per_s"], abs=0.002)
+    assert 0 < r["latency_p50_s"] <= r["latency_p99_s"] <= r["elapsed_s"] + 0.01
+    assert r["blocks"] >= 1
+    assert "pre-signed 400 claims" in proc.stdout
+    assert "committed 400 claims" in proc.stdout and "of the bound" in proc.stdout
+    # the cluster lived in TMPDIR and is gone
+    assert not list(tmp_path.glob("tpledger-bench-*"))
