@@ -187,8 +187,11 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
                 jobs.append((cluster.urls, str(root), pairs[i % 2][0], batches, window,
                              timeout_s))
             h0 = int(_status(cluster.urls[0])["height"])
+            pids = [p.pid for p in cluster.procs.values()]
+            cpu0 = _cpu_seconds(pids)
             with mp.get_context("spawn").Pool(clients) as pool:
                 results = pool.map(_client, jobs)
+            cpu1 = _cpu_seconds(pids)
             h1 = int(_status(cluster.urls[0])["height"])
             dead = cluster.dead_nodes()
     committed = sum(r.committed for r in results)
@@ -198,6 +201,8 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
     elapsed = max(1e-9, last - first)
     lat = [x for r in results for x in r.latencies_s]
     rate = committed / elapsed
+    node_cpu_us = (None if cpu0 is None or cpu1 is None or not committed
+                   else 1e6 * (cpu1 - cpu0) / committed / validators)
     out = {
         "cores": cores, "validators": validators, "ed25519_verify_per_s": round(vps),
         "bound_claims_per_s": round(bound), "claims": claims, "clients": clients,
@@ -208,13 +213,32 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
         "latency_p99_s": round(_quantile(lat, 0.99), 3),
         "latency_mean_s": round(statistics.fmean(v for v, _ in lat), 3) if lat else None,
         "blocks": h1 - h0, "dead_nodes": dead, "timeout_commit_ms": timeout_commit_ms,
+        "node_cpu_us_per_claim": None if node_cpu_us is None else round(node_cpu_us, 1),
+        "verify_us": round(1e6 / vps, 1),
     }
     print(f"committed {committed:,} claims in {elapsed:.2f} s = {rate:,.0f} claims/s "
           f"({100 * rate / bound:.0f}% of the bound); latency p50 {out['latency_p50_s']} s, "
           f"p99 {out['latency_p99_s']} s; {h1 - h0} blocks; errors {errors}", flush=True)
+    if node_cpu_us is not None:
+        print(f"validator CPU per committed claim: {node_cpu_us:.0f} us each "
+              f"(one Ed25519 verification: {1e6 / vps:.0f} us)", flush=True)
     if out_json is not None:
         out_json.write_text(json.dumps(out, indent=2) + "\n")
     return out
+
+
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU time of these processes so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in pids:
+            # fields after the parenthesised command name; utime and stime are 14th and 15th
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / tick
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _status(url: str) -> dict[str, Any]:

@@ -37,6 +37,10 @@ def test_bench_commits_every_claim_and_reports_consistent_figures(tmp_path: Path
         r["committed_per_s"] / r["bound_claims_per_s"], abs=0.002)
     assert 0 < r["latency_p50_s"] <= r["latency_p99_s"] <= r["elapsed_s"] + 0.01
     assert r["blocks"] >= 1
+    assert r["verify_us"] == pytest.approx(1e6 / r["ed25519_verify_per_s"], abs=0.1)
+    if sys.platform == "linux":  # read from /proc: the validators did work for the claims
+        assert r["node_cpu_us_per_claim"] > 0
+        assert "validator CPU per committed claim" in proc.stdout
     assert "pre-signed 400 claims" in proc.stdout
     assert "committed 400 claims" in proc.stdout and "of the bound" in proc.stdout
     # the cluster lived in TMPDIR and is gone
