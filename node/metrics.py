@@ -26,8 +26,8 @@ class Metrics:
         if help_text:
             self.help.setdefault(name, help_text)
 
-    def observe_commit_latency(self, seconds: float) -> None:
-        self._latencies_s.append(seconds)
+    def observe_commit_latencies(self, seconds: list[float]) -> None:
+        self._latencies_s.extend(seconds)
 
     def latency_quantiles(self) -> dict[float, float]:
         data = sorted(self._latencies_s)

@@ -421,12 +421,10 @@ class Node:
         if ids is None:
             ids = [tagged_hash("tpledger/tx", raw) for raw in block.txs]  # raw is canonical
         removed = self.mempool.remove(ids)
-        nowm = time.monotonic()
-        openings: list[tuple[bytes, str, bytes]] = []
-        for p in removed:
-            self.metrics.observe_commit_latency(max(0.0, nowm - p.received_ms / 1000.0))
-            for org, sealed in p.sealed:
-                openings.append((p.tx_id, org, sealed))
+        now_ms_mono = time.monotonic() * 1000.0
+        self.metrics.observe_commit_latencies(
+            [max(0.0, (now_ms_mono - p.received_ms) / 1000.0) for p in removed])
+        openings = [(p.tx_id, org, sealed) for p in removed for org, sealed in p.sealed]
         self.openings.put_many(openings)
         hdr = block.header
         self.metrics.set("height", hdr.height, "last committed height")
@@ -522,14 +520,13 @@ class Node:
         body = stx.parse()
         if not isinstance(body, Claim):
             raise TxRejected("unexpected_sealed", "only claims carry sealed openings")
-        refs = {r.payer: r.sealed_digest for r in body.sealed}
-        out = []
+        refs = body.sealed  # at most MAX_SEALED: a scan beats building a dict per claim
         for org, blob in sealed:
-            if org not in refs or sealed_digest(blob) != refs[org]:
+            digest = sealed_digest(blob)
+            if not any(r.payer == org and r.sealed_digest == digest for r in refs):
                 raise TxRejected("sealed_mismatch",
                                  "a sealed opening does not match the claim's digest for its payer")
-            out.append((org, blob))
-        return tuple(out)
+        return tuple(sealed)
 
     def admit_batch(
         self, items: list[tuple[bytes, list[tuple[str, bytes]]]], gossip: bool
