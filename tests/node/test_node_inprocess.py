@@ -98,6 +98,26 @@ def test_no_retention_keeps_openings(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_commit_latency_summary_counts_every_committed_tx(tmp_path: Path) -> None:
+    cfg, root = _config(tmp_path, retention_days=0)
+
+    async def scenario() -> None:
+        node = Node(cfg)
+        await node.start()
+        try:
+            await _commit_claims(node, root, 4)
+            text = node.refresh_metrics() or node.metrics.render()
+            assert "tpledger_commit_latency_seconds_count 4" in text
+            quantiles = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                         if line.startswith('tpledger_commit_latency_seconds{quantile=')]
+            assert len(quantiles) == 3 and quantiles == sorted(quantiles)
+            assert 0.0 <= quantiles[0] < 30.0  # admission to commit, in seconds
+        finally:
+            await node.stop()
+
+    asyncio.run(scenario())
+
+
 def test_restart_resumes_from_disk(tmp_path: Path) -> None:
     cfg, root = _config(tmp_path, retention_days=0)
 
