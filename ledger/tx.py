@@ -21,6 +21,7 @@ from ledger.encoding import (
     PUBKEY,
     SIG,
     U64,
+    U64_MAX,
     Bytes,
     Int,
     ListOf,
@@ -30,6 +31,7 @@ from ledger.encoding import (
     Str,
     VarBytes,
     decode_any,
+    pack,
     spec,
     tagged_hash,
 )
@@ -245,15 +247,30 @@ class ClaimState(Record):
 
     @classmethod
     def from_claim(cls, claim: Claim, height: int) -> ClaimState:
-        return cls._make(
+        """The state of a claim just submitted at ``height``, with its canonical bytes.
+
+        Every field comes from a claim whose canonical bytes exist (so it was checked when
+        decoded or encoded): the state's bytes are packed straight from the wire layout (one of
+        these per claim per validator; a test pins them to the spec-checked packing).
+        """
+        amo, amc = PayerState.initial(claim.amo_cents), PayerState.initial(claim.amc_cents)
+        state = cls._make(
             optician=claim.optician,
             insurer=claim.insurer,
             total_cents=claim.total_cents,
-            amo=PayerState.initial(claim.amo_cents),
-            amc=PayerState.initial(claim.amc_cents),
+            amo=amo,
+            amc=amc,
             cancelled=False,
             submitted_height=height,
         )
+        if "_encoded" in claim.__dict__ and height.__class__ is int and 0 <= height <= U64_MAX:
+            ptag = PayerState.TAG
+            state.__dict__["_encoded"] = pack([
+                cls.TAG, cls.VERSION, claim.optician, claim.insurer, claim.total_cents,
+                [ptag, 1, amo.status, claim.amo_cents, 0, 0, ""],
+                [ptag, 1, amc.status, claim.amc_cents, 0, 0, ""],
+                False, height])
+        return state
 
     def share(self, share: int) -> PayerState:
         if share == SHARE_AMO:
