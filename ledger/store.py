@@ -8,10 +8,10 @@ db          key                                 value
 headers     height u64                          ``Header`` bytes
 blocks      height u64 || position u32          the encoded ``SignedTx`` at that position
 certs       height u64                          ``CommitCertificate`` bytes
-txloc       tx_id (32)                          ``TxLocation`` (height, position, leaf_index)
+txloc       tx_id (32)                          ``TxLocation`` (height, position, leaf_index);
+                                                also the replay-protection index (``has_tx``)
 tree        level u8 || index u64 / ``size``    complete-subtree hash (32) / tree size u64
 claims      claim_id (32)                       ``ClaimState`` bytes
-txseen      tx_id (32)                          empty (replay protection, ``StateView``)
 meta        ``l/...`` (ours) / ``u/...`` (node) ``l/genesis``: genesis hash, ``l/height``: head
 ==========  ==================================  ==========================================
 
@@ -68,7 +68,7 @@ DEFAULT_MAP_SIZE_BYTES = 8 * 1024**3
 MAX_META_KEY_BYTES = 256
 MAX_PAGE = 10_000
 MAX_META_VALUE_BYTES = 16 * 1024 * 1024
-_DB_NAMES = ("headers", "blocks", "certs", "txloc", "tree", "claims", "txseen", "meta")
+_DB_NAMES = ("headers", "blocks", "certs", "txloc", "tree", "claims", "meta")
 _META_GENESIS = b"l/genesis"
 _META_HEIGHT = b"l/height"
 _META_USER = b"u/"
@@ -123,7 +123,6 @@ class _Dbs:
         self.txloc = handles["txloc"]
         self.tree = handles["tree"]
         self.claims = handles["claims"]
-        self.txseen = handles["txseen"]
         self.meta = handles["meta"]
 
 
@@ -146,16 +145,18 @@ class LmdbState:
         self.txn.put(claim_id, state.encode(), db=self.dbs.claims)
 
     def has_tx(self, tx_id: bytes) -> bool:
-        return _get(self.txn, tx_id, self.dbs.txseen) is not None
+        """Applied before: every applied tx has a location row, written with its block."""
+        return self.txn.get(tx_id, db=self.dbs.txloc) is not None
 
     def mark_tx(self, tx_id: bytes) -> None:
-        self.txn.put(tx_id, b"", db=self.dbs.txseen)
+        """Nothing to write: the block's apply writes this tx's location row (``has_tx``) in
+        the same write transaction, and refuses a tx that already has one."""
 
     def write_many(self, claims: Iterable[tuple[bytes, ClaimState]], tx_ids: Iterable[bytes]
                    ) -> None:
-        """``put_claim`` and ``mark_tx`` for many rows, in one C loop per table."""
+        """``put_claim`` for many rows in one C loop (``mark_tx`` writes nothing)."""
+        del tx_ids
         self.txn.cursor(db=self.dbs.claims).putmulti([(c, st.encode()) for c, st in claims])
-        self.txn.cursor(db=self.dbs.txseen).putmulti([(t, b"") for t in tx_ids])
 
 
 class LmdbNodeStore:

@@ -15,7 +15,7 @@ def _dump(path: Path) -> dict[str, list[tuple[bytes, bytes]]]:
     env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=16)
     out: dict[str, list[tuple[bytes, bytes]]] = {}
     with env.begin() as txn:
-        for name in (b"headers", b"certs", b"blocks", b"txloc", b"tree", b"claims", b"txseen"):
+        for name in (b"headers", b"certs", b"blocks", b"txloc", b"tree", b"claims"):
             db = env.open_db(name, txn=txn, create=False)
             out[name.decode()] = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=db)]
     env.close()
