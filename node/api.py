@@ -216,7 +216,8 @@ class Api:
 
     async def opening(self, request: web.Request) -> web.Response:
         p, claim_id = await self._payer_of_claim(request)
-        sealed = self.node.openings.get(claim_id, p.org)
+        loc = self.node.claim_location(claim_id)
+        sealed = None if loc is None else self.node.openings.get(loc, p.org)
         if sealed is None and RELAYED_HEADER not in request.headers:
             # This node may have been down when the claim's openings were gossiped: ask the
             # peers with the payer's own signed request (the box is sealed to the payer; we
@@ -349,7 +350,7 @@ def claim_json(claim_id: bytes, state: Any, node: Node) -> dict[str, Any]:
         "amc": share(state.amc),
         "cancelled": state.cancelled,
         "height": loc.height if loc is not None else None,
-        "openings_held": node.openings.orgs(claim_id),
+        "openings_held": node.openings_held(claim_id),
     }
 
 

@@ -125,7 +125,6 @@ class Node:
         self._catch_up_target = 0
         self._catch_up_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
-        self._expire_cursor = b""
         self._http: aiohttp.ClientSession | None = None
         self._stopping = False
         self._fatal: BaseException | None = None
@@ -424,9 +423,11 @@ class Node:
         now_ms_mono = time.monotonic() * 1000.0
         self.metrics.observe_commit_latencies(
             [max(0.0, (now_ms_mono - p.received_ms) / 1000.0) for p in removed])
-        openings = [(p.tx_id, org, sealed) for p in removed for org, sealed in p.sealed]
-        self.openings.put_many(openings)
         hdr = block.header
+        if removed:  # openings stored at the claims' places in the log
+            position = {tx_id: pos for pos, tx_id in enumerate(ids)}
+            self.openings.put_many([(hdr.height, position[p.tx_id], org, sealed)
+                                    for p in removed for org, sealed in p.sealed])
         self.metrics.set("height", hdr.height, "last committed height")
         self.metrics.set("tree_size", hdr.tree_size, "leaves in the Merkle log")
         self.metrics.inc("committed_txs_total", len(block.txs), "transactions committed")
@@ -509,8 +510,11 @@ class Node:
             checked = self._check_sealed(stx, sealed)
         except (TxRejected, EncodingError):
             return
-        held = set(self.openings.orgs(tx_id))
-        self.openings.put_many([(tx_id, org, blob) for org, blob in checked if org not in held])
+        loc = self.claim_location(tx_id)
+        if loc is None:
+            return
+        held = set(self.openings.orgs(loc))
+        self.openings.put_many([(*loc, org, blob) for org, blob in checked if org not in held])
 
     def _check_sealed(
         self, stx: SignedTx, sealed: list[tuple[str, bytes]]
@@ -626,7 +630,8 @@ class Node:
                             authorization: str) -> bytes | None:
         """Get ``org``'s sealed opening of a committed claim from a peer that holds it,
         forwarding the payer's signed request; keep it if it matches the signed digest."""
-        if self._http is None or self.openings.is_forgotten(claim_id):
+        loc = self.claim_location(claim_id)
+        if self._http is None or loc is None or self.openings.is_forgotten(loc):
             return None
         stx = self.store.tx(claim_id)
         if stx is None:
@@ -647,40 +652,51 @@ class Node:
             except (TxRejected, EncodingError):
                 log.warning("peer %s served an opening that does not match its digest", peer.name)
                 continue
-            self.openings.put_many([(claim_id, org, checked[0][1])])
+            self.openings.put_many([(*loc, org, checked[0][1])])
             self.metrics.inc("openings_fetched_total", 1, "sealed openings fetched from peers")
             return checked[0][1]
         return None
 
     def forget_openings(self, claim_id: bytes, broadcast: bool) -> int:
         """Delete this claim's sealed openings here (and ask the peers to do the same)."""
-        n = self.openings.forget(claim_id)
+        loc = self.claim_location(claim_id)
+        n = self.openings.forget(loc) if loc is not None else 0
         if broadcast and self.peers is not None:
             self.peers.broadcast(FRAME_FORGET, claim_id)
         self.metrics.inc("openings_forgotten_total", n)
         return n
 
+    def claim_location(self, claim_id: bytes) -> tuple[int, int] | None:
+        """(height, position) of a committed claim: where its openings are kept."""
+        loc = self.store.tx_location(claim_id)
+        return None if loc is None else (loc.height, loc.position)
+
+    def openings_held(self, claim_id: bytes) -> list[str]:
+        """The payers whose sealed openings of this claim this node holds."""
+        loc = self.claim_location(claim_id)
+        return [] if loc is None else self.openings.orgs(loc)
+
     def expire_openings(self, now_ms: int, max_claims: int = 10_000) -> int:
         """Forget the openings of claims submitted more than ``retention_days`` ago.
 
         Runs on this node only (every node runs it on the same ledger times, so all converge).
-        Returns how many openings were deleted. Bounded work per call (paged by claim id).
+        Returns how many openings were deleted. Openings are kept in log order, so this looks
+        at the oldest ones only and stops at the first claim still within the period; at most
+        ``max_claims`` claims per call.
         """
         days = self.cfg.limits.retention_days
         if days <= 0:
             return 0
         cutoff_ms = now_ms - days * 86_400_000
         deleted = 0
-        after = self._expire_cursor
-        ids = self.openings.claim_ids(after, max_claims)
-        for cid in ids:
-            state = self.store.claim(cid)
-            if state is None:
-                continue  # not committed yet (or not here yet): keep
-            submitted_ms = self.store.header(state.submitted_height).time_ms
-            if submitted_ms < cutoff_ms:
-                deleted += self.openings.forget(cid)
-        self._expire_cursor = ids[-1] if len(ids) >= max_claims else b""
+        time_of: dict[int, int] = {}
+        for loc in self.openings.oldest(max_claims):
+            height = loc[0]
+            if height not in time_of:
+                time_of[height] = self.store.header(height).time_ms
+            if time_of[height] >= cutoff_ms:
+                break  # this claim and every later one are within the retention period
+            deleted += self.openings.forget(loc)
         if deleted:
             self.metrics.inc("openings_expired_total", deleted,
                              "sealed openings deleted after the retention period")

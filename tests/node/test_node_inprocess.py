@@ -61,7 +61,7 @@ def test_openings_expire_after_retention(tmp_path: Path) -> None:
         await node.start()
         try:
             ids, submitted = await _commit_claims(node, root, 3)
-            assert all(sorted(node.openings.orgs(i)) == ["cnam", "mutuelle-a"] for i in ids)
+            assert all(sorted(node.openings_held(i)) == ["cnam", "mutuelle-a"] for i in ids)
             # Within the retention period nothing is deleted.
             assert node.expire_openings(now_ms() + 29 * 86_400_000) == 0
             assert node.openings.count() == 6
