@@ -11,7 +11,9 @@ certs       height u64                          ``CommitCertificate`` bytes
 txloc       tx_id (32)                          ``TxLocation`` (height, position, leaf_index);
                                                 also the replay-protection index (``has_tx``)
 tree        level u8 || index u64 / ``size``    complete-subtree hash (32) / tree size u64
-claims      claim_id (32)                       ``ClaimState`` bytes
+claims      height u64 || position u32          claim_id (32) || ``ClaimState`` bytes, at the
+            (the claim's own tx)                place of the claim in the log: a block's new
+                                                claims are appended, not scattered by id
 meta        ``l/...`` (ours) / ``u/...`` (node) ``l/genesis``: genesis hash, ``l/height``: head
 ==========  ==================================  ==========================================
 
@@ -27,6 +29,7 @@ look-ups by id (``tx_location``, ``tx``, ``claim``) return ``None`` when absent.
 
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -71,6 +74,8 @@ MAX_META_VALUE_BYTES = 16 * 1024 * 1024
 _DB_NAMES = ("headers", "blocks", "certs", "txloc", "tree", "claims", "meta")
 _META_GENESIS = b"l/genesis"
 _META_HEIGHT = b"l/height"
+_META_FORMAT = b"l/format"
+STORE_FORMAT = 2  # 2: claim states keyed by log place, no separate replay index
 _META_USER = b"u/"
 _TREE_SIZE_KEY = b"size"
 _HEADER_SLACK_BYTES = Header.MAX_BYTES + 16  # block envelope + largest header
@@ -126,23 +131,52 @@ class _Dbs:
         self.meta = handles["meta"]
 
 
+def _claim_row(key: bytes, raw: bytes) -> tuple[bytes, ClaimState]:
+    """Decode a claims row: ``claim_id (32) || ClaimState bytes``."""
+    try:
+        return raw[:32], ClaimState.decode(raw[32:])
+    except EncodingError as exc:
+        raise StoreError(f"corrupt claim state at {key.hex()}: {exc}") from None
+
+
 class LmdbState:
-    """``StateView`` over an LMDB transaction (writes need a write transaction)."""
+    """``StateView`` over an LMDB transaction (writes need a write transaction).
 
-    def __init__(self, txn: lmdb.Transaction, dbs: _Dbs) -> None:
+    Claim states live at their claim's place in the log; ``new_places`` gives the places of
+    the txs of the block being applied (whose location rows may not be written yet).
+    """
+
+    def __init__(self, txn: lmdb.Transaction, dbs: _Dbs,
+                 new_places: dict[bytes, bytes] | None = None) -> None:
         self.txn, self.dbs = txn, dbs
+        self.new_places = new_places or {}
 
-    def get_claim(self, claim_id: bytes) -> ClaimState | None:
-        raw = _get(self.txn, claim_id, self.dbs.claims)
+    def _place(self, claim_id: bytes) -> bytes | None:
+        place = self.new_places.get(claim_id)
+        if place is not None:
+            return place
+        raw = _get(self.txn, claim_id, self.dbs.txloc)
         if raw is None:
             return None
         try:
-            return ClaimState.decode(raw)
+            loc = TxLocation.decode(raw)
         except EncodingError as exc:
-            raise StoreError(f"corrupt claim state {claim_id.hex()[:16]}: {exc}") from None
+            raise StoreError(f"corrupt tx location {claim_id.hex()[:16]}: {exc}") from None
+        return _tx_key(loc.height, loc.position)
+
+    def get_claim(self, claim_id: bytes) -> ClaimState | None:
+        place = self._place(claim_id)
+        raw = None if place is None else _get(self.txn, place, self.dbs.claims)
+        if raw is None:
+            return None
+        assert place is not None
+        stored_id, state = _claim_row(place, raw)
+        if stored_id != claim_id:
+            raise StoreError(f"corrupt claim state at {place.hex()}: another claim's row")
+        return state
 
     def put_claim(self, claim_id: bytes, state: ClaimState) -> None:
-        self.txn.put(claim_id, state.encode(), db=self.dbs.claims)
+        self.write_many([(claim_id, state)], ())
 
     def has_tx(self, tx_id: bytes) -> bool:
         """Applied before: every applied tx has a location row, written with its block."""
@@ -154,9 +188,26 @@ class LmdbState:
 
     def write_many(self, claims: Iterable[tuple[bytes, ClaimState]], tx_ids: Iterable[bytes]
                    ) -> None:
-        """``put_claim`` for many rows in one C loop (``mark_tx`` writes nothing)."""
+        """``put_claim`` for many rows (``mark_tx`` writes nothing): the block's new claims
+        are appended in one C loop, updates of older claims go to their places."""
         del tx_ids
-        self.txn.cursor(db=self.dbs.claims).putmulti([(c, st.encode()) for c, st in claims])
+        rows = []
+        for claim_id, state in claims:
+            place = self._place(claim_id)
+            if place is None:  # the rules only write states of claims in the log
+                raise StoreError(f"claim {claim_id.hex()[:16]} has no place in the log")
+            rows.append((place, claim_id + state.encode()))
+        rows.sort()
+        cur = self.txn.cursor(db=self.dbs.claims)
+        last = bytes(cur.key()) if cur.last() else b""
+        cut = bisect.bisect_right(rows, (last, b"\xff"))  # rows[cut:] come after every stored key
+        new = rows[cut:]
+        if new:
+            _, added = cur.putmulti(new, append=True)
+            if added != len(new):  # LMDB refused some as not last: put them the slow way
+                cur.putmulti(new)
+        if cut:
+            cur.putmulti(rows[:cut])
 
 
 class LmdbNodeStore:
@@ -295,11 +346,22 @@ class Store:
             with self._env.begin(write=True) as txn:
                 txn.put(_META_GENESIS, self.genesis_hash, db=self._dbs.meta)
                 txn.put(_META_HEIGHT, _u64(0), db=self._dbs.meta)
+                txn.put(_META_FORMAT, bytes([STORE_FORMAT]), db=self._dbs.meta)
         elif stored != self.genesis_hash:
             raise StoreError(
                 f"{self.path}: the store belongs to another genesis "
                 f"({stored.hex()[:16]}…, expected {self.genesis_hash.hex()[:16]}…)"
             )
+        else:
+            with self._env.begin(write=False) as txn:
+                fmt = _get(txn, _META_FORMAT, self._dbs.meta)
+            if fmt != bytes([STORE_FORMAT]):
+                found = "1" if fmt is None else fmt.hex()
+                raise StoreError(
+                    f"{self.path}: store format {found} was written by an older version "
+                    f"(this one reads format {STORE_FORMAT}); move it aside and let the node "
+                    "fetch the blocks again from its peers (docs/operations.md)"
+                )
 
     def close(self) -> None:
         self._env.close()
@@ -454,18 +516,20 @@ class Store:
     def claims_page(
         self, after: bytes | None = None, limit: int = 100
     ) -> list[tuple[bytes, ClaimState]]:
-        """Up to ``limit`` (<= MAX_PAGE) claims in claim-id order, strictly after ``after``."""
+        """Up to ``limit`` (<= MAX_PAGE) claims in log order (oldest first), strictly after
+        the claim ``after``. Raises StoreError if ``after`` is not a claim in the log."""
         limit = max(0, min(limit, MAX_PAGE))
         out: list[tuple[bytes, ClaimState]] = []
         with self._read() as txn, txn.cursor(db=self._dbs.claims) as cur:
-            found = cur.set_range(after) if after is not None else cur.first()
+            if after is None:
+                found = cur.first()
+            else:
+                place = LmdbState(txn, self._dbs)._place(after)
+                if place is None or txn.get(place, db=self._dbs.claims) is None:
+                    raise StoreError("the paging cursor is not a claim in the log")
+                found = cur.set_key(place) and cur.next()
             while found and len(out) < limit:
-                key = bytes(cur.key())
-                if key != after:
-                    try:
-                        out.append((key, ClaimState.decode(bytes(cur.value()))))
-                    except EncodingError as exc:
-                        raise StoreError(f"corrupt claim state {key.hex()[:16]}: {exc}") from None
+                out.append(_claim_row(bytes(cur.key()), bytes(cur.value())))
                 found = cur.next()
         return out
 
@@ -732,25 +796,31 @@ class Store:
         d = self._dbs
         prev = self._prev(txn)
         memo, self._memo = self._memo, None
+        h = block.header
+        height = h.height
+        places = [_tx_key(height, pos) for pos in range(len(block.txs))]
         if (memo is not None and not check_signatures and memo.prev_hash == prev.hash
                 and memo.block_hash == block.header.hash()):
             # Same block on the same head as a completed dry run: write its results.
             stxs = memo.stxs
-            memo.state.commit_to(LmdbState(txn, d))
+            new_places = dict(zip([stx.tx_id() for stx in stxs], places, strict=True))
+            memo.state.commit_to(LmdbState(txn, d, new_places))
             memo.nodes.apply_to(LmdbNodeStore(txn, d))
         else:
             stxs, leaves = self._check_shape(block, prev, None)
-            self._execute(block, prev, LmdbState(txn, d), LmdbNodeStore(txn, d), stxs, leaves,
-                          check_signatures)
-        h = block.header
-        key = _u64(h.height)
+            new_places = dict(zip([stx.tx_id() for stx in stxs], places, strict=True))
+            self._execute(block, prev, LmdbState(txn, d, new_places), LmdbNodeStore(txn, d),
+                          stxs, leaves, check_signatures)
+        key = _u64(height)
         txn.put(key, h.encode(), db=d.headers)
         txn.put(key, cert.encode(), db=d.certs)
-        first_leaf, height = prev.tree_size, h.height
+        first_leaf = prev.tree_size
         assert len(stxs) == len(block.txs), "the dry run or replay decoded every tx of the block"
         # Batched puts (one C loop per table) rather than one Python call per row.
-        txn.cursor(db=d.blocks).putmulti(
-            [(_tx_key(height, pos), raw) for pos, raw in enumerate(block.txs)])
+        rows = list(zip(places, block.txs, strict=True))
+        _, added = txn.cursor(db=d.blocks).putmulti(rows, append=True)
+        if added != len(places):
+            raise StoreError(f"corrupt store: transactions stored past the head at {height}")
         locs = [(stx.tx_id(), TxLocation._make(height=height, position=pos,
                                                leaf_index=first_leaf + pos).encode())
                 for pos, stx in enumerate(stxs)]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ledger.encoding import pack
-from ledger.errors import EncodingError, LedgerError
+from ledger.errors import EncodingError, LedgerError, StoreError
 from ledger.genesis import Participant
 from node.auth import RequestVerifier
 from node.errors import ApiError, AuthError, NodeError
@@ -170,7 +170,7 @@ class Api:
         return web.json_response(claim_json(claim_id, state, self.node))
 
     async def claims(self, request: web.Request) -> web.Response:
-        """Claims the signer may read, in claim-id order, paged.
+        """Claims the signer may read, in log order (oldest first), paged.
 
         One call scans at most ``CLAIMS_SCAN_WINDOW`` claims (bounded work); ``next`` is the
         cursor to pass as ``after`` to continue, null when the end was reached. A page may be
@@ -185,7 +185,10 @@ class Api:
         if awaiting not in (None, "amo", "amc"):
             raise ApiError(400, "bad_parameter", "awaiting must be amo or amc")
         out: list[dict[str, Any]] = []
-        scanned = self.node.store.claims_page(after, CLAIMS_SCAN_WINDOW)
+        try:
+            scanned = self.node.store.claims_page(after, CLAIMS_SCAN_WINDOW)
+        except StoreError as exc:
+            raise ApiError(400, "bad_parameter", f"after: {exc}") from None
         # Without a break, a short scan reached the end; a full one may have more after it.
         next_cursor = scanned[-1][0] if len(scanned) == CLAIMS_SCAN_WINDOW else None
         for claim_id, state in scanned:

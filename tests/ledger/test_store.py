@@ -236,6 +236,50 @@ def test_open_with_other_genesis_fails(tmp_path: Path, world: h.World) -> None:
         Store.open(tmp_path / "nothing", world.genesis, world.lpp, readonly=True)
 
 
+def test_store_of_an_older_format_is_refused_with_what_to_do(tmp_path: Path,
+                                                             world: h.World) -> None:
+    import lmdb
+
+    h.open_store(tmp_path / "db", world).close()
+    env = lmdb.open(str(tmp_path / "db"), max_dbs=16)
+    with env.begin(write=True) as txn:  # what format 1 stores looked like: no format key
+        txn.delete(b"l/format", db=env.open_db(b"meta", txn=txn))
+    env.close()
+    with pytest.raises(StoreError, match="store format 1 .* older version"):
+        Store.open(tmp_path / "db", world.genesis, world.lpp)
+
+
+def test_claim_states_live_at_their_claims_places(tmp_path: Path, world: h.World) -> None:
+    """New claims are appended at their place in the log; a decision rewrites the state at the
+    claim's (older) place; a row that names another claim is reported as corruption."""
+    import lmdb
+
+    s = h.open_store(tmp_path / "db", world)
+    old = h.make_claim(world)
+    h.add_block(world, s, [old, h.make_claim(world)])
+    new = h.make_claim(world)
+    decide = h.make_decision(world, old.tx_id(), share=SHARE_AMC, approved_cents=2400)
+    h.add_block(world, s, [new, decide])  # one new claim and an update of an older one
+    assert s.claim(old.tx_id()) is not None and s.claim(old.tx_id()).amc.approved_cents == 2400
+    assert s.claim(new.tx_id()) is not None and s.claim(decide.tx_id()) is None
+    assert s.entries("claims") == 3
+    s.close()
+    env = lmdb.open(str(tmp_path / "db"), max_dbs=16)
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"claims", txn=txn)
+        keys = [bytes(k) for k in txn.cursor(db=db).iternext(values=False)]
+        assert keys == sorted(keys) and [k[:8] for k in keys] == [
+            (1).to_bytes(8, "big"), (1).to_bytes(8, "big"), (2).to_bytes(8, "big")]
+        row = bytes(txn.get(keys[0], db=db))
+        txn.put(keys[0], new.tx_id() + row[32:], db=db)  # another claim's id at this place
+    env.close()
+    s = h.open_store(tmp_path / "db", world)
+    first = SignedTx.decode(s.block(1).txs[0]).tx_id()
+    with pytest.raises(StoreError, match="another claim"):
+        s.claim(first)
+    s.close()
+
+
 def test_meta_roundtrip(tmp_path: Path, world: h.World) -> None:
     s = h.open_store(tmp_path / "db", world)
     assert s.meta_get(b"consensus/state") is None
@@ -278,11 +322,15 @@ def test_header_decode_rejects_garbage() -> None:
 
 
 def test_claims_page(store: Store, world: h.World) -> None:
+    """Claims page in log order (oldest first), the cursor being the last claim seen."""
     txs = h.fill_store(world, store, blocks=2, txs_per_block=5, decisions=False)
-    ids = sorted(t.tx_id() for t in txs)
+    ids = [SignedTx.decode(raw).tx_id() for height in (1, 2) for raw in store.block(height).txs]
+    assert sorted(ids) == sorted(t.tx_id() for t in txs)
     page = store.claims_page(None, 4)
     assert [cid for cid, _ in page] == ids[:4]
+    assert all(st == store.claim(cid) for cid, st in page)
     rest = store.claims_page(page[-1][0], 100)
     assert [cid for cid, _ in rest] == ids[4:]
     assert store.claims_page(ids[-1], 10) == []
-    assert [c for c, _ in store.claims_page(b"\x00" * 32, 1)] == ids[:1]
+    with pytest.raises(StoreError):
+        store.claims_page(b"\x00" * 32, 1)  # not a claim in the log
