@@ -245,7 +245,7 @@ def test_store_of_an_older_format_is_refused_with_what_to_do(tmp_path: Path,
     with env.begin(write=True) as txn:  # what format 1 stores looked like: no format key
         txn.delete(b"l/format", db=env.open_db(b"meta", txn=txn))
     env.close()
-    with pytest.raises(StoreError, match="store format 1 .* older version"):
+    with pytest.raises(StoreError, match=r"store format 1 .* older version"):
         Store.open(tmp_path / "db", world.genesis, world.lpp)
 
 
