@@ -326,11 +326,11 @@ class Node:
                 continue
             if not stx.verify(self.chain_id):
                 return False
-            self._remember_verified(tx_id)
+            self._remember_verified([tx_id])
         return True
 
-    def _remember_verified(self, tx_id: bytes) -> None:
-        self.verified[tx_id] = None
+    def _remember_verified(self, tx_ids: list[bytes]) -> None:
+        self.verified.update(dict.fromkeys(tx_ids))
         while len(self.verified) > MAX_VERIFIED_REMEMBERED:
             self.verified.popitem(last=False)
 
@@ -533,9 +533,11 @@ class Node:
         return tuple(sealed)
 
     def admit_batch(
-        self, items: list[tuple[bytes, list[tuple[str, bytes]]]], gossip: bool
+        self, items: list[tuple[bytes, list[tuple[str, bytes]]]], gossip: bool,
+        report: bool = True,
     ) -> list[dict[str, Any]]:
-        """Check submitted txs and add the good ones to the mempool; one result per item.
+        """Check submitted txs and add the good ones to the mempool; one result per item
+        (none at all when not ``report``: txs gossiped by a peer answer nobody).
 
         Per tx: strict decoding and size, no duplicate (mempool or ledger), a valid signature
         (verified once per node: cached by tx id), the rules against the current state (the
@@ -563,8 +565,8 @@ class Node:
             elif tx_id not in self.verified and not stx.verify(self.chain_id):
                 reject(i, tx_id, "bad_signature", "transaction signature does not verify")
             else:
-                self._remember_verified(tx_id)
                 staged.append((i, stx, tx_id))
+        self._remember_verified([tx_id for _, _, tx_id in staged])
         verdicts = self.store.check_txs([stx for _, stx, _ in staged], check_signatures=False)
         accepted = 0
         gossip_items: list[list[Any]] = []
@@ -589,7 +591,8 @@ class Node:
                 reject(i, tx_id, "mempool_full", "mempool is full; retry later")
                 continue
             self.rejected.pop(tx_id, None)
-            results[i] = {"tx_id": tx_id.hex(), "status": "pending"}
+            if report:
+                results[i] = {"tx_id": tx_id.hex(), "status": "pending"}
             accepted += 1
             if gossip:
                 gossip_items.append([raw, [[o, b] for o, b in sealed]])
@@ -602,6 +605,8 @@ class Node:
             for j in range(0, len(gossip_items), MAX_GOSSIP_ITEMS):
                 self.peers.broadcast(FRAME_TXS, pack(gossip_items[j:j + MAX_GOSSIP_ITEMS]))
         self.metrics.set("mempool_txs", len(self.mempool), "transactions waiting in the mempool")
+        if not report:
+            return []
         out = [r for r in results if r is not None]
         assert len(out) == len(items), "every submitted item gets exactly one result"
         return out
@@ -612,7 +617,7 @@ class Node:
         except (EncodingError, NodeError):
             self.metrics.inc("gossip_rejected_total")
             return
-        self.admit_batch(items, gossip=False)
+        self.admit_batch(items, gossip=False, report=False)
 
     def tx_status(self, tx_id: bytes) -> dict[str, Any]:
         loc = self.store.tx_location(tx_id)
