@@ -13,7 +13,12 @@ its metadata (see :func:`spec`). Each record class gets, on first use, a compile
 encoder: straight-line code with the common checks inlined, which hands any doubtful field to
 its ``Spec``, so what is accepted and every error message are those of the plain
 spec-by-spec converters (``_generic_from_wire``/``_generic_to_wire``, the reference they are
-tested against in ``tests/ledger/test_compiled_codec.py``). Example::
+tested against in ``tests/ledger/test_compiled_codec.py``).
+
+Optional C fast paths (``ledger/_speedups.c``, built at install when a C compiler is there;
+``TPLEDGER_NO_SPEEDUPS=1`` turns them off): a canonical-only msgpack parser and a record
+builder. Both only ever accept what the Python code accepts and hand anything doubtful back to
+it, so results and errors are the same with or without them (hypothesis-tested). Example::
 
     @dataclass(frozen=True)
     class Ping(Record):
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -33,6 +39,18 @@ from typing import Any, ClassVar, TypeVar
 import msgpack
 
 from ledger.errors import EncodingError
+
+_c: Any = None
+if not os.environ.get("TPLEDGER_NO_SPEEDUPS"):
+    try:
+        from ledger import _speedups as _c  # type: ignore[attr-defined, no-redef]
+    except ImportError:  # no compiler at install time: the Python code alone
+        _c = None
+
+
+def speedups_enabled() -> bool:
+    """Whether the C fast paths are in use (reported by ``tpledger bench``)."""
+    return _c is not None
 
 MAX_ENCODED_BYTES = 8 * 1024 * 1024  # hard ceiling for any single object
 U64_MAX = 2**64 - 1
@@ -112,6 +130,20 @@ def unpack(data: bytes, max_bytes: int = MAX_ENCODED_BYTES, check_types: bool = 
     ``canonical=False`` is only for envelopes that are never hashed nor signed (a batch of
     submitted txs): their every item is then decoded strictly on its own.
     """
+    if _c is not None and canonical and data.__class__ is bytes:
+        try:  # canonical input only; anything else is named by the reference path below
+            fast = _c.unpack(data, max_bytes)
+        except ValueError:
+            pass
+        else:
+            if check_types:
+                _check_wire(fast, 0)
+            return fast
+    return _unpack_py(data, max_bytes, check_types, canonical)
+
+
+def _unpack_py(data: bytes, max_bytes: int, check_types: bool, canonical: bool) -> Any:
+    """``unpack`` in Python alone: the reference the C parser is tested against."""
     if data.__class__ is not bytes:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise EncodingError("input is not bytes")
@@ -541,7 +573,7 @@ def _from_wire_of(cls: type[Record]) -> Any:
     """The compiled decoder of a nested record class (its classmethod while it compiles)."""
     fn = cls.__dict__.get("_from_wire_fn")
     if fn is not None:
-        return fn
+        return fn.__func__  # the function inside the class's staticmethod
     if cls in _COMPILING:  # a record nested in itself: go through the class
         return cls.from_wire
     return _compile_from_wire(cls)
@@ -584,8 +616,69 @@ def _compile_from_wire_in(cls: type[R]) -> Any:
         lines.append("    return o")
     exec("\n".join(lines), ns)
     fn = ns["from_wire"]
+    setattr(cls, "_py_from_wire_fn", staticmethod(fn))  # noqa: B010 - the C path's fallback
+    plan = None if _c is None or "cls(**" in lines[-1] else _c_plan(cls)
+    if plan is not None:  # the C builder, which hands any doubt to ``fn``
+        fn = _c.decoder(cls, cls.TAG, cls.VERSION, plan, fn, object.__new__)
     setattr(cls, "_from_wire_fn", staticmethod(fn))  # noqa: B010 - per-class cache
     return fn
+
+
+# Field kinds of the C record builder (ledger/_speedups.c).
+_K_CALL, _K_INT, _K_UINT, _K_BYTES, _K_STR_KNOWN, _K_STR_LEN, _K_BOOL = range(7)
+_K_NESTED, _K_LIST_NESTED, _K_LIST_BYTES, _K_OPTIONAL = range(7, 11)
+_I64 = 2**63
+
+
+def _c_field(name: str, s: Spec) -> tuple[str, int, Any, Any, Any]:
+    """One field of a C plan: the same checks as ``_check_src``'s fast path; ``_K_CALL``
+    (the spec converts or raises) where there is none."""
+    t = type(s)
+    if t is _Int:
+        assert isinstance(s, _Int)
+        if s.lo >= -_I64 and s.hi < _I64:
+            return (name, _K_INT, s.lo, s.hi, None)
+        if s.lo >= 0 and s.hi <= U64_MAX:
+            return (name, _K_UINT, s.lo, s.hi, None)
+    elif t is _Bytes:
+        assert isinstance(s, _Bytes)
+        return (name, _K_BYTES, s.min_len, s.max_len, None)
+    elif t is _Str:
+        assert isinstance(s, _Str)
+        if s._pattern is not None:  # the spec's own set of accepted strings
+            return (name, _K_STR_KNOWN, 0, 0, s._known_good)
+        return (name, _K_STR_LEN, s.min_len, s.max_len, None)
+    elif t is _Bool:
+        return (name, _K_BOOL, 0, 0, None)
+    elif t is _Nested:
+        assert isinstance(s, _Nested)
+        state = _c_state(_from_wire_of(s.cls))
+        if state is not None:
+            return (name, _K_NESTED, 0, 0, state)
+    elif t is _List and type(s.inner) is _Nested:  # type: ignore[attr-defined]
+        assert isinstance(s, _List) and isinstance(s.inner, _Nested)
+        state = _c_state(_from_wire_of(s.inner.cls))
+        if state is not None:
+            return (name, _K_LIST_NESTED, s.min_len, s.max_len, state)
+    elif t is _List and type(s.inner) is _Bytes:  # type: ignore[attr-defined]
+        assert isinstance(s, _List) and isinstance(s.inner, _Bytes)
+        return (name, _K_LIST_BYTES, s.min_len, s.max_len, (s.inner.min_len, s.inner.max_len))
+    elif t is _Optional:
+        assert isinstance(s, _Optional)
+        return (name, _K_OPTIONAL, 0, 0, _c_field(name, s.inner))
+    return (name, _K_CALL, 0, 0, s)
+
+
+def _c_state(fn: Any) -> Any:
+    """The C state of a nested record's decoder, or None if that record decodes in Python."""
+    try:
+        return _c.state(fn)
+    except TypeError:
+        return None
+
+
+def _c_plan(cls: type[Record]) -> tuple[tuple[str, int, Any, Any, Any], ...]:
+    return tuple(_c_field(name, s) for name, s in cls._specs())
 
 
 def _compile_make(cls: type[Record]) -> Any:
