@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import struct
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,7 +48,7 @@ from ledger.blocks import (
     genesis_state_digest,
     tx_entry_overhead,
 )
-from ledger.encoding import U32, U64, Int, Record, spec
+from ledger.encoding import U32, U64, Int, Record, pack, spec
 from ledger.errors import EncodingError, LedgerError, RuleError, StoreError
 from ledger.genesis import Genesis
 from ledger.lpp import LppTable
@@ -114,8 +115,11 @@ def _get(txn: lmdb.Transaction, key: bytes, db: Any) -> bytes | None:
     return None if v is None else bytes(v)
 
 
+_NODE_KEY = struct.Struct(">BQ")  # level u8 || index u64
+
+
 def _node_key(level: int, index: int) -> bytes:
-    return level.to_bytes(1, "big") + _u64(index)
+    return _NODE_KEY.pack(level, index)
 
 
 class _Dbs:
@@ -238,8 +242,9 @@ class LmdbNodeStore:
 
     def put_node_items(self, items: Sequence[tuple[tuple[int, int], bytes]]) -> None:
         """Batch write of ``((level, index), digest)`` items in one C loop."""
+        key = _NODE_KEY.pack
         with self.txn.cursor(db=self.db) as cur:
-            cur.putmulti([(_node_key(level, index), d) for (level, index), d in items])
+            cur.putmulti([(key(level, index), d) for (level, index), d in items])
 
     def put_nodes(self, level: int, start: int, digests: Sequence[bytes]) -> None:
         self.put_node_items([((level, start + i), d) for i, d in enumerate(digests)])
@@ -821,8 +826,10 @@ class Store:
         _, added = txn.cursor(db=d.blocks).putmulti(rows, append=True)
         if added != len(places):
             raise StoreError(f"corrupt store: transactions stored past the head at {height}")
-        locs = [(stx.tx_id(), TxLocation._make(height=height, position=pos,
-                                               leaf_index=first_leaf + pos).encode())
+        # TxLocation rows packed straight from their three checked ints (the header's height
+        # and tree size were checked; a test pins these bytes to TxLocation.encode()).
+        tag, version = TxLocation.TAG, TxLocation.VERSION
+        locs = [(stx.tx_id(), pack([tag, version, height, pos, first_leaf + pos]))
                 for pos, stx in enumerate(stxs)]
         _, added = txn.cursor(db=d.txloc).putmulti(locs, overwrite=False)
         if added != len(locs):

@@ -527,7 +527,10 @@ class Node:
         refs = body.sealed  # at most MAX_SEALED: a scan beats building a dict per claim
         for org, blob in sealed:
             digest = sealed_digest(blob)
-            if not any(r.payer == org and r.sealed_digest == digest for r in refs):
+            for r in refs:
+                if r.sealed_digest == digest and r.payer == org:
+                    break
+            else:
                 raise TxRejected("sealed_mismatch",
                                  "a sealed opening does not match the claim's digest for its payer")
         return tuple(sealed)
