@@ -203,8 +203,12 @@ class NodeClient:
             raise ClientError("bad_response", "the node's answer does not match the batch", 0)
         return results
 
-    def tx_status(self, tx_id: bytes | str) -> dict[str, Any]:
-        body = self.get_json(f"/v1/txs/{_hex_id(tx_id)}", signed=True)
+    def tx_status(self, tx_id: bytes | str, wait_ms: int = 0) -> dict[str, Any]:
+        """The tx's status; with ``wait_ms``, the node answers a pending tx when a commit
+        settles it, or after ``wait_ms`` (kept under this client's own timeout)."""
+        wait_ms = max(0, min(wait_ms, 30_000, int((self.timeout_s - 2.0) * 1000)))
+        qs = f"?wait_ms={wait_ms}" if wait_ms else ""
+        body = self.get_json(f"/v1/txs/{_hex_id(tx_id)}{qs}", signed=True)
         if not isinstance(body, dict):
             raise ClientError("bad_response", "tx status is not a JSON object", 0)
         return body

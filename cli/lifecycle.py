@@ -231,7 +231,9 @@ def submit_signed(client: NodeClient, stx: SignedTx, wait: bool, timeout_s: floa
             row[k] = str(res[k])
     deadline = time.monotonic() + timeout_s
     while wait and row["status"] == "pending":
-        st = client.tx_status(tx_id)
+        t0 = time.monotonic()
+        wait_ms = int(max(0.0, min(5.0, deadline - t0)) * 1000)
+        st = client.tx_status(tx_id, wait_ms=wait_ms)  # the node answers at the commit
         status = str(st.get("status"))
         if status in ("committed", "rejected"):
             row["status"] = status
@@ -241,7 +243,8 @@ def submit_signed(client: NodeClient, stx: SignedTx, wait: bool, timeout_s: floa
             break
         if time.monotonic() >= deadline:
             break
-        time.sleep(poll_s)
+        if time.monotonic() - t0 < wait_ms / 2000:  # answered at once: an older node
+            time.sleep(poll_s)
     return row
 
 

@@ -7,6 +7,8 @@ consistency proofs, headers and status are public.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,6 +30,8 @@ log = logging.getLogger("tpledger.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MSGPACK = "application/msgpack"
+MAX_WAIT_MS = 30_000  # longest ``wait_ms`` of a tx status request
+MAX_WAITERS = 1_000  # past this many waiting requests, status requests answer at once
 CLAIMS_SCAN_WINDOW = 2000
 RELAYED_HEADER = "X-Tpledger-Relayed"  # set on a request a node forwards to its peers
 
@@ -86,6 +90,7 @@ class Api:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.verifier = RequestVerifier(node.chain_id)
+        self._waiters = 0  # tx status requests waiting for a commit (bounded: MAX_WAITERS)
 
     # -- auth helpers -------------------------------------------------------------------------
     async def _signer(self, request: web.Request) -> bytes:
@@ -159,9 +164,27 @@ class Api:
         return web.json_response({"results": results})
 
     async def tx_status(self, request: web.Request) -> web.Response:
+        """Status of a tx; with ``wait_ms``, a pending tx is answered as soon as a commit
+        settles it (or after ``wait_ms``), instead of the client polling."""
         await self._participant(request)
         tx_id = _hex32(request.match_info["tx_id"], "tx id")
-        return web.json_response(self.node.tx_status(tx_id))
+        wait_ms = _int_arg(request, "wait_ms", 0)
+        if wait_ms > MAX_WAIT_MS:
+            raise ApiError(400, "bad_parameter", f"wait_ms is at most {MAX_WAIT_MS}")
+        status = self.node.tx_status(tx_id)
+        if wait_ms and status["status"] == "pending" and self._waiters < MAX_WAITERS:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait_ms / 1000.0
+            self._waiters += 1
+            try:
+                while status["status"] == "pending" and loop.time() < deadline:
+                    event = self.node.commit_event  # replaced by a fresh one at each commit
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(event.wait(), deadline - loop.time())
+                    status = self.node.tx_status(tx_id)
+            finally:
+                self._waiters -= 1
+        return web.json_response(status)
 
     async def claim(self, request: web.Request) -> web.Response:
         p = await self._participant(request)

@@ -71,8 +71,11 @@ OPENAPI: dict[str, Any] = {
                     "type": "array", "items": {"type": "object", "properties": {
                         "tx": {"type": "string"}, "sealed": {"type": "object"}}}}}}}}},
             errors=(400, 413, 415, 503))},
-        "/v1/txs/{tx_id}": {"get": _op("Status of a transaction", _JSON_OBJ, signed=True,
-                                       params=[_path_param("tx_id", _HEX)])},
+        "/v1/txs/{tx_id}": {"get": _op(
+            "Status of a transaction", _JSON_OBJ, signed=True,
+            params=[_path_param("tx_id", _HEX),
+                    _query("wait_ms", "if pending, answer when a commit settles it, or after "
+                                      "this many ms (at most 30000)")])},
         "/v1/claims": {"get": _op("Claims visible to the signer", _JSON_OBJ, signed=True,
                                   params=[_query("limit", "at most this many")])},
         "/v1/claims/{claim_id}": {"get": _op("State of a claim per payer", _JSON_OBJ, signed=True,

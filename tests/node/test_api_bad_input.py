@@ -160,6 +160,28 @@ def test_reads_need_a_fresh_valid_signature(cluster: LocalCluster) -> None:
         _error_code(st, data)
 
 
+def test_tx_status_waits_for_the_commit(cluster: LocalCluster) -> None:
+    """``wait_ms``: a pending tx is answered when the commit that settles it happens, so one
+    request right after the submission already says committed; bad values are 400s."""
+    c = cluster
+    claims, _ = make_claims(c, "optic-lyon", "mutuelle-b", 3, seed=77)
+    with c.client("optic-lyon", node=2) as cl:
+        results = cl.submit([(p.stx.encode(), p.sealed) for p in claims])
+        assert [r["status"] for r in results] == ["pending"] * 3
+        last = claims[-1].claim_id
+        st = cl.tx_status(last, wait_ms=20_000)  # asked at once: without the wait, pending
+        assert st["status"] == "committed" and st["height"] >= 1
+        # a tx that is not pending is answered at once, whatever the wait
+        assert cl.tx_status(b"\x05" * 32, wait_ms=20_000)["status"] == "unknown"
+    key = c.key("optic-lyon")
+    chain_id = c.genesis().chain_id
+    for qs in ("?wait_ms=30001", "?wait_ms=-1", "?wait_ms=soon"):
+        path = "/v1/txs/" + "00" * 32 + qs
+        auth = sign_request(chain_id, key.signer, "GET", path, b"", int(time.time() * 1000))
+        st_code, _, data = _request(c.urls[2], "GET", path, headers={"Authorization": auth})
+        assert st_code == 400 and _error_code(st_code, data) == "bad_parameter"
+
+
 def test_node_still_healthy_after_abuse(cluster: LocalCluster) -> None:
     before = [int(status(u)["height"]) for u in cluster.urls]  # type: ignore[call-overload]
     wait_until(lambda: all(int(status(u)["height"]) > b  # type: ignore[call-overload]
