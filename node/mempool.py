@@ -27,6 +27,11 @@ class PendingTx(NamedTuple):
     sealed: tuple[tuple[str, bytes], ...]  # (payer org, sealed opening) travelling beside the tx
     received_ms: int
 
+    @property
+    def size_bytes(self) -> int:
+        """What this entry counts against the mempool's byte limit."""
+        return len(self.raw) + sum(len(s) for _, s in self.sealed)
+
 
 class Mempool:
     def __init__(self, max_txs: int, max_bytes: int = 512 * 1024 * 1024) -> None:
@@ -34,7 +39,7 @@ class Mempool:
             raise ValueError("mempool limits must be positive")
         self.max_txs = max_txs
         self.max_bytes = max_bytes
-        self._txs: OrderedDict[bytes, PendingTx] = OrderedDict()
+        self._txs: OrderedDict[bytes, tuple[PendingTx, int]] = OrderedDict()  # tx, its size
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -51,16 +56,17 @@ class Mempool:
         return self.max_txs - len(self._txs)
 
     def get(self, tx_id: bytes) -> PendingTx | None:
-        return self._txs.get(tx_id)
+        entry = self._txs.get(tx_id)
+        return None if entry is None else entry[0]
 
     def add(self, tx: PendingTx) -> bool:
         """Add ``tx``; False if already present. Raises :class:`MempoolFull`."""
         if tx.tx_id in self._txs:
             return False
-        size = len(tx.raw) + sum(len(s) for _, s in tx.sealed)
+        size = tx.size_bytes
         if len(self._txs) >= self.max_txs or self._bytes + size > self.max_bytes:
             raise MempoolFull("mempool is full; retry later")
-        self._txs[tx.tx_id] = tx
+        self._txs[tx.tx_id] = (tx, size)
         self._bytes += size
         return True
 
@@ -68,7 +74,7 @@ class Mempool:
         """Oldest transactions first, within the limits, without removing them."""
         out: list[PendingTx] = []
         total = 0
-        for tx in self._txs.values():
+        for tx, _ in self._txs.values():
             if len(out) >= max_txs or total + len(tx.raw) > max_bytes:
                 break
             out.append(tx)
@@ -77,9 +83,10 @@ class Mempool:
 
     def remove(self, tx_ids: Iterable[bytes]) -> list[PendingTx]:
         removed = []
+        pop = self._txs.pop
         for tx_id in tx_ids:
-            tx = self._txs.pop(tx_id, None)
-            if tx is not None:
-                self._bytes -= len(tx.raw) + sum(len(s) for _, s in tx.sealed)
-                removed.append(tx)
+            entry = pop(tx_id, None)
+            if entry is not None:
+                self._bytes -= entry[1]
+                removed.append(entry[0])
         return removed
