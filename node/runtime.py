@@ -355,8 +355,12 @@ class Node:
                     tx_id = tagged_hash("tpledger/tx", raw)
                     pending = self.mempool.get(tx_id)
                     # Reuse the mempool's decoded tx when the bytes are the same.
-                    txs.append(pending.stx if pending is not None and pending.raw == raw
-                               else SignedTx.decode(raw))
+                    if pending is not None and pending.raw == raw:
+                        txs.append(pending.stx)
+                    else:
+                        stx = SignedTx.decode(raw)
+                        stx.__dict__["_tx_id"] = tx_id  # raw is canonical: its id is tx_id
+                        txs.append(stx)
                     ids.append(tx_id)
                 if self._verify_signatures(txs, ids):
                     self.store.check_block(block, check_signatures=False, decoded=txs)
@@ -561,6 +565,7 @@ class Node:
                 reject(i, None, "malformed_tx", str(exc))
                 continue
             tx_id = tagged_hash("tpledger/tx", raw)  # == stx.tx_id(): raw is canonical
+            stx.__dict__["_tx_id"] = tx_id  # so the rules do not hash it again
             if len(raw) > self.genesis.params.max_tx_bytes:
                 reject(i, tx_id, "tx_too_large", "transaction exceeds max_tx_bytes")
             elif tx_id in self.mempool:
