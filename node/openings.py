@@ -14,6 +14,7 @@ the ledger's tx index. A forgotten claim leaves a tombstone at its place (no per
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import lmdb
@@ -26,12 +27,12 @@ _LOC_BYTES = 12  # height u64 || position u32
 Location = tuple[int, int]  # (height, position) of a committed claim
 
 
-def _loc_key(height: int, position: int) -> bytes:
-    return height.to_bytes(8, "big") + position.to_bytes(4, "big")
+_LOC = struct.Struct(">QI")
+_loc_key = _LOC.pack  # (height, position) -> 12 bytes
 
 
 def _key(height: int, position: int, org: str) -> bytes:
-    return _loc_key(height, position) + org.encode()
+    return _LOC.pack(height, position) + org.encode()
 
 
 class OpeningStore:
@@ -52,7 +53,8 @@ class OpeningStore:
             return
         if any(len(sealed) > MAX_SEALED_BYTES for _, _, _, sealed in items):
             raise NodeError("sealed opening too large")
-        rows = sorted((_key(h, p, org), sealed) for h, p, org, sealed in items)
+        loc, org_bytes = _LOC.pack, {org: org.encode() for _, _, org, _ in items}
+        rows = sorted([(loc(h, p) + org_bytes[org], sealed) for h, p, org, sealed in items])
         with self.env.begin(write=True, db=self.db) as txn:
             tombs = txn.cursor(db=self.tombstones)
             if tombs.last():  # forgotten once, forgotten for good
