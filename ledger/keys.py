@@ -26,9 +26,29 @@ KEYFILE_KIND = "tpledger-key"
 ROLES = ("validator", "optician", "insurer", "cnam", "auditor")
 
 
+_SIG_PREFIXES: dict[tuple[str, str], bytes] = {}
+
+
 def signing_payload(chain_id: str, kind: str, payload: bytes) -> bytes:
-    """The exact bytes an Ed25519 signature covers."""
-    return pack([SIG_DOMAIN, chain_id, kind, payload])
+    """The exact bytes an Ed25519 signature covers: ``pack([SIG_DOMAIN, chain_id, kind,
+    payload])``, assembled from a cached prefix (one per chain and kind) and the payload."""
+    prefix = _SIG_PREFIXES.get((chain_id, kind))
+    if prefix is None:
+        # the packed array with an empty payload, minus that payload's 2-byte bin8 header
+        prefix = pack([SIG_DOMAIN, chain_id, kind, b""])[:-2]
+        if len(_SIG_PREFIXES) < 1024:  # a few chains and kinds in practice
+            _SIG_PREFIXES[(chain_id, kind)] = prefix
+    if payload.__class__ is not bytes:
+        return pack([SIG_DOMAIN, chain_id, kind, payload])  # pack says what is wrong with it
+    return prefix + _bin_header(len(payload)) + payload
+
+
+def _bin_header(n: int) -> bytes:
+    if n < 0x100:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 0x10000:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
 
 
 class Signer:

@@ -203,3 +203,15 @@ def test_unreadable_or_non_json_genesis(tmp_path: Path) -> None:
     (tmp_path / "g.json").write_text("{nope")
     with pytest.raises(GenesisError, match="not valid JSON"):
         Genesis.load(tmp_path / "g.json")
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=40), st.text(max_size=12),
+       st.one_of(st.binary(max_size=300), st.sampled_from([255, 256, 65535, 65536]).map(
+           lambda n: b"\x07" * n)))
+def test_signing_payload_is_the_documented_packing(chain_id: str, kind: str,
+                                                   payload: bytes) -> None:
+    from ledger.encoding import pack
+    from ledger.keys import SIG_DOMAIN, signing_payload
+
+    assert signing_payload(chain_id, kind, payload) == pack([SIG_DOMAIN, chain_id, kind, payload])
