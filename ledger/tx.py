@@ -247,30 +247,40 @@ class ClaimState(Record):
 
     @classmethod
     def from_claim(cls, claim: Claim, height: int) -> ClaimState:
-        """The state of a claim just submitted at ``height``, with its canonical bytes.
-
-        Every field comes from a claim whose canonical bytes exist (so it was checked when
-        decoded or encoded): the state's bytes are packed straight from the wire layout (one of
-        these per claim per validator; a test pins them to the spec-checked packing).
-        """
-        amo, amc = PayerState.initial(claim.amo_cents), PayerState.initial(claim.amc_cents)
+        """The state of a claim just submitted at ``height`` (with its canonical bytes)."""
         state = cls._make(
             optician=claim.optician,
             insurer=claim.insurer,
             total_cents=claim.total_cents,
-            amo=amo,
-            amc=amc,
+            amo=PayerState.initial(claim.amo_cents),
+            amc=PayerState.initial(claim.amc_cents),
             cancelled=False,
             submitted_height=height,
         )
-        if "_encoded" in claim.__dict__ and height.__class__ is int and 0 <= height <= U64_MAX:
-            ptag = PayerState.TAG
-            state.__dict__["_encoded"] = pack([
-                cls.TAG, cls.VERSION, claim.optician, claim.insurer, claim.total_cents,
-                [ptag, 1, amo.status, claim.amo_cents, 0, 0, ""],
-                [ptag, 1, amc.status, claim.amc_cents, 0, 0, ""],
-                False, height])
+        data = cls.initial_bytes(claim, height)
+        if data is not None:
+            state.__dict__["_encoded"] = data
         return state
+
+    @classmethod
+    def initial_bytes(cls, claim: Claim, height: int) -> bytes | None:
+        """``from_claim(claim, height).encode()`` without building the state.
+
+        Every field comes from a claim whose canonical bytes exist (so it was checked when
+        decoded or encoded): the bytes are packed straight from the wire layout (one of these
+        per claim per validator; a test pins them to the spec-checked packing). None when the
+        claim was never checked or the height is not a u64: then ``encode`` checks the specs.
+        """
+        if "_encoded" not in claim.__dict__ or not (
+                height.__class__ is int and 0 <= height <= U64_MAX):
+            return None
+        amo, amc = claim.amo_cents, claim.amc_cents
+        ptag = PayerState.TAG
+        return pack([
+            cls.TAG, cls.VERSION, claim.optician, claim.insurer, claim.total_cents,
+            [ptag, 1, SUBMITTED if amo > 0 else NOT_APPLICABLE, amo, 0, 0, ""],
+            [ptag, 1, SUBMITTED if amc > 0 else NOT_APPLICABLE, amc, 0, 0, ""],
+            False, height])
 
     def share(self, share: int) -> PayerState:
         if share == SHARE_AMO:

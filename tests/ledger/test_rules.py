@@ -546,3 +546,33 @@ def test_claim_checks_are_redone_under_another_context() -> None:
     with pytest.raises(RuleError) as exc:
         apply_tx(MemoryState(), other, tx, 1, 0)
     assert exc.value.code == "unknown_insurer"
+
+
+def test_new_claims_stay_unbuilt_until_read_and_hash_as_built_states() -> None:
+    """A block's new claims are kept as (claim, height) until something reads them: the state
+    digest, the committed states and a read in the same block are those of built states."""
+    from ledger.encoding import pack
+    from ledger.rules import NewClaimState
+
+    txs = [stx("opt-1", claim(nonce=500 + i)) for i in range(3)]
+    ov = OverlayState(MemoryState())
+    for t in txs:
+        apply_tx(ov, CTX, t, 7, 0)
+    ch = ov.changes()
+    assert all(isinstance(st_, NewClaimState) for _, st_ in ch.claims)
+    built = [ClaimState.from_claim(t.parse(), 7) for t in txs]  # type: ignore[arg-type]
+    assert ch.encode() == pack([[[t.tx_id(), b.to_wire()] for t, b in zip(txs, built,
+                                                                            strict=True)],
+                                [t.tx_id() for t in txs]])
+    # a decision in the same block reads the first claim: built then, and decided
+    apply_tx(ov, CTX, stx("cnam", Decision(txs[0].tx_id(), SHARE_AMO, True, 3000, "")), 7, 0)
+    first = ov.get_claim(txs[0].tx_id())
+    assert isinstance(first, ClaimState) and first.amo.approved_cents == 3000
+    target = MemoryState()
+    ov.commit_to(target)
+    assert all(isinstance(v, ClaimState) for v in target.claims.values())
+    assert target.claims[txs[1].tx_id()] == built[1]
+    # a claim that was never checked (no canonical bytes yet) is encoded through its specs
+    raw_claim = claim(nonce=777)
+    lazy = NewClaimState(raw_claim, 9)
+    assert lazy.encode() == ClaimState.from_claim(raw_claim, 9).encode()
