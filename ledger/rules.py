@@ -184,6 +184,10 @@ class OverlayState:
     def commit_to(self, base: StateView | None = None) -> None:
         """Write the buffered changes to ``base`` (default: this overlay's base), in order."""
         target = self.base if base is None else base
+        if isinstance(target, OverlayState):  # overlay into overlay: new claims stay unbuilt
+            target._claims.update(self._claims)
+            target._tx_ids.update(self._tx_ids)
+            return
         write_many = getattr(target, "write_many", None)
         if write_many is not None:  # e.g. the LMDB state: batched writes, same rows
             write_many(self._claims.items(), self._tx_ids)

@@ -568,8 +568,13 @@ def test_new_claims_stay_unbuilt_until_read_and_hash_as_built_states() -> None:
     apply_tx(ov, CTX, stx("cnam", Decision(txs[0].tx_id(), SHARE_AMO, True, 3000, "")), 7, 0)
     first = ov.get_claim(txs[0].tx_id())
     assert isinstance(first, ClaimState) and first.amo.approved_cents == 3000
+    outer = OverlayState(MemoryState())  # overlay into overlay: still unbuilt, same order
+    ov.commit_to(outer)
+    assert [cid for cid, _ in outer.changes().claims] == [t.tx_id() for t in txs]
+    assert isinstance(dict(outer.changes().claims)[txs[1].tx_id()], NewClaimState)
+    assert outer.changes().encode() == ov.changes().encode()
     target = MemoryState()
-    ov.commit_to(target)
+    outer.commit_to(target)
     assert all(isinstance(v, ClaimState) for v in target.claims.values())
     assert target.claims[txs[1].tx_id()] == built[1]
     # a claim that was never checked (no canonical bytes yet) is encoded through its specs
