@@ -489,7 +489,9 @@ class Record:
 
     @classmethod
     def decode(cls: type[R], data: bytes) -> R:
-        obj = cls.from_wire(unpack(data, cls.MAX_BYTES, check_types=False))
+        fn = cls.__dict__.get("_from_wire_fn")
+        fn = _compile_from_wire(cls) if fn is None else fn.__func__
+        obj: R = fn(unpack(data, cls.MAX_BYTES, check_types=False))
         # unpack() proved ``data`` canonical, so it is what encode() would compute.
         obj.__dict__["_encoded"] = bytes(data)
         return obj
@@ -718,7 +720,8 @@ def decode_any(data: bytes, allowed: tuple[type[Record], ...], max_bytes: int) -
         raise EncodingError("expected a tagged array")
     for cls in allowed:
         if obj[0] == cls.TAG:
-            rec = cls.from_wire(obj)
+            fn = cls.__dict__.get("_from_wire_fn")
+            rec = (_compile_from_wire(cls) if fn is None else fn.__func__)(obj)
             rec.__dict__["_encoded"] = bytes(data)
             return rec
     raise EncodingError(f"unknown type tag {obj[0]!r}")
