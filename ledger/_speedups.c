@@ -316,16 +316,48 @@ static PyObject *decode_call(PyObject *state, PyObject *obj) {
 static PyMethodDef decode_def = {"from_wire", (PyCFunction)decode_call, METH_O,
                                  "Build the record from its wire list (C fast path)."};
 
+static int is_int(PyObject *o) { return PyLong_CheckExact(o); }
+
+/* A plan comes from encoding._c_plan, never from input; still, check its shape once here so
+ * that the builder can read it without checks. */
+static int check_field(PyObject *f, int depth) {
+    if (depth > 8 || !PyTuple_CheckExact(f) || PyTuple_GET_SIZE(f) != 5
+        || !PyUnicode_Check(PyTuple_GET_ITEM(f, 0)) || !is_int(PyTuple_GET_ITEM(f, 1)))
+        return 0;
+    long kind = PyLong_AsLong(PyTuple_GET_ITEM(f, 1));
+    PyObject *a = PyTuple_GET_ITEM(f, 2), *b = PyTuple_GET_ITEM(f, 3);
+    PyObject *extra = PyTuple_GET_ITEM(f, 4);
+    switch (kind) {
+    case K_INT: case K_UINT: case K_BYTES: case K_STR_LEN: case K_LIST_NESTED:
+    case K_LIST_BYTES:
+        if (!is_int(a) || !is_int(b)) return 0;
+        break;
+    default:
+        break;
+    }
+    switch (kind) {
+    case K_CALL: return PyObject_HasAttrString(extra, "from_wire");
+    case K_INT: case K_UINT: case K_BYTES: case K_STR_LEN: case K_BOOL: return 1;
+    case K_STR_KNOWN: return PySet_Check(extra);
+    case K_NESTED: case K_LIST_NESTED:
+        return PyTuple_CheckExact(extra) && PyTuple_GET_SIZE(extra) == 6;
+    case K_LIST_BYTES:
+        return PyTuple_CheckExact(extra) && PyTuple_GET_SIZE(extra) == 2
+               && is_int(PyTuple_GET_ITEM(extra, 0)) && is_int(PyTuple_GET_ITEM(extra, 1));
+    case K_OPTIONAL: return check_field(extra, depth + 1);
+    default: return 0;
+    }
+}
+
 static PyObject *py_decoder(PyObject *self, PyObject *args) {
     PyObject *cls, *tag, *version, *plan, *fallback, *new_fn;
     if (!PyArg_ParseTuple(args, "OO!O!O!OO", &cls, &PyLong_Type, &tag, &PyLong_Type, &version,
                           &PyTuple_Type, &plan, &fallback, &new_fn))
         return NULL;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(plan); i++) {
-        PyObject *f = PyTuple_GET_ITEM(plan, i);
-        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 5 || !PyUnicode_Check(PyTuple_GET_ITEM(f, 0))
-            || !PyLong_Check(PyTuple_GET_ITEM(f, 1))) {
-            PyErr_SetString(PyExc_TypeError, "each plan field is (name, kind, a, b, extra)");
+        if (!check_field(PyTuple_GET_ITEM(plan, i), 0)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "each plan field is (name, kind, a, b, extra)");
             return NULL;
         }
     }
@@ -354,6 +386,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "ledger._speedups", NULL, -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "ledger._speedups", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
