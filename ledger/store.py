@@ -106,8 +106,39 @@ def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
 
-def _tx_key(height: int, position: int) -> bytes:
-    return _u64(height) + position.to_bytes(4, "big")
+_PLACE = struct.Struct(">QI")  # height u64 || position u32
+
+
+def place_key(height: int, position: int) -> bytes:
+    """The key of a tx's place in the log (its block row, its claim's state row; the node
+    keys sealed openings the same way)."""
+    return _PLACE.pack(height, position)
+
+
+def put_in_key_order(cur: lmdb.Cursor, rows: list[tuple[bytes, bytes]]) -> None:
+    """Put ``(key, value)`` rows (sorted here): those whose keys come after every stored key
+    are appended without a tree search; the others (and any LMDB refuses to append) are put
+    at their places, overwriting."""
+    rows.sort()
+    last = bytes(cur.key()) if cur.last() else b""
+    cut = bisect.bisect_right(rows, last, key=lambda row: row[0])
+    new = rows[cut:]
+    if new:
+        _, added = cur.putmulti(new, append=True)
+        if added != len(new):
+            cur.putmulti(new)
+    if cut:
+        cur.putmulti(rows[:cut])
+
+
+def _read_location(txn: lmdb.Transaction, dbs: _Dbs, tx_id: bytes) -> TxLocation | None:
+    raw = _get(txn, tx_id, dbs.txloc)
+    if raw is None:
+        return None
+    try:
+        return TxLocation.decode(raw)
+    except EncodingError as exc:
+        raise StoreError(f"corrupt tx location {tx_id.hex()[:16]}: {exc}") from None
 
 
 def _get(txn: lmdb.Transaction, key: bytes, db: Any) -> bytes | None:
@@ -159,14 +190,8 @@ class LmdbState:
         place = self.new_places.get(claim_id)
         if place is not None:
             return place
-        raw = _get(self.txn, claim_id, self.dbs.txloc)
-        if raw is None:
-            return None
-        try:
-            loc = TxLocation.decode(raw)
-        except EncodingError as exc:
-            raise StoreError(f"corrupt tx location {claim_id.hex()[:16]}: {exc}") from None
-        return _tx_key(loc.height, loc.position)
+        loc = _read_location(self.txn, self.dbs, claim_id)
+        return None if loc is None else place_key(loc.height, loc.position)
 
     def get_claim(self, claim_id: bytes) -> ClaimState | None:
         place = self._place(claim_id)
@@ -201,17 +226,7 @@ class LmdbState:
             if place is None:  # the rules only write states of claims in the log
                 raise StoreError(f"claim {claim_id.hex()[:16]} has no place in the log")
             rows.append((place, claim_id + state.encode()))
-        rows.sort()
-        cur = self.txn.cursor(db=self.dbs.claims)
-        last = bytes(cur.key()) if cur.last() else b""
-        cut = bisect.bisect_right(rows, (last, b"\xff"))  # rows[cut:] come after every stored key
-        new = rows[cut:]
-        if new:
-            _, added = cur.putmulti(new, append=True)
-            if added != len(new):  # LMDB refused some as not last: put them the slow way
-                cur.putmulti(new)
-        if cut:
-            cur.putmulti(rows[:cut])
+        put_in_key_order(self.txn.cursor(db=self.dbs.claims), rows)
 
 
 class LmdbNodeStore:
@@ -234,7 +249,7 @@ class LmdbNodeStore:
         get = self.txn.get
         out: list[bytes | None] = []
         for level, index in keys:
-            raw = get(level.to_bytes(1, "big") + index.to_bytes(8, "big"), db=self.db)
+            raw = get(_NODE_KEY.pack(level, index), db=self.db)
             if raw is not None and len(raw) != 32:
                 raise StoreError(f"corrupt Merkle node ({level}, {index})")
             out.append(None if raw is None else bytes(raw))
@@ -482,20 +497,14 @@ class Store:
             )
 
     def _tx_location(self, txn: lmdb.Transaction, tx_id: bytes) -> TxLocation | None:
-        raw = _get(txn, tx_id, self._dbs.txloc)
-        if raw is None:
-            return None
-        try:
-            return TxLocation.decode(raw)
-        except EncodingError as exc:
-            raise StoreError(f"corrupt tx location {tx_id.hex()[:16]}: {exc}") from None
+        return _read_location(txn, self._dbs, tx_id)
 
     def tx_location(self, tx_id: bytes) -> TxLocation | None:
         with self._read() as txn:
             return self._tx_location(txn, tx_id)
 
     def _tx_bytes(self, txn: lmdb.Transaction, loc: TxLocation) -> bytes:
-        raw = _get(txn, _tx_key(loc.height, loc.position), db=self._dbs.blocks)
+        raw = _get(txn, place_key(loc.height, loc.position), db=self._dbs.blocks)
         if raw is None:
             raise StoreError(f"corrupt store: tx at {loc.height}/{loc.position} missing")
         return raw
@@ -803,7 +812,7 @@ class Store:
         memo, self._memo = self._memo, None
         h = block.header
         height = h.height
-        places = [_tx_key(height, pos) for pos in range(len(block.txs))]
+        places = [place_key(height, pos) for pos in range(len(block.txs))]
         if (memo is not None and not check_signatures and memo.prev_hash == prev.hash
                 and memo.block_hash == block.header.hash()):
             # Same block on the same head as a completed dry run: write its results.
@@ -962,4 +971,5 @@ class Store:
             return 0
 
 
-__all__ = ["HeightRaw", "LmdbNodeStore", "LmdbState", "Store", "TxLocation"]
+__all__ = ["HeightRaw", "LmdbNodeStore", "LmdbState", "Store", "TxLocation", "place_key",
+           "put_in_key_order"]

@@ -14,11 +14,11 @@ the ledger's tx index. A forgotten claim leaves a tombstone at its place (no per
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import lmdb
 
+from ledger.store import place_key, put_in_key_order
 from node.errors import NodeError
 
 MAX_SEALED_BYTES = 4096
@@ -27,12 +27,8 @@ _LOC_BYTES = 12  # height u64 || position u32
 Location = tuple[int, int]  # (height, position) of a committed claim
 
 
-_LOC = struct.Struct(">QI")
-_loc_key = _LOC.pack  # (height, position) -> 12 bytes
-
-
 def _key(height: int, position: int, org: str) -> bytes:
-    return _LOC.pack(height, position) + org.encode()
+    return place_key(height, position) + org.encode()
 
 
 class OpeningStore:
@@ -53,24 +49,15 @@ class OpeningStore:
             return
         if any(len(sealed) > MAX_SEALED_BYTES for _, _, _, sealed in items):
             raise NodeError("sealed opening too large")
-        loc, org_bytes = _LOC.pack, {org: org.encode() for _, _, org, _ in items}
-        rows = sorted([(loc(h, p) + org_bytes[org], sealed) for h, p, org, sealed in items])
+        rows = [(_key(h, p, org), sealed) for h, p, org, sealed in items]
         with self.env.begin(write=True, db=self.db) as txn:
             tombs = txn.cursor(db=self.tombstones)
             if tombs.last():  # forgotten once, forgotten for good
                 newest = bytes(tombs.key())  # rows at later places cannot have a tombstone
                 rows = [r for r in rows if r[0][:_LOC_BYTES] > newest
                         or txn.get(r[0][:_LOC_BYTES], db=self.tombstones) is None]
-            cur = txn.cursor()
-            last = bytes(cur.key()) if cur.last() else b""
-            # A block's openings come after every stored one: append without a tree search
-            # (LMDB refuses, and counts, any row that would not be last; those take the slow
-            # path, as do late openings of older claims).
-            if rows and rows[0][0] > last:
-                _, added = cur.putmulti(rows, append=True)
-                if added == len(rows):
-                    return
-            cur.putmulti(rows)
+            # a block's openings come after every stored one: appended
+            put_in_key_order(txn.cursor(), rows)
 
     def get(self, loc: Location, org: str) -> bytes | None:
         with self.env.begin(db=self.db) as txn:
@@ -78,7 +65,7 @@ class OpeningStore:
             return None if v is None else bytes(v)
 
     def orgs(self, loc: Location) -> list[str]:
-        prefix = _loc_key(*loc)
+        prefix = place_key(*loc)
         out = []
         with self.env.begin(db=self.db) as txn:
             cur = txn.cursor()
@@ -92,7 +79,7 @@ class OpeningStore:
 
     def is_forgotten(self, loc: Location) -> bool:
         with self.env.begin(db=self.tombstones) as txn:
-            return txn.get(_loc_key(*loc)) is not None
+            return txn.get(place_key(*loc)) is not None
 
     def oldest(self, limit: int) -> list[Location]:
         """Up to ``limit`` distinct places holding openings, oldest first."""
@@ -116,7 +103,7 @@ class OpeningStore:
                 if txn.delete(_key(*loc, o)):
                     n += 1
             if org is None:
-                txn.put(_loc_key(*loc), b"", db=self.tombstones)
+                txn.put(place_key(*loc), b"", db=self.tombstones)
         return n
 
     def count(self) -> int:
