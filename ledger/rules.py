@@ -160,7 +160,6 @@ class OverlayState:
             return self.base.get_claim(claim_id)
         if isinstance(st, NewClaimState):  # read in the block that submits it: build it now
             real = st.materialize()
-            real.__dict__["_encoded"] = st.encode()
             self._claims[claim_id] = real
             return real
         return st
@@ -352,10 +351,6 @@ def _cancel(signer: Participant, state: ClaimState) -> ClaimState:
     return replace(state, cancelled=True)
 
 
-def _initial_state(claim: Claim, height: int) -> ClaimState:
-    return ClaimState.from_claim(claim, height)
-
-
 class NewClaimState:
     """The state of a claim submitted in the block being checked, kept as its claim, height
     and canonical bytes until something reads it (most never are: the block's digest and the
@@ -423,7 +418,7 @@ def apply_tx(
             view.put_new_claim(tx_id, body, height)
             view.mark_tx(tx_id)
             return
-        claim_id, new_state = tx_id, _initial_state(body, height)
+        claim_id, new_state = tx_id, ClaimState.from_claim(body, height)
     elif isinstance(body, Decision):
         claim_id = body.claim_id
         new_state = _decide(signer, _existing(view, claim_id), body)
