@@ -30,7 +30,10 @@ class PendingTx(NamedTuple):
     @property
     def size_bytes(self) -> int:
         """What this entry counts against the mempool's byte limit."""
-        return len(self.raw) + sum(len(s) for _, s in self.sealed)
+        size = len(self.raw)
+        for _, sealed in self.sealed:  # at most a few: a loop beats sum() over a generator
+            size += len(sealed)
+        return size
 
 
 class Mempool:
@@ -59,12 +62,11 @@ class Mempool:
         entry = self._txs.get(tx_id)
         return None if entry is None else entry[0]
 
-    def add(self, tx: PendingTx, size_bytes: int | None = None) -> bool:
-        """Add ``tx`` (``size_bytes``: its ``size_bytes``, if the caller has it); False if
-        already present. Raises :class:`MempoolFull`."""
+    def add(self, tx: PendingTx) -> bool:
+        """Add ``tx``; False if already present. Raises :class:`MempoolFull`."""
         if tx.tx_id in self._txs:
             return False
-        size = tx.size_bytes if size_bytes is None else size_bytes
+        size = tx.size_bytes
         if len(self._txs) >= self.max_txs or self._bytes + size > self.max_bytes:
             raise MempoolFull("mempool is full; retry later")
         self._txs[tx.tx_id] = (tx, size)

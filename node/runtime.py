@@ -591,10 +591,7 @@ class Node:
             try:
                 sealed_t = self._check_sealed(stx, sealed)
                 if tx_id not in self.mempool:
-                    size = len(raw)
-                    for _, blob in sealed_t:
-                        size += len(blob)
-                    self.mempool.add(PendingTx(tx_id, raw, stx, sealed_t, now_ms_mono), size)
+                    self.mempool.add(PendingTx(tx_id, raw, stx, sealed_t, now_ms_mono))
             except TxRejected as exc:
                 reject(i, tx_id, exc.code, exc.message)
                 continue
