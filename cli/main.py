@@ -633,17 +633,26 @@ def checkpoint_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bo
     gen = Genesis.load(genesis)
     cp = read_checkpoint(file)
     res = verify_checkpoint(cp, gen)
+    _report_verdict(ctx, as_json, res.ok, {
+        "ok": res.ok, "failure": res.failure_code, "message": res.message,
+        "height": cp.height, "tree_size": cp.tree_size,
+        "tree_root": cp.tree_root.hex(), "hash": cp.header.hash().hex()},
+        f"checkpoint invalid ({res.failure_code}): {res.message}",
+        f"valid: height {cp.height}, tree size {cp.tree_size}, root {cp.tree_root.hex()}")
+
+
+def _report_verdict(ctx: click.Context, as_json: bool, ok: bool, body: dict[str, Any],
+                    invalid: str, valid: str) -> None:
+    """How an offline verification answers: the JSON body (exit 1 when invalid), or one line
+    (the ``invalid`` error, exit 1; else ``valid``)."""
     if as_json:
-        _print_json({"ok": res.ok, "failure": res.failure_code, "message": res.message,
-                     "height": cp.height, "tree_size": cp.tree_size,
-                     "tree_root": cp.tree_root.hex(), "hash": cp.header.hash().hex()})
-        if not res.ok:
+        _print_json(body)
+        if not ok:
             ctx.exit(1)
         return
-    if not res.ok:
-        raise CliError(f"checkpoint invalid ({res.failure_code}): {res.message}")
-    _stdout().print(f"valid: height {cp.height}, tree size {cp.tree_size}, root "
-                    f"{cp.tree_root.hex()}")
+    if not ok:
+        raise CliError(invalid)
+    _stdout().print(valid)
 
 
 @checkpoint.command("consistency", epilog="""\b
@@ -919,14 +928,9 @@ def proof_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -
         "leaf_index": res.leaf_index,
         "time_ms": res.time_ms,
     }
-    if as_json:
-        _print_json(body)
-        if not res.ok:
-            ctx.exit(1)
-        return
-    if not res.ok:
-        raise CliError(f"proof invalid ({res.failure_code}): {res.message}")
-    _stdout().print(f"valid: {res.message}; claim {body['claim_id']}, signed by "
+    _report_verdict(ctx, as_json, res.ok, body,
+                    f"proof invalid ({res.failure_code}): {res.message}",
+                    f"valid: {res.message}; claim {body['claim_id']}, signed by "
                     f"{res.signer_org}, tree size {res.tree_size}")
 
 
