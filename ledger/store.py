@@ -791,18 +791,11 @@ class Store:
         skips the tx signatures only (e.g. already checked by :meth:`check_block`); the
         certificate is always checked.
         """
-        if self.readonly:
+        if self.readonly:  # said before the certificate is looked at
             raise StoreError("the store is open read-only")
         self._check_cert(block.header, cert)
-        try:
-            with self._env.begin(write=True) as txn:  # aborted on any exception
-                self._apply_in(txn, block, cert, check_signatures)
-        except lmdb.MapFullError:
-            raise StoreError(
-                f"{self.path}: LMDB map is full; reopen with a larger map_size"
-            ) from None
-        except lmdb.Error as exc:
-            raise StoreError(f"LMDB write failed: {exc}") from None
+        # one write transaction, aborted on any exception
+        self._write(lambda txn: self._apply_in(txn, block, cert, check_signatures))
 
     def _apply_in(
         self, txn: lmdb.Transaction, block: Block, cert: CommitCertificate, check_signatures: bool
