@@ -489,9 +489,7 @@ class Record:
 
     @classmethod
     def decode(cls: type[R], data: bytes) -> R:
-        fn = cls.__dict__.get("_from_wire_fn")
-        fn = _compile_from_wire(cls) if fn is None else fn.__func__
-        obj: R = fn(unpack(data, cls.MAX_BYTES, check_types=False))
+        obj: R = _from_wire_of(cls)(unpack(data, cls.MAX_BYTES, check_types=False))
         # unpack() proved ``data`` canonical, so it is what encode() would compute.
         obj.__dict__["_encoded"] = bytes(data)
         return obj
@@ -572,7 +570,8 @@ def _check_src(var: str, s: Spec, ns: dict[str, Any], decode: bool, ind: str,
 
 
 def _from_wire_of(cls: type[Record]) -> Any:
-    """The compiled decoder of a nested record class (its classmethod while it compiles)."""
+    """The compiled decoder of a record class, compiled on first use (its classmethod while
+    it compiles, for a record nested in itself)."""
     fn = cls.__dict__.get("_from_wire_fn")
     if fn is not None:
         return fn.__func__  # the function inside the class's staticmethod
@@ -720,8 +719,7 @@ def decode_any(data: bytes, allowed: tuple[type[Record], ...], max_bytes: int) -
         raise EncodingError("expected a tagged array")
     for cls in allowed:
         if obj[0] == cls.TAG:
-            fn = cls.__dict__.get("_from_wire_fn")
-            rec = (_compile_from_wire(cls) if fn is None else fn.__func__)(obj)
+            rec = _from_wire_of(cls)(obj)
             rec.__dict__["_encoded"] = bytes(data)
             return rec
     raise EncodingError(f"unknown type tag {obj[0]!r}")
