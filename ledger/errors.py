@@ -45,5 +45,16 @@ class StoreError(LedgerError):
     """The LMDB store is missing, corrupt, or asked for something it does not hold."""
 
 
+class StoreCorruption(StoreError):
+    """A stored row whose checksum does not match: the disk damaged it. Names the table and
+    the key (never the value); the cure is to resync the node (docs/operations.md)."""
+
+    def __init__(self, table: str, key: bytes) -> None:
+        self.table = table
+        self.key_hex = bytes(key).hex()
+        super().__init__(
+            f"store damaged at {table}/{self.key_hex}: resync this node (docs/operations.md)")
+
+
 class ProofError(LedgerError):
     """A proof bundle or checkpoint that is malformed."""

@@ -49,13 +49,14 @@ from ledger.blocks import (
     tx_entry_overhead,
 )
 from ledger.encoding import U32, U64, Int, Record, pack, spec
-from ledger.errors import EncodingError, LedgerError, RuleError, StoreError
+from ledger.errors import EncodingError, LedgerError, RuleError, StoreCorruption, StoreError
 from ledger.genesis import Genesis
 from ledger.lpp import LppTable
 from ledger.merkle import leaf_hash as _leaf
 from ledger.merkle import root_from_leaf_hashes
 from ledger.merkle_tree import OverlayNodeStore, PersistentTree
 from ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
+from ledger.rowcheck import RESYNC_HINT, open_env, scrub_rows, seal, seal_rows, unseal
 from ledger.rules import (
     CheckOnlyOverlay,
     OverlayState,
@@ -76,7 +77,7 @@ _DB_NAMES = ("headers", "blocks", "certs", "txloc", "tree", "claims", "meta")
 _META_GENESIS = b"l/genesis"
 _META_HEIGHT = b"l/height"
 _META_FORMAT = b"l/format"
-STORE_FORMAT = 2  # 2: claim states keyed by log place, no separate replay index
+STORE_FORMAT = 3  # 2: claim states keyed by log place; 3: every value sealed (crc32)
 _META_USER = b"u/"
 _TREE_SIZE_KEY = b"size"
 _HEADER_SLACK_BYTES = Header.MAX_BYTES + 16  # block envelope + largest header
@@ -116,9 +117,10 @@ def place_key(height: int, position: int) -> bytes:
 
 
 def put_in_key_order(cur: lmdb.Cursor, rows: list[tuple[bytes, bytes]]) -> None:
-    """Put ``(key, value)`` rows (sorted here): those whose keys come after every stored key
-    are appended without a tree search; the others (and any LMDB refuses to append) are put
-    at their places, overwriting."""
+    """Put ``(key, value)`` rows, sealed (``ledger.rowcheck``) and sorted here: those whose
+    keys come after every stored key are appended without a tree search; the others (and any
+    LMDB refuses to append) are put at their places, overwriting."""
+    rows = seal_rows(rows)
     rows.sort()
     last = bytes(cur.key()) if cur.last() else b""
     cut = bisect.bisect_right(rows, last, key=lambda row: row[0])
@@ -132,7 +134,7 @@ def put_in_key_order(cur: lmdb.Cursor, rows: list[tuple[bytes, bytes]]) -> None:
 
 
 def _read_location(txn: lmdb.Transaction, dbs: _Dbs, tx_id: bytes) -> TxLocation | None:
-    raw = _get(txn, tx_id, dbs.txloc)
+    raw = _get(txn, tx_id, dbs.txloc, "txloc")
     if raw is None:
         return None
     try:
@@ -141,9 +143,14 @@ def _read_location(txn: lmdb.Transaction, dbs: _Dbs, tx_id: bytes) -> TxLocation
         raise StoreError(f"corrupt tx location {tx_id.hex()[:16]}: {exc}") from None
 
 
-def _get(txn: lmdb.Transaction, key: bytes, db: Any) -> bytes | None:
+def _get(txn: lmdb.Transaction, key: bytes, db: Any, table: str) -> bytes | None:
+    """The value at ``key`` (None if absent); StoreCorruption if its seal does not match."""
     v = txn.get(key, db=db)
-    return None if v is None else bytes(v)
+    return None if v is None else unseal(table, key, v)
+
+
+def _put(txn: lmdb.Transaction, key: bytes, value: bytes, db: Any) -> None:
+    txn.put(key, seal(key, value), db=db)
 
 
 _NODE_KEY = struct.Struct(">BQ")  # level u8 || index u64
@@ -195,7 +202,7 @@ class LmdbState:
 
     def get_claim(self, claim_id: bytes) -> ClaimState | None:
         place = self._place(claim_id)
-        raw = None if place is None else _get(self.txn, place, self.dbs.claims)
+        raw = None if place is None else _get(self.txn, place, self.dbs.claims, "claims")
         if raw is None:
             return None
         assert place is not None
@@ -236,40 +243,43 @@ class LmdbNodeStore:
         self.txn, self.db = txn, dbs.tree
 
     def get_node(self, level: int, index: int) -> bytes | None:
-        raw = _get(self.txn, _node_key(level, index), db=self.db)
+        raw = _get(self.txn, _node_key(level, index), self.db, "tree")
         if raw is not None and len(raw) != 32:
             raise StoreError(f"corrupt Merkle node ({level}, {index})")
         return raw
 
     def put_node(self, level: int, index: int, digest: bytes) -> None:
-        self.txn.put(_node_key(level, index), digest, db=self.db)
+        _put(self.txn, _node_key(level, index), digest, self.db)
 
     def get_nodes(self, keys: Sequence[tuple[int, int]]) -> list[bytes | None]:
         """Batch read for root/proof computation (one Python loop, no per-key overhead)."""
-        get = self.txn.get
+        get, db = self.txn.get, self.db
         out: list[bytes | None] = []
         for level, index in keys:
-            raw = get(_NODE_KEY.pack(level, index), db=self.db)
-            if raw is not None and len(raw) != 32:
-                raise StoreError(f"corrupt Merkle node ({level}, {index})")
-            out.append(None if raw is None else bytes(raw))
+            key = _NODE_KEY.pack(level, index)
+            raw = get(key, db=db)
+            if raw is not None:
+                raw = unseal("tree", key, raw)
+                if len(raw) != 32:
+                    raise StoreError(f"corrupt Merkle node ({level}, {index})")
+            out.append(raw)
         return out
 
     def put_node_items(self, items: Sequence[tuple[tuple[int, int], bytes]]) -> None:
         """Batch write of ``((level, index), digest)`` items in one C loop."""
         key = _NODE_KEY.pack
         with self.txn.cursor(db=self.db) as cur:
-            cur.putmulti([(key(level, index), d) for (level, index), d in items])
+            cur.putmulti(seal_rows([(key(level, index), d) for (level, index), d in items]))
 
     def put_nodes(self, level: int, start: int, digests: Sequence[bytes]) -> None:
         self.put_node_items([((level, start + i), d) for i, d in enumerate(digests)])
 
     def get_size(self) -> int:
-        raw = _get(self.txn, _TREE_SIZE_KEY, self.db)
+        raw = _get(self.txn, _TREE_SIZE_KEY, self.db, "tree")
         return 0 if raw is None else int.from_bytes(raw, "big")
 
     def set_size(self, size: int) -> None:
-        self.txn.put(_TREE_SIZE_KEY, _u64(size), db=self.db)
+        _put(self.txn, _TREE_SIZE_KEY, _u64(size), self.db)
 
 
 @dataclass(frozen=True)
@@ -322,19 +332,12 @@ class Store:
         try:
             if not readonly:
                 self.path.mkdir(parents=True, exist_ok=True)
-            self._env = lmdb.open(
-                str(self.path),
-                map_size=map_size,
-                max_dbs=len(_DB_NAMES) + 2,
-                subdir=True,
-                readonly=readonly,
-                sync=True,
-                metasync=True,
-                lock=True,
-                readahead=False,
-            )
-        except lmdb.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the store: {exc.strerror}") from None
+        # open_env checks the file's size before open_db reads any page (never a SIGBUS)
+        self._env = open_env(self.path, map_size=map_size, max_dbs=len(_DB_NAMES) + 2,
+                             subdir=True, readonly=readonly, sync=True, metasync=True,
+                             lock=True, readahead=False)
         try:
             self._dbs = _Dbs(self._env, readonly)
             self._init_meta()
@@ -358,30 +361,59 @@ class Store:
         return cls(path, genesis, lpp, map_size=map_size, readonly=readonly)
 
     def _init_meta(self) -> None:
+        meta = self._dbs.meta
         with self._env.begin(write=False) as txn:
-            stored = _get(txn, _META_GENESIS, self._dbs.meta)
-        if stored is None:
+            stored, fmt = txn.get(_META_GENESIS, db=meta), txn.get(_META_FORMAT, db=meta)
+        if stored is None and fmt is None:
             if self.readonly:
                 raise StoreError(f"{self.path}: not an initialised tpledger store")
             with self._env.begin(write=True) as txn:
-                txn.put(_META_GENESIS, self.genesis_hash, db=self._dbs.meta)
-                txn.put(_META_HEIGHT, _u64(0), db=self._dbs.meta)
-                txn.put(_META_FORMAT, bytes([STORE_FORMAT]), db=self._dbs.meta)
-        elif stored != self.genesis_hash:
+                _put(txn, _META_GENESIS, self.genesis_hash, meta)
+                _put(txn, _META_HEIGHT, _u64(0), meta)
+                _put(txn, _META_FORMAT, bytes([STORE_FORMAT]), meta)
+            return
+        if fmt is None or len(fmt) == 1:  # formats 1 and 2 stored unsealed values
+            found = "1" if fmt is None else fmt.hex()
+            raise StoreError(
+                f"{self.path}: store format {found} was written by an older version "
+                f"(this one reads format {STORE_FORMAT}); move it aside and let the node "
+                "fetch the blocks again from its peers (docs/operations.md)"
+            )
+        if unseal("meta", _META_FORMAT, fmt) != bytes([STORE_FORMAT]):
+            raise StoreError(f"{self.path}: unknown store format; {RESYNC_HINT}")
+        if stored is None:
+            raise StoreError(f"{self.path}: the store is damaged (no genesis); {RESYNC_HINT}")
+        stored = unseal("meta", _META_GENESIS, stored)
+        if stored != self.genesis_hash:
             raise StoreError(
                 f"{self.path}: the store belongs to another genesis "
                 f"({stored.hex()[:16]}…, expected {self.genesis_hash.hex()[:16]}…)"
             )
-        else:
-            with self._env.begin(write=False) as txn:
-                fmt = _get(txn, _META_FORMAT, self._dbs.meta)
-            if fmt != bytes([STORE_FORMAT]):
-                found = "1" if fmt is None else fmt.hex()
-                raise StoreError(
-                    f"{self.path}: store format {found} was written by an older version "
-                    f"(this one reads format {STORE_FORMAT}); move it aside and let the node "
-                    "fetch the blocks again from its peers (docs/operations.md)"
-                )
+
+    def verify_head(self) -> None:
+        """Start-up check of the head: its header and certificate decode, the certificate is
+        a quorum of the genesis validators over the header's hash, and the stored Merkle
+        tree has the header's size and root. StoreError (with how to resync) otherwise."""
+        try:
+            with self._read() as txn:
+                height = self._height(txn)
+                nodes = LmdbNodeStore(txn, self._dbs)
+                size = nodes.get_size()
+                if height == 0:
+                    if size != 0:
+                        raise StoreError("Merkle leaves stored but no block")
+                    return
+                header = self._header(txn, height)
+                if header.height != height or header.chain_id != self.genesis.chain_id:
+                    raise StoreError(f"the head header is not the one of height {height}")
+                self._check_cert(header, self._cert(txn, height))
+                if size != header.tree_size:
+                    raise StoreError("Merkle tree size differs from the head header")
+                if PersistentTree(nodes).root(size) != header.tree_root:
+                    raise StoreError("Merkle tree root differs from the head header")
+        except StoreError as exc:
+            raise StoreError(f"{self.path}: the store is damaged at its head ({exc}); "
+                             f"{RESYNC_HINT}") from None
 
     def close(self) -> None:
         self._env.close()
@@ -402,13 +434,13 @@ class Store:
 
     # -- head --------------------------------------------------------------------------------
     def _height(self, txn: lmdb.Transaction) -> int:
-        raw = _get(txn, _META_HEIGHT, self._dbs.meta)
+        raw = _get(txn, _META_HEIGHT, self._dbs.meta, "meta")
         if raw is None or len(raw) != 8:
             raise StoreError("corrupt store: head height missing")
         return int.from_bytes(raw, "big")
 
     def _header(self, txn: lmdb.Transaction, height: int) -> Header:
-        raw = _get(txn, _u64(height), self._dbs.headers) if height >= 1 else None
+        raw = _get(txn, _u64(height), self._dbs.headers, "headers") if height >= 1 else None
         if raw is None:
             raise StoreError(f"no block at height {height}")
         try:
@@ -417,7 +449,7 @@ class Store:
             raise StoreError(f"corrupt header at height {height}: {exc}") from None
 
     def _cert(self, txn: lmdb.Transaction, height: int) -> CommitCertificate:
-        raw = _get(txn, _u64(height), self._dbs.certs) if height >= 1 else None
+        raw = _get(txn, _u64(height), self._dbs.certs, "certs") if height >= 1 else None
         if raw is None:
             raise StoreError(f"no certificate at height {height}")
         try:
@@ -477,7 +509,7 @@ class Store:
                 for key, value in cur:
                     if key[:8] != prefix:
                         break
-                    out.append(bytes(value))
+                    out.append(unseal("blocks", key, value))
         return out
 
     def block(self, height: int) -> Block:
@@ -491,8 +523,8 @@ class Store:
         with self._read() as txn:
             key = _u64(height)
             return HeightRaw(
-                _get(txn, key, self._dbs.headers),
-                _get(txn, key, self._dbs.certs),
+                _get(txn, key, self._dbs.headers, "headers"),
+                _get(txn, key, self._dbs.certs, "certs"),
                 self._block_txs(txn, height),
             )
 
@@ -504,7 +536,7 @@ class Store:
             return self._tx_location(txn, tx_id)
 
     def _tx_bytes(self, txn: lmdb.Transaction, loc: TxLocation) -> bytes:
-        raw = _get(txn, place_key(loc.height, loc.position), db=self._dbs.blocks)
+        raw = _get(txn, place_key(loc.height, loc.position), self._dbs.blocks, "blocks")
         if raw is None:
             raise StoreError(f"corrupt store: tx at {loc.height}/{loc.position} missing")
         return raw
@@ -543,7 +575,8 @@ class Store:
                     raise StoreError("the paging cursor is not a claim in the log")
                 found = cur.set_key(place) and cur.next()
             while found and len(out) < limit:
-                out.append(_claim_row(bytes(cur.key()), bytes(cur.value())))
+                key = bytes(cur.key())
+                out.append(_claim_row(key, unseal("claims", key, cur.value())))
                 found = cur.next()
         return out
 
@@ -557,6 +590,15 @@ class Store:
             raise StoreError(f"unknown database {db_name!r}")
         with self._read() as txn:
             return int(txn.stat(getattr(self._dbs, db_name))["entries"])
+
+    def scrub(self, table: str, after: bytes | None, limit: int
+              ) -> tuple[int, bytes | None, list[StoreCorruption]]:
+        """Check the seals of up to ``limit`` rows of ``table`` after key ``after`` (one read
+        transaction; see ``ledger.rowcheck.scrub_rows``)."""
+        if table not in _DB_NAMES:
+            raise StoreError(f"unknown database {table!r}")
+        with self._read() as txn:
+            return scrub_rows(txn, getattr(self._dbs, table), table, after, limit)
 
     def tree_nodes(self, keys: Sequence[tuple[int, int]]) -> list[bytes | None]:
         """Stored Merkle nodes at ``(level, index)`` keys, in one read transaction."""
@@ -657,14 +699,14 @@ class Store:
     def meta_get(self, key: bytes) -> bytes | None:
         k = self._meta_key(key)
         with self._read() as txn:
-            return _get(txn, k, self._dbs.meta)
+            return _get(txn, k, self._dbs.meta, "meta")
 
     def meta_put(self, key: bytes, value: bytes) -> None:
         """Write one node key; durable (fsync'd) when this returns."""
         k = self._meta_key(key)
         if not isinstance(value, bytes) or len(value) > MAX_META_VALUE_BYTES:
             raise StoreError(f"meta values are bytes of at most {MAX_META_VALUE_BYTES}")
-        self._write(lambda txn: txn.put(k, value, db=self._dbs.meta))
+        self._write(lambda txn: _put(txn, k, value, self._dbs.meta))
 
     def meta_delete(self, key: bytes) -> None:
         k = self._meta_key(key)
@@ -819,24 +861,24 @@ class Store:
             self._execute(block, prev, LmdbState(txn, d, new_places), LmdbNodeStore(txn, d),
                           stxs, leaves, check_signatures)
         key = _u64(height)
-        txn.put(key, h.encode(), db=d.headers)
-        txn.put(key, cert.encode(), db=d.certs)
+        _put(txn, key, h.encode(), d.headers)
+        _put(txn, key, cert.encode(), d.certs)
         first_leaf = prev.tree_size
         assert len(stxs) == len(block.txs), "the dry run or replay decoded every tx of the block"
         # Batched puts (one C loop per table) rather than one Python call per row.
-        rows = list(zip(places, block.txs, strict=True))
+        rows = seal_rows(zip(places, block.txs, strict=True))
         _, added = txn.cursor(db=d.blocks).putmulti(rows, append=True)
         if added != len(places):
             raise StoreError(f"corrupt store: transactions stored past the head at {height}")
         # TxLocation rows packed straight from their three checked ints (the header's height
         # and tree size were checked; a test pins these bytes to TxLocation.encode()).
         tag, version = TxLocation.TAG, TxLocation.VERSION
-        locs = [(stx.tx_id(), pack([tag, version, height, pos, first_leaf + pos]))
-                for pos, stx in enumerate(stxs)]
+        locs = seal_rows((stx.tx_id(), pack([tag, version, height, pos, first_leaf + pos]))
+                         for pos, stx in enumerate(stxs))
         _, added = txn.cursor(db=d.txloc).putmulti(locs, overwrite=False)
         if added != len(locs):
             raise StoreError(f"block {height}: a tx is already in the log")
-        txn.put(_META_HEIGHT, key, db=d.meta)
+        _put(txn, _META_HEIGHT, key, d.meta)
 
     def build_block(
         self,
@@ -964,5 +1006,7 @@ class Store:
             return 0
 
 
-__all__ = ["HeightRaw", "LmdbNodeStore", "LmdbState", "Store", "TxLocation", "place_key",
-           "put_in_key_order"]
+SCRUB_TABLES = _DB_NAMES
+
+__all__ = ["SCRUB_TABLES", "HeightRaw", "LmdbNodeStore", "LmdbState", "Store", "TxLocation",
+           "place_key", "put_in_key_order"]

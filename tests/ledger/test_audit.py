@@ -9,6 +9,7 @@ import lmdb
 import pytest
 
 from ledger.audit import audit
+from ledger.rowcheck import seal, unseal
 from ledger.tx import SignedTx
 
 try:
@@ -28,6 +29,7 @@ def _build(path: Path) -> None:
 
 
 def _poke(path: Path, db: str, key: bytes, value: bytes | None) -> None:
+    """Rewrite one row as a forger would: sealed, so only the ledger's checks can tell."""
     env = lmdb.open(str(path), max_dbs=16, map_size=64 * 1024 * 1024)
     try:
         handle = env.open_db(db.encode(), create=False)
@@ -35,7 +37,7 @@ def _poke(path: Path, db: str, key: bytes, value: bytes | None) -> None:
             if value is None:
                 txn.delete(key, db=handle)
             else:
-                txn.put(key, value, db=handle)
+                txn.put(key, seal(key, value), db=handle)
     finally:
         env.close()
 
@@ -47,7 +49,7 @@ def _read(path: Path, db: str, key: bytes) -> bytes:
         with env.begin() as txn:
             v = txn.get(key, db=handle)
             assert v is not None
-            return bytes(v)
+            return unseal(db, key, bytes(v))
     finally:
         env.close()
 
