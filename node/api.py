@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ledger.encoding import pack
-from ledger.errors import EncodingError, LedgerError, StoreError
+from ledger.errors import EncodingError, LedgerError, StoreCorruption, StoreError
 from ledger.genesis import Participant
 from node.auth import RequestVerifier
 from node.errors import ApiError, AuthError, NodeError
@@ -63,6 +63,34 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception as exc:  # never a traceback to a client; the node keeps running
         log.error("internal error on %s %s: %s", request.method, request.path, type(exc).__name__)
         return error_response(500, "internal", "internal error")
+
+
+def _damage_in(exc: BaseException) -> StoreCorruption | None:
+    """The StoreCorruption behind ``exc``: itself, or what a handler turned it into."""
+    cur: BaseException | None = exc
+    for _ in range(8):
+        if cur is None or isinstance(cur, StoreCorruption):
+            return cur
+        cur = cur.__context__
+    return None
+
+
+def damage_middleware(node: Node) -> Any:
+    """Inside ``errors_middleware``: a request that hit a damaged stored row (whatever error
+    its handler made of it) answers 503 ``store_damaged``; the row is never served."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            damage = _damage_in(exc)
+            if damage is None:
+                raise
+            node.report_damage(damage, "api")
+            return error_response(503, "store_damaged", str(damage))
+
+    return middleware
 
 
 def _hex32(value: str, what: str) -> bytes:
@@ -382,7 +410,7 @@ def claim_json(claim_id: bytes, state: Any, node: Node) -> dict[str, Any]:
 
 def build_app(node: Node) -> web.Application:
     api = Api(node)
-    app = web.Application(middlewares=[errors_middleware],
+    app = web.Application(middlewares=[errors_middleware, damage_middleware(node)],
                           client_max_size=node.cfg.limits.max_body_bytes)
     r = app.router
     r.add_post("/v1/txs", api.submit)

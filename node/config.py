@@ -32,6 +32,9 @@ timeout_delta_ms = 500
 timeout_commit_ms = 100
 empty_block_interval_ms = 1000
 
+[scrub]
+rows_per_s = 1000                # background re-check of every stored row; 0 disables
+
 [tls]                              # optional; peers then use https:// URLs
 cert = ""
 key = ""
@@ -96,6 +99,11 @@ def _consensus(c: ConsensusTimeouts, path: Path) -> ConsensusTimeouts:
 
 
 @dataclass(frozen=True)
+class ScrubConfig:
+    rows_per_s: int = 1_000  # rows of the stores re-checked per second; 0: no scrub
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     path: Path
     name: str
@@ -109,6 +117,7 @@ class NodeConfig:
     limits: Limits = field(default_factory=Limits)
     consensus: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    scrub: ScrubConfig = field(default_factory=ScrubConfig)
 
     @classmethod
     def load(cls, path: str | Path) -> NodeConfig:
@@ -187,6 +196,7 @@ class NodeConfig:
                 limits=ints("limits", Limits),
                 consensus=_consensus(ints("consensus", ConsensusTimeouts), path),
                 tls=tls,
+                scrub=ints("scrub", ScrubConfig),
             )
         except KeyError as exc:
             raise ConfigError(f"{path}: missing key {exc}") from None

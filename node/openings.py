@@ -10,14 +10,18 @@ then appended at the end of the table instead of dirtying one page each (measure
 instead of 9 µs of CPU per claim once the table holds some 50,000 claims), and the oldest
 openings, which retention deletes first, come first. The node finds a claim's place through
 the ledger's tx index. A forgotten claim leaves a tombstone at its place (no personal data).
+
+Every opening is stored sealed with a checksum of its key and value (``ledger.rowcheck``),
+checked on every read: a damaged one raises ``StoreCorruption``, it is never served. The file's
+size is checked before any page is read.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import lmdb
-
+from ledger.errors import StoreCorruption
+from ledger.rowcheck import open_env, scrub_rows, unseal
 from ledger.store import place_key, put_in_key_order
 from node.errors import NodeError
 
@@ -34,10 +38,7 @@ def _key(height: int, position: int, org: str) -> bytes:
 class OpeningStore:
     def __init__(self, path: Path, map_size: int = 1 << 32) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        try:
-            self.env = lmdb.open(str(path), map_size=map_size, max_dbs=4, sync=True)
-        except lmdb.Error as exc:
-            raise NodeError(f"cannot open openings store at {path}: {exc}") from None
+        self.env = open_env(path, map_size=map_size, max_dbs=4, sync=True)  # size checked
         self.db = self.env.open_db(b"openings_by_location")
         # Places of claims whose openings were forgotten: a replayed submission carrying the
         # same sealed boxes must not bring them back. Holds places only, no personal data.
@@ -61,8 +62,9 @@ class OpeningStore:
 
     def get(self, loc: Location, org: str) -> bytes | None:
         with self.env.begin(db=self.db) as txn:
-            v = txn.get(_key(*loc, org))
-            return None if v is None else bytes(v)
+            key = _key(*loc, org)
+            v = txn.get(key)
+            return None if v is None else unseal("openings", key, v)
 
     def orgs(self, loc: Location) -> list[str]:
         prefix = place_key(*loc)
@@ -105,6 +107,12 @@ class OpeningStore:
             if org is None:
                 txn.put(place_key(*loc), b"", db=self.tombstones)
         return n
+
+    def scrub(self, after: bytes | None, limit: int
+              ) -> tuple[int, bytes | None, list[StoreCorruption]]:
+        """Check the seals of up to ``limit`` openings after key ``after``."""
+        with self.env.begin(db=self.db) as txn:
+            return scrub_rows(txn, self.db, "openings", after, limit)
 
     def count(self) -> int:
         with self.env.begin(db=self.db) as txn:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -32,12 +33,12 @@ from aiohttp import web
 from consensus import Commit, Consensus, ConsensusConfig, Ready, Timer
 from ledger.blocks import Block
 from ledger.encoding import pack, sha256, tagged_hash, unpack
-from ledger.errors import EncodingError, LedgerError
+from ledger.errors import EncodingError, LedgerError, StoreCorruption
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
 from ledger.lpp import LppTable
 from ledger.patient import sealed_digest
-from ledger.store import Store
+from ledger.store import SCRUB_TABLES, Store
 from ledger.tx import Claim, SignedTx
 from ledger.votes import CommitCertificate
 from node.auth import sign_request
@@ -47,6 +48,7 @@ from node.mempool import Mempool, MempoolFull, PendingTx
 from node.metrics import Metrics
 from node.openings import MAX_SEALED_BYTES, OpeningStore
 from node.peers import FRAME_CONSENSUS, FRAME_FORGET, FRAME_TXS, PeerManager
+from node.scrub import Scrubber, ScrubSource
 
 log = logging.getLogger("tpledger.node")
 
@@ -58,6 +60,7 @@ MAX_GOSSIP_ITEMS = 5_000
 CATCH_UP_BATCH = 64
 RETENTION_CHECK_S = 60.0
 MAX_EVIDENCE_KEPT = 1000  # in memory for /metrics and operators; each is also logged
+MAX_DAMAGED_REPORTED = 100  # damaged rows named in /v1/status (each is logged once)
 
 
 def now_ms() -> int:
@@ -106,6 +109,11 @@ class Node:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store.open(cfg.data_dir / "ledger", self.genesis, self.lpp,
                                 map_size=cfg.limits.store_map_size_mb * 1024 * 1024)
+        try:
+            self.store.verify_head()  # never serve from a store whose head is damaged
+        except LedgerError:
+            self.store.close()
+            raise
         self.openings = OpeningStore(cfg.data_dir / "openings")
         self.mempool = Mempool(cfg.limits.mempool_max_txs)
         self.metrics = Metrics()
@@ -128,6 +136,9 @@ class Node:
         self._http: aiohttp.ClientSession | None = None
         self._stopping = False
         self._fatal: BaseException | None = None
+        self.stop_requested = asyncio.Event()  # set on SIGTERM/SIGINT, or by a fatal error
+        self.damaged: OrderedDict[str, str] = OrderedDict()  # "table/key" -> who found it
+        self._scrub_task: asyncio.Task[None] | None = None
         self.commit_event = asyncio.Event()
         self.started_ms = now_ms()
 
@@ -211,6 +222,7 @@ class Node:
         self._handle(self.consensus.start())
         self._request_catch_up(0)
         self._retention_task = asyncio.create_task(self._retention_loop())
+        self._scrub_task = asyncio.create_task(self._scrubber().run())
         log.info("node %s (validator %d) up on %s:%d at height %d", self.cfg.name, self.index,
                  self.cfg.listen_host, self.port, self.store.height)
 
@@ -221,7 +233,7 @@ class Node:
         self._timers.clear()
         if self._idle_handle is not None:
             self._idle_handle.cancel()
-        for task in (self._catch_up_task, self._retention_task):
+        for task in (self._catch_up_task, self._retention_task, self._scrub_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -265,9 +277,19 @@ class Node:
                 self._payload_wanted = ready.need_payload
                 self._maybe_propose(force=False)
         except BaseException as exc:  # a broken invariant or a disk failure: stop the process
-            self._fatal = exc
-            log.critical("fatal error in consensus handling: %r", exc)
+            self._fail(exc)
             raise
+
+    def _fail(self, exc: BaseException) -> None:
+        """Stop the node on a fatal error (``serve`` then exits non-zero): it must not go on
+        voting or serving on a state it cannot trust."""
+        if self._fatal is None:
+            self._fatal = exc
+            if isinstance(exc, StoreCorruption):
+                self.report_damage(exc, "consensus")
+            log.critical("fatal error in consensus handling, stopping: %s",
+                         exc if isinstance(exc, LedgerError) else repr(exc))
+        self.stop_requested.set()
 
     def _maybe_propose(self, force: bool) -> None:
         """Answer a pending payload request: at once when txs wait, else after the idle
@@ -289,7 +311,11 @@ class Node:
         if self._idle_handle is not None:
             self._idle_handle.cancel()
             self._idle_handle = None
-        payload = self._build_payload(h)
+        try:
+            payload = self._build_payload(h)
+        except StoreCorruption as exc:
+            self._fail(exc)
+            return
         if payload is not None:
             self._handle(self.consensus.on_payload(h, r, payload))
 
@@ -365,6 +391,8 @@ class Node:
                 if self._verify_signatures(txs, ids):
                     self.store.check_block(block, check_signatures=False, decoded=txs)
                     result = hdr.hash()
+        except StoreCorruption:
+            raise  # our store, not the block, is bad: fatal (see _handle)
         except (LedgerError, EncodingError) as exc:
             log.info("invalid block proposed at height %d: %s", height, exc)
             self.metrics.inc("invalid_proposals_total")
@@ -482,6 +510,8 @@ class Node:
                     self._handle(self.consensus.advance_to(self.store.height + 1))
                 if self.store.height >= best_height:
                     return
+        except StoreCorruption as exc:
+            self._fail(exc)
         except (aiohttp.ClientError, OSError, TimeoutError, LedgerError, NodeError) as exc:
             log.warning("catch-up stopped: %s", exc)
 
@@ -724,6 +754,23 @@ class Node:
             except (LedgerError, NodeError) as exc:
                 log.warning("retention pass failed: %s", exc)
 
+    def _scrubber(self) -> Scrubber:
+        sources = [ScrubSource(t, functools.partial(self.store.scrub, t)) for t in SCRUB_TABLES]
+        sources.append(ScrubSource("openings", self.openings.scrub))
+        return Scrubber(sources, self.cfg.scrub.rows_per_s, self.metrics, self.report_damage)
+
+    def report_damage(self, exc: StoreCorruption, found_by: str) -> None:
+        """A damaged row was refused (found by a request, the consensus or the scrub): count
+        it, log it once (table and key only), name it in /v1/status."""
+        where = f"{exc.table}/{exc.key_hex}"
+        self.metrics.inc("store_damaged_total", 1, "reads refused on a damaged stored row")
+        if where in self.damaged:
+            return
+        log.error("%s (found by the %s)", exc, found_by)
+        if len(self.damaged) < MAX_DAMAGED_REPORTED:
+            self.damaged[where] = found_by
+        self.metrics.set("store_damaged_rows", len(self.damaged), "damaged stored rows known")
+
     def refresh_metrics(self) -> None:
         m = self.metrics
         m.set("height", self.store.height, "last committed height")
@@ -755,6 +802,7 @@ class Node:
             "round": self.consensus.round,
             "mempool": len(self.mempool),
             "peers": {names[i]: up for i, up in self.peers.outbound_up.items()},
+            "store_damaged": list(self.damaged),  # "table/key" rows to resync (operations.md)
         }
 
 
@@ -805,7 +853,7 @@ def tune_gc() -> None:
 async def serve(cfg: NodeConfig) -> None:
     """Run a node until SIGTERM/SIGINT."""
     node = Node(cfg)
-    stop = asyncio.Event()
+    stop = node.stop_requested
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -819,6 +867,10 @@ async def serve(cfg: NodeConfig) -> None:
         await stop.wait()
     finally:
         await node.stop()
+    fatal = node._fatal
+    if fatal is not None:  # one line on stderr, non-zero exit (cli.main)
+        why = str(fatal) if isinstance(fatal, LedgerError) else type(fatal).__name__
+        raise NodeError(f"node {cfg.name} stopped on a fatal error: {why}")
 
 
 def run_node(config_path: str | Path) -> None:
