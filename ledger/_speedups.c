@@ -11,6 +11,11 @@
  *   the compiled Python decoder; on any doubt it returns ``fallback(obj)``, the Python decoder
  *   itself, so results and error messages are exactly the Python ones.
  *
+ * seal_rows(rows) / unseal(key, stored): the row checksums of ledger/rowcheck.py in one C call
+ *   per table (write) or per row (read): CRC-32 (the IEEE polynomial of zlib.crc32, computed
+ *   here by slicing-by-8, so no link to zlib) over key || value, 4 bytes big-endian appended.
+ *   ledger/rowcheck.py holds the Python reference; tests check that both give the same bytes.
+ *
  * Every read is bounds-checked against the end of the input; nesting is capped at MAX_DEPTH.
  */
 #define PY_SSIZE_T_CLEAN
@@ -379,7 +384,107 @@ static PyObject *py_state(PyObject *self, PyObject *fn) {
     return st;
 }
 
+/* ---- row checksums (CRC-32, reflected polynomial 0xEDB88320, as zlib.crc32) ---- */
+static uint32_t crc_table[8][256];
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (int t = 1; t < 8; t++)
+        for (int i = 0; i < 256; i++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+}
+
+static uint32_t le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* zlib.crc32(data, crc) */
+static uint32_t crc_update(uint32_t crc, const unsigned char *p, Py_ssize_t n) {
+    crc = ~crc;
+    while (n >= 8) {
+        uint32_t one = crc ^ le32(p), two = le32(p + 4);
+        crc = crc_table[7][one & 0xff] ^ crc_table[6][(one >> 8) & 0xff]
+              ^ crc_table[5][(one >> 16) & 0xff] ^ crc_table[4][one >> 24]
+              ^ crc_table[3][two & 0xff] ^ crc_table[2][(two >> 8) & 0xff]
+              ^ crc_table[1][(two >> 16) & 0xff] ^ crc_table[0][two >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n-- > 0) crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+static uint32_t row_crc(PyObject *key, const char *v, Py_ssize_t vlen) {
+    uint32_t c = crc_update(0, (const unsigned char *)PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+    return crc_update(c, (const unsigned char *)v, vlen);
+}
+
+static PyObject *py_seal_rows(PyObject *self, PyObject *rows) {
+    /* [(key, value), ...] -> [(key, value || crc32(key || value) big-endian), ...] */
+    if (!PyList_CheckExact(rows)) {
+        PyErr_SetString(PyExc_TypeError, "rows must be a list of (bytes, bytes)");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        PyObject *k, *v;
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 2
+            || !PyBytes_CheckExact(k = PyTuple_GET_ITEM(row, 0))
+            || !PyBytes_CheckExact(v = PyTuple_GET_ITEM(row, 1))) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_TypeError, "rows must be a list of (bytes, bytes)");
+            return NULL;
+        }
+        Py_ssize_t vlen = PyBytes_GET_SIZE(v);
+        PyObject *sealed = PyBytes_FromStringAndSize(NULL, vlen + 4);
+        if (sealed == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(sealed);
+        memcpy(dst, PyBytes_AS_STRING(v), (size_t)vlen);
+        uint32_t c = row_crc(k, PyBytes_AS_STRING(v), vlen);
+        dst[vlen] = (unsigned char)(c >> 24);
+        dst[vlen + 1] = (unsigned char)(c >> 16);
+        dst[vlen + 2] = (unsigned char)(c >> 8);
+        dst[vlen + 3] = (unsigned char)c;
+        PyObject *pair = PyTuple_New(2);
+        if (pair == NULL) {
+            Py_DECREF(sealed);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_INCREF(k);
+        PyTuple_SET_ITEM(pair, 0, k);
+        PyTuple_SET_ITEM(pair, 1, sealed);
+        PyList_SET_ITEM(out, i, pair);
+    }
+    return out;
+}
+
+static PyObject *py_unseal(PyObject *self, PyObject *args) {
+    /* (key, stored) -> the value, or None if the seal does not match */
+    PyObject *k, *stored;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyBytes_Type, &k, &PyBytes_Type, &stored)) return NULL;
+    Py_ssize_t n = PyBytes_GET_SIZE(stored) - 4;
+    if (n < 0) Py_RETURN_NONE;
+    const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(stored);
+    uint32_t want = (uint32_t)s[n] << 24 | (uint32_t)s[n + 1] << 16 | (uint32_t)s[n + 2] << 8
+                    | (uint32_t)s[n + 3];
+    if (row_crc(k, (const char *)s, n) != want) Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)s, n);
+}
+
 static PyMethodDef methods[] = {
+    {"seal_rows", py_seal_rows, METH_O, "Seal (key, value) rows with crc32(key || value)."},
+    {"unseal", py_unseal, METH_VARARGS, "The value of a sealed row, or None if damaged."},
     {"unpack", py_unpack, METH_VARARGS, "Parse canonical wire msgpack (ValueError on any doubt)."},
     {"decoder", py_decoder, METH_VARARGS, "A C record decoder with a Python fallback."},
     {"state", py_state, METH_O, "The state tuple of a decoder."},
@@ -389,4 +494,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "ledger._speedups", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__speedups(void) {
+    crc_init();
+    return PyModule_Create(&module);
+}

@@ -16,6 +16,10 @@ probability 2**-32; one C call (``zlib.crc32``, a few GB/s) per row, no allocati
 cryptographic digest would protect against nobody more: whoever can write the file can
 recompute any unkeyed digest; what stops a forger is the ledger itself (certificates, roots,
 ``tpledger audit``). The key is covered too, so a row moved to another key is refused.
+
+The C fast paths (``ledger/_speedups.c``: ``seal_rows``, one call per table written, and
+``unseal``) compute the same CRC; the Python functions here are their reference (the tests
+compare both), and run alone when the extension is not built or ``TPLEDGER_NO_SPEEDUPS`` is set.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from zlib import crc32
 
 import lmdb
 
+from ledger.encoding import _c
 from ledger.errors import StoreCorruption, StoreError
 
 SEAL_BYTES = 4
@@ -43,13 +48,35 @@ def seal(key: bytes, value: bytes) -> bytes:
     return value + _pack_seal(crc32(value, crc32(key)))
 
 
-def seal_rows(rows: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """``[(key, seal(key, value)), ...]`` (one comprehension: the write hot path)."""
+def py_seal_rows(rows: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``[(key, seal(key, value)), ...]``: the Python reference of :func:`seal_rows`."""
     return [(k, v + _pack_seal(crc32(v, crc32(k)))) for k, v in rows]
+
+
+_c_seal_rows = getattr(_c, "seal_rows", None)
+_c_unseal = getattr(_c, "unseal", None)
+
+
+def seal_rows(rows: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``[(key, seal(key, value)), ...]`` for ``(bytes, bytes)`` rows: the write hot path,
+    one C call per table when the fast paths are built."""
+    if _c_seal_rows is None:
+        return py_seal_rows(rows)
+    return _c_seal_rows(rows if type(rows) is list else list(rows))
 
 
 def unseal(table: str, key: bytes | memoryview, stored: bytes | memoryview) -> bytes:
     """The value of a stored row, or :class:`StoreCorruption` if its seal does not match."""
+    if _c_unseal is not None and type(stored) is bytes and type(key) is bytes:
+        value = _c_unseal(key, stored)
+        if value is None:
+            raise StoreCorruption(table, key)
+        return value
+    return py_unseal(table, key, stored)
+
+
+def py_unseal(table: str, key: bytes | memoryview, stored: bytes | memoryview) -> bytes:
+    """The Python reference of :func:`unseal`."""
     body = stored[:-SEAL_BYTES]
     if len(stored) < SEAL_BYTES or crc32(body, crc32(key)) != _SEAL.unpack_from(
             stored, len(body))[0]:
@@ -110,5 +137,5 @@ def scrub_rows(txn: lmdb.Transaction, db: Any, table: str, after: bytes | None,
     return n, (last if found else None), damaged
 
 
-__all__ = ["RESYNC_HINT", "SEAL_BYTES", "check_file_size", "open_env", "scrub_rows", "seal",
-           "seal_rows", "unseal"]
+__all__ = ["RESYNC_HINT", "SEAL_BYTES", "check_file_size", "open_env", "py_seal_rows",
+           "py_unseal", "scrub_rows", "seal", "seal_rows", "unseal"]
