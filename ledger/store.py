@@ -509,13 +509,21 @@ class Store:
                 for key, value in cur:
                     if key[:8] != prefix:
                         break
+                    if key != place_key(height, len(out)):  # a position is missing
+                        raise StoreCorruption("blocks", place_key(height, len(out)))
                     out.append(unseal("blocks", key, value))
         return out
 
     def block(self, height: int) -> Block:
+        """The block at ``height``; StoreCorruption if its stored transactions are not the
+        header's count at positions 0..n-1 (a row lost or moved by damage to its key)."""
         with self._read() as txn:
             header = self._header(txn, height)
             txs = self._block_txs(txn, height)
+            before = self._header(txn, height - 1).tree_size if height > 1 else 0
+        if len(txs) != header.tree_size - before:
+            raise StoreCorruption("blocks", place_key(height, min(len(txs), header.tree_size -
+                                                                   before)))
         return Block(header, tuple(txs))
 
     def raw_height(self, height: int) -> HeightRaw:
