@@ -655,7 +655,10 @@ class Node:
         except (EncodingError, NodeError):
             self.metrics.inc("gossip_rejected_total")
             return
-        self.admit_batch(items, gossip=False, report=False)
+        try:
+            self.admit_batch(items, gossip=False, report=False)
+        except StoreCorruption as exc:  # admission read a damaged row: nothing admitted
+            self.report_damage(exc, "gossip")
 
     def tx_status(self, tx_id: bytes) -> dict[str, Any]:
         loc = self.store.tx_location(tx_id)
