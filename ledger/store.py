@@ -17,11 +17,20 @@ claims      height u64 || position u32          claim_id (32) || ``ClaimState`` 
 meta        ``l/...`` (ours) / ``u/...`` (node) ``l/genesis``: genesis hash, ``l/height``: head
 ==========  ==================================  ==========================================
 
+Every value above is stored *sealed* (format 3): ``value || crc32(key || value)`` (4 bytes,
+big-endian; ``ledger.rowcheck``). Every read checks the seal (``_get``, cursor scans,
+``scrub``) and raises :class:`StoreCorruption` (table and key, never the value) on a mismatch:
+a damaged row is refused, never returned. ``block(h)`` also checks that the block's rows are
+the header's count at positions 0..n-1. The environment is opened through
+``rowcheck.open_env``, which refuses a ``data.mdb`` shorter than its pages (no SIGBUS), and
+:meth:`Store.verify_head` checks the head header, certificate and Merkle tree (a node calls it
+at start).
+
 A block is applied in ONE write transaction: checks, rules replay, tree append, and all writes
 commit together or not at all (LMDB with ``sync=True``: after a crash the store is at the
-previous block or at the new one, never in between). Opening reads two meta keys; every read is
+previous block or at the new one, never in between). Opening reads three meta keys; every read is
 bounded (O(log n) tree nodes, O(log height) headers for ``proof(tree_size=...)``, one block's
-transactions for ``block(h)``); only :mod:`ledger.audit` scans.
+transactions for ``block(h)``); only :mod:`ledger.audit` and ``scrub`` (in bounded chunks) scan.
 
 Missing things asked by height (``header(h)``, ``block(h)``...) raise :class:`StoreError`;
 look-ups by id (``tx_location``, ``tx``, ``claim``) return ``None`` when absent.
