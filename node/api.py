@@ -65,6 +65,27 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal", "internal error")
 
 
+def _hex32(value: str, what: str) -> bytes:
+    try:
+        b = bytes.fromhex(value)
+    except ValueError:
+        b = b""
+    if len(b) != 32:
+        raise ApiError(400, "bad_id", f"{what} must be 64 hex characters")
+    return b
+
+
+def _int_arg(request: web.Request, name: str, default: int | None = None) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise ApiError(400, "missing_parameter", f"query parameter {name} is required")
+        return default
+    if not raw.isdigit() or len(raw) > 20:
+        raise ApiError(400, "bad_parameter", f"query parameter {name} must be a whole number")
+    return int(raw)
+
+
 def _damage_in(exc: BaseException) -> StoreCorruption | None:
     """The StoreCorruption behind ``exc``: itself, or what a handler turned it into."""
     cur: BaseException | None = exc
@@ -91,27 +112,6 @@ def damage_middleware(node: Node) -> Any:
             return error_response(503, "store_damaged", str(damage))
 
     return middleware
-
-
-def _hex32(value: str, what: str) -> bytes:
-    try:
-        b = bytes.fromhex(value)
-    except ValueError:
-        b = b""
-    if len(b) != 32:
-        raise ApiError(400, "bad_id", f"{what} must be 64 hex characters")
-    return b
-
-
-def _int_arg(request: web.Request, name: str, default: int | None = None) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        if default is None:
-            raise ApiError(400, "missing_parameter", f"query parameter {name} is required")
-        return default
-    if not raw.isdigit() or len(raw) > 20:
-        raise ApiError(400, "bad_parameter", f"query parameter {name} must be a whole number")
-    return int(raw)
 
 
 class Api:
@@ -410,8 +410,9 @@ def claim_json(claim_id: bytes, state: Any, node: Node) -> dict[str, Any]:
 
 def build_app(node: Node) -> web.Application:
     api = Api(node)
-    app = web.Application(middlewares=[errors_middleware, damage_middleware(node)],
+    app = web.Application(middlewares=[errors_middleware],
                           client_max_size=node.cfg.limits.max_body_bytes)
+    app.middlewares.append(damage_middleware(node))  # innermost: sees the handler's errors
     r = app.router
     r.add_post("/v1/txs", api.submit)
     r.add_get("/v1/txs/{tx_id}", api.tx_status)
