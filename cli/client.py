@@ -259,8 +259,18 @@ class NodeClient:
         return claims, nxt
 
     def forget(self, claim_id: bytes | str) -> dict[str, Any]:
-        """Ask the node to delete the claim's sealed openings on every node (payers only)."""
-        _, data = self.request("POST", f"/v1/claims/{_hex_id(claim_id)}/forget", signed=True)
+        """Ask the node to delete the claim's sealed openings on every node (payers only).
+
+        The body is a :class:`node.erasure.ForgetRequest` signed with this client's key: every
+        node checks it before erasing, and relays it, not its own word, to its peers."""
+        from node.erasure import sign_forget
+
+        if self.signer is None:
+            raise ClientError("no_key", "forgetting openings must be signed: give --key", 0)
+        cid = _hex_id(claim_id)
+        req = sign_forget(self.chain_id, self.signer, bytes.fromhex(cid), time.time_ns() // 10**6)
+        _, data = self.request("POST", f"/v1/claims/{cid}/forget", req.encode(),
+                               content_type="application/msgpack", signed=True)
         body = _json_body(data)
         if not isinstance(body, dict):
             raise ClientError("bad_response", "forget answer is not a JSON object", 0)

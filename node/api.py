@@ -20,8 +20,11 @@ from ledger.encoding import pack
 from ledger.errors import EncodingError, LedgerError, StoreError
 from ledger.genesis import Participant
 from node.auth import RequestVerifier
+from node.clock import now_ms
+from node.erasure import MAX_SKEW_MS, ForgetRefused, ForgetRequest
 from node.errors import ApiError, AuthError, NodeError
 from node.openapi import OPENAPI
+from node.policy import is_payer, may_read_blocks, may_read_claim
 
 if TYPE_CHECKING:
     from node.runtime import Node
@@ -94,8 +97,6 @@ class Api:
 
     # -- auth helpers -------------------------------------------------------------------------
     async def _signer(self, request: web.Request) -> bytes:
-        from node.runtime import now_ms
-
         body = await request.read() if request.can_read_body else b""
         return self.verifier.verify(request.headers.get("Authorization"), request.method,
                                     request.path_qs, body, now_ms())
@@ -107,14 +108,11 @@ class Api:
             raise ApiError(403, "forbidden", "the signer is not a registered participant")
         return p
 
-    def _may_read_claim(self, p: Participant, optician: str, insurer: str) -> bool:
-        return p.role == "cnam" or p.role == "auditor" or p.org in (optician, insurer)
-
     def _claim_for(self, p: Participant, claim_id: bytes) -> Any:
         state = self.node.store.claim(claim_id)
         if state is None:
             raise ApiError(404, "unknown_claim", "no committed claim with this id")
-        if not self._may_read_claim(p, state.optician, state.insurer):
+        if not may_read_claim(p, state.optician, state.insurer):
             raise ApiError(403, "forbidden", "this participant may not read this claim")
         return state
 
@@ -126,7 +124,7 @@ class Api:
         state = self.node.store.claim(claim_id)
         if state is None:
             raise ApiError(404, "unknown_claim", "no committed claim with this id")
-        if not (p.org == state.insurer or p.role == "cnam"):
+        if not is_payer(p, state.insurer):
             raise ApiError(403, "forbidden", "only the claim's payers may see or forget openings")
         return p, claim_id
 
@@ -215,7 +213,7 @@ class Api:
         # Without a break, a short scan reached the end; a full one may have more after it.
         next_cursor = scanned[-1][0] if len(scanned) == CLAIMS_SCAN_WINDOW else None
         for claim_id, state in scanned:
-            if not (p.role in ("cnam", "auditor") or p.org in (state.optician, state.insurer)):
+            if not may_read_claim(p, state.optician, state.insurer):
                 continue
             if awaiting is not None:
                 share = state.amo if awaiting == "amo" else state.amc
@@ -255,21 +253,39 @@ class Api:
         return web.Response(body=sealed, content_type="application/octet-stream")
 
     async def forget(self, request: web.Request) -> web.Response:
-        _, claim_id = await self._payer_of_claim(request)
-        n = self.node.forget_openings(claim_id, broadcast=True)
+        """Erase the claim's sealed openings on every node, on the payer's signed request
+        (``node/erasure.py``): the body is the :class:`ForgetRequest`, signed by the same key
+        as the request."""
+        p, claim_id = await self._payer_of_claim(request)
+        raw = await request.read()
+        try:
+            req = ForgetRequest.decode(raw)
+        except EncodingError:
+            raise ApiError(400, "malformed_body",
+                           "the body must be a signed forget request (application/msgpack)"
+                           ) from None
+        if req.claim_id != claim_id or self.node.genesis.participant_by_key(req.signer) != p:
+            raise ApiError(400, "bad_request",
+                           "the forget request must name this claim and be signed by the caller")
+        if abs(req.time_ms - now_ms()) > MAX_SKEW_MS:
+            raise ApiError(400, "stale_request", "the forget request's time is too far from now")
+        try:
+            n, _ = self.node.forget_openings(raw, origin=f"asked by {p.org}")
+        except ForgetRefused as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
         peers = self.node.peers
         relayed = [] if peers is None else sorted(
             peers.names()[i] for i, up in peers.outbound_up.items() if up)
-        # Peers with a link down get the relay when it comes back (their queue keeps it);
-        # check ``openings_held`` on each node to confirm.
+        # Peers with a link down get the relay when it comes back (their queue keeps it), or
+        # from another peer (each node relays a claim's erasure once); check ``openings_held``.
         return web.json_response({"claim_id": claim_id.hex(), "deleted": n,
                                   "relayed_to": relayed})
 
     async def block(self, request: web.Request) -> web.Response:
         key = await self._signer(request)
-        if key not in self.node.genesis.validator_keys and \
-                self.node.genesis.participant_by_key(key) is None:
-            raise ApiError(403, "forbidden", "blocks are served to validators and participants")
+        if not may_read_blocks(self.node.genesis, key):
+            raise ApiError(403, "forbidden", "whole blocks are served to validators, auditors "
+                           "and the CNAM only (read your own claims and proofs instead)")
         h = _height(request, self.node.store.height)
         block = self.node.store.block(h)
         cert = self.node.store.certificate(h)

@@ -81,6 +81,13 @@ class OpeningStore:
         with self.env.begin(db=self.tombstones) as txn:
             return txn.get(place_key(*loc)) is not None
 
+    def tombstone(self, loc: Location) -> bytes | None:
+        """The signed request kept when this claim's openings were forgotten (b"": expired by
+        retention), or None if they were not."""
+        with self.env.begin(db=self.tombstones) as txn:
+            v = txn.get(place_key(*loc))
+            return None if v is None else bytes(v)
+
     def oldest(self, limit: int) -> list[Location]:
         """Up to ``limit`` distinct places holding openings, oldest first."""
         out: list[Location] = []
@@ -94,8 +101,11 @@ class OpeningStore:
                     out.append(loc)
         return out
 
-    def forget(self, loc: Location, org: str | None = None) -> int:
-        """Delete the openings of one claim (for one payer, or all); returns how many."""
+    def forget(self, loc: Location, org: str | None = None, request: bytes = b"") -> int:
+        """Delete the openings of one claim (for one payer, or all); returns how many.
+
+        Deleting all of them leaves a tombstone holding ``request``: the payer's signed forget
+        request that entitled it (empty when retention expired the openings)."""
         orgs = [org] if org is not None else self.orgs(loc)
         n = 0
         with self.env.begin(write=True, db=self.db) as txn:
@@ -103,7 +113,7 @@ class OpeningStore:
                 if txn.delete(_key(*loc, o)):
                     n += 1
             if org is None:
-                txn.put(place_key(*loc), b"", db=self.tombstones)
+                txn.put(place_key(*loc), request, db=self.tombstones)
         return n
 
     def count(self) -> int:

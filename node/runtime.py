@@ -41,7 +41,9 @@ from ledger.store import Store
 from ledger.tx import Claim, SignedTx
 from ledger.votes import CommitCertificate
 from node.auth import sign_request
+from node.clock import now_ms
 from node.config import NodeConfig
+from node.erasure import ForgetRefused, ForgetRequest, check_forget
 from node.errors import ConfigError, NodeError
 from node.mempool import Mempool, MempoolFull, PendingTx
 from node.metrics import Metrics
@@ -58,10 +60,6 @@ MAX_GOSSIP_ITEMS = 5_000
 CATCH_UP_BATCH = 64
 RETENTION_CHECK_S = 60.0
 MAX_EVIDENCE_KEPT = 1000  # in memory for /metrics and operators; each is also logged
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class TxRejected(NodeError):
@@ -315,8 +313,8 @@ class Node:
             self._handle(self.consensus.on_message(payload))
         elif kind == FRAME_TXS:
             self._on_gossip(payload)
-        elif kind == FRAME_FORGET and len(payload) == 32:
-            self.forget_openings(payload, broadcast=False)
+        elif kind == FRAME_FORGET:
+            self._on_forget_frame(peer, payload)
 
     # ------------------------------------------------------------------------------------------
     # blocks
@@ -670,14 +668,38 @@ class Node:
             return checked[0][1]
         return None
 
-    def forget_openings(self, claim_id: bytes, broadcast: bool) -> int:
-        """Delete this claim's sealed openings here (and ask the peers to do the same)."""
-        loc = self.claim_location(claim_id)
-        n = self.openings.forget(loc) if loc is not None else 0
-        if broadcast and self.peers is not None:
-            self.peers.broadcast(FRAME_FORGET, claim_id)
-        self.metrics.inc("openings_forgotten_total", n)
-        return n
+    def forget_openings(self, raw_request: bytes, origin: str) -> tuple[int, bool]:
+        """Obey a payer's signed forget request (``node/erasure.py``): check it, delete this
+        claim's sealed openings here, keep the request as the tombstone, and relay it to the
+        peers. Returns (openings deleted, newly forgotten); raises ForgetRefused, unless the
+        claim was forgotten here before (a replay: nothing changes, nothing is relayed)."""
+        try:
+            req = ForgetRequest.decode(raw_request)
+        except EncodingError:
+            raise ForgetRefused(400, "malformed_request", "not a forget request") from None
+        state = self.store.claim(req.claim_id)
+        check_forget(req, self.genesis, None if state is None else state.insurer, now_ms(),
+                     self.cfg.limits.forget_max_age_ms)
+        loc = self.claim_location(req.claim_id)
+        if loc is None:
+            raise ForgetRefused(404, "unknown_claim", "no committed claim with this id")
+        if self.openings.is_forgotten(loc):
+            return 0, False
+        n = self.openings.forget(loc, request=raw_request)
+        if self.peers is not None:
+            self.peers.broadcast(FRAME_FORGET, raw_request)
+        self.metrics.inc("openings_forgotten_total", n, "sealed openings deleted")
+        log.info("openings of a claim at %d/%d forgotten on a payer's request (%s)",
+                 loc[0], loc[1], origin)
+        return n, True
+
+    def _on_forget_frame(self, peer: int, payload: bytes) -> None:
+        try:
+            self.forget_openings(payload, origin=f"relayed by validator {peer}")
+        except ForgetRefused as exc:
+            self.metrics.inc("forget_frames_refused_total", 1,
+                             "forget frames from peers refused (no valid payer request)")
+            log.warning("validator %d relayed a forget frame that was refused: %s", peer, exc.code)
 
     def claim_location(self, claim_id: bytes) -> tuple[int, int] | None:
         """(height, position) of a committed claim: where its openings are kept."""
