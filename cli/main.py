@@ -453,14 +453,14 @@ def claim_list(node_url: str, key_path: Path, mine: bool, status_filter: str | N
 Example:
   tpledger claim open 3fa1…e9 --node http://127.0.0.1:7000 --key c/keys/mutuelle-a.key
 \b
-By default only the verification and the member number are shown; --show-identity also prints
-the NIR and birth date (on this terminal only: never pipe it to a log).""")
+By default only the verification is shown; --show-identity also prints the member number, the
+NIR and the birth date (on this terminal only: never pipe it to a log).""")
 @click.argument("claim_id")
 @_NODE_OPT
 @_key_opt("Key of the claim's insurer or of the CNAM (its X25519 secret opens the opening).")
 @_GENESIS_OPT
 @click.option("--show-identity", is_flag=True,
-              help="Also print the patient's NIR and birth date.")
+              help="Also print the patient's member number, NIR and birth date.")
 @_JSON_OPT
 def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
                show_identity: bool, as_json: bool) -> None:
@@ -472,9 +472,9 @@ def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | Non
     with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
         opened = open_claim(client, key, gen, claim_id)
     body: dict[str, Any] = {"claim_id": opened.claim_id, "verified": True,
-                            "member_number": opened.opening.member_number,
                             "height": opened.height}
     if show_identity:
+        body["member_number"] = opened.opening.member_number
         body["nir"] = opened.opening.nir
         body["birth_date"] = opened.opening.birth_date
     if as_json:
@@ -482,8 +482,8 @@ def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | Non
         return
     out = _stdout()
     out.print(f"claim {opened.claim_id}: opening verified against the commitment")
-    out.print(f"member number: {opened.opening.member_number or '(none)'}")
     if show_identity:
+        out.print(f"member number: {opened.opening.member_number or '(none)'}")
         out.print(f"NIR: {opened.opening.nir}  birth date: {opened.opening.birth_date}")
 
 

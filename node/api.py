@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from aiohttp import web
 from ledger.encoding import pack
 from ledger.errors import EncodingError, LedgerError, StoreError
 from ledger.genesis import Participant
+from ledger.jsonsafe import loads_bounded
 from node.auth import RequestVerifier
 from node.clock import now_ms
 from node.erasure import MAX_SKEW_MS, ForgetRefused, ForgetRequest
@@ -36,6 +36,7 @@ MSGPACK = "application/msgpack"
 MAX_WAIT_MS = 30_000  # longest ``wait_ms`` of a tx status request
 MAX_WAITERS = 1_000  # past this many waiting requests, status requests answer at once
 CLAIMS_SCAN_WINDOW = 2000
+MAX_JSON_DEPTH = 8  # {"txs": [{"tx": ..., "sealed": {...}}]} is 3 deep
 RELAYED_HEADER = "X-Tpledger-Relayed"  # set on a request a node forwards to its peers
 
 
@@ -346,9 +347,9 @@ def _height(request: web.Request, top: int) -> int:
 
 def _parse_json_submission(body: bytes, limit: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "malformed_body", "body is not valid JSON") from None
+        doc = loads_bounded(body, len(body), MAX_JSON_DEPTH)
+    except ValueError as exc:
+        raise ApiError(400, "malformed_body", f"body is not accepted JSON: {exc}") from None
     txs = doc.get("txs") if isinstance(doc, dict) else None
     if not isinstance(txs, list):
         raise ApiError(400, "malformed_body", 'expected {"txs": [...]}')
