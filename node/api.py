@@ -69,6 +69,23 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal", "internal error")
 
 
+def read_timeout_middleware(timeout_s: float) -> Any:
+    """Read a request's whole body within ``timeout_s`` before its handler runs (handlers
+    then get it from aiohttp's cache): a client dribbling its body gets 408, not a slot."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.can_read_body:
+            try:
+                await asyncio.wait_for(request.read(), timeout_s)
+            except TimeoutError:
+                return error_response(408, "request_timeout",
+                                      f"the request body did not arrive within {timeout_s:g} s")
+        return await handler(request)
+
+    return middleware
+
+
 def _hex32(value: str, what: str) -> bytes:
     try:
         b = bytes.fromhex(value)
@@ -399,7 +416,8 @@ def claim_json(claim_id: bytes, state: Any, node: Node) -> dict[str, Any]:
 
 def build_app(node: Node) -> web.Application:
     api = Api(node)
-    app = web.Application(middlewares=[errors_middleware],
+    timeout_s = node.cfg.limits.http_read_timeout_ms / 1000
+    app = web.Application(middlewares=[errors_middleware, read_timeout_middleware(timeout_s)],
                           client_max_size=node.cfg.limits.max_body_bytes)
     r = app.router
     r.add_post("/v1/txs", api.submit)

@@ -197,7 +197,11 @@ class Node:
             connector=aiohttp.TCPConnector(ssl=client_ssl if client_ssl is not None else True),
         )
         app = build_app(self)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # keepalive_timeout also bounds the wait for a request's headers (aiohttp closes a
+        # connection that has not delivered a whole request by then); bodies are bounded by
+        # the API's read-timeout middleware.
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                    keepalive_timeout=self.cfg.limits.http_read_timeout_ms / 1000)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.cfg.listen_host, self.cfg.listen_port,
                            ssl_context=self._ssl_server(), reuse_address=True)
