@@ -25,7 +25,7 @@ from ledger.genesis import Genesis
 from ledger.jsonsafe import loads_bounded
 from ledger.keys import KeyFile
 from ledger.lpp import LppTable, default_shares
-from ledger.patient import commitment, new_opening, seal_opening, sealed_digest, shown
+from ledger.patient import WITHHELD, commitment, new_opening, seal_opening, sealed_digest, shown
 from ledger.tx import NONCE_BYTES, Claim, LppLine, SealedRef, SignedTx, sign_tx
 
 DEFAULT_BATCH = 500
@@ -167,7 +167,7 @@ def _opt_euros(obj: dict[str, Any], key: str, where: str) -> int | None:
 def _no_unknown(obj: dict[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(str(k) for k in obj if k not in known)
     if unknown:
-        names = ", ".join(shown(k, 32) for k in unknown[:5])
+        names = ", ".join(k[:32] if shown(k) != WITHHELD else WITHHELD for k in unknown[:5])
         raise ClaimInputError(f"{where}: unknown keys: {names}")
 
 

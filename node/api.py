@@ -115,7 +115,7 @@ class Api:
 
     # -- auth helpers -------------------------------------------------------------------------
     async def _signer(self, request: web.Request) -> bytes:
-        body = await request.read() if request.can_read_body else b""
+        body = await request.read()  # cached: the read-timeout middleware read it first
         return self.verifier.verify(request.headers.get("Authorization"), request.method,
                                     request.path_qs, body, now_ms())
 
