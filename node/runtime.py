@@ -43,6 +43,7 @@ from ledger.votes import CommitCertificate
 from node.auth import sign_request
 from node.config import NodeConfig
 from node.errors import ConfigError, NodeError
+from node.evidence import EvidenceSubmitter
 from node.mempool import Mempool, MempoolFull, PendingTx
 from node.metrics import Metrics
 from node.openings import MAX_SEALED_BYTES, OpeningStore
@@ -115,6 +116,7 @@ class Node:
         # and for a valid one its decoded block, reused when it is committed.
         self.validated: OrderedDict[bytes, _Checked] = OrderedDict()
         self.evidence: list[Any] = []
+        self.evidence_submitter = EvidenceSubmitter(self)  # vote evidence -> ledger tx
         self.consensus: Consensus | None = None
         self.peers: PeerManager | None = None
         self.runner: web.AppRunner | None = None
@@ -259,6 +261,7 @@ class Node:
                 self.metrics.inc("evidence_total", help_text="conflicting votes seen")
                 log.warning("evidence of equivocation by validator %d (%s)", ev.validator,
                             type(ev).__name__)
+                self.evidence_submitter.on_evidence(ev)
             if ready.catch_up is not None:
                 self._request_catch_up(ready.catch_up)
             if ready.need_payload is not None:
@@ -739,6 +742,8 @@ class Node:
                 m.set(f"peer_{k}", v)
         m.set("openings_held", self.openings.count(), "sealed openings stored on this node")
         m.set("evidence_held", len(self.evidence))
+        m.set("evidence_recorded", self.store.entries("evidence"),
+              "equivocations recorded on the ledger")
 
     def status(self) -> dict[str, Any]:
         hdr = self.store.header(self.store.height) if self.store.height else None
