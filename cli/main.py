@@ -25,6 +25,7 @@ from rich.table import Table
 from cli.client import ClientError, NodeClient
 from cli.errors import CliError, UsageError
 from cli.euros import format_cents
+from cli.evidence_cmd import evidence, proof_bytes
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
@@ -884,10 +885,11 @@ def proof() -> None:
 @click.option("--tree-size", type=click.IntRange(1), help="Prove against this tree size.")
 def proof_get(claim_id: str, node_url: str, key_path: Path, output: Path,
               tree_size: int | None) -> None:
-    """Download the inclusion proof bundle of claim CLAIM_ID into a file."""
+    """Download the inclusion proof bundle of claim CLAIM_ID (or of an evidence tx) into a
+    file."""
     key = KeyFile.load(key_path)
     with NodeClient(node_url, signer=key.signer) as client:
-        data = client.proof(claim_id, tree_size)
+        data = proof_bytes(client, claim_id, tree_size)  # a claim's, or an evidence tx's
     tmp = output.with_name(output.name + ".part")
     tmp.write_bytes(data)
     tmp.replace(output)
@@ -930,8 +932,9 @@ def proof_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -
     }
     _report_verdict(ctx, as_json, res.ok, body,
                     f"proof invalid ({res.failure_code}): {res.message}",
-                    f"valid: {res.message}; claim {body['claim_id']}, signed by "
-                    f"{res.signer_org}, tree size {res.tree_size}")
+                    f"valid: {res.message}; " + (f"claim {body['claim_id']}" if res.claim_id
+                                                 else f"{res.tx_type} tx {body['tx_id']}")
+                    + f", signed by {res.signer_org}, tree size {res.tree_size}")
 
 
 # -- status, lpp ---------------------------------------------------------------------------
@@ -1018,6 +1021,9 @@ def lpp_list(table_path: Path | None, as_json: bool) -> None:
         t.add_row(r["code"], r["label"], r["class"] or "", r["category"], r["age_group"],
                   r["max_price"] or "", r["amo_base"] or "")
     _stdout().print(t)
+
+
+cli.add_command(evidence)
 
 
 # -- audit, demo -----------------------------------------------------------------------------

@@ -435,4 +435,7 @@ def build_app(node: Node) -> web.Application:
     r.add_get("/v1/peer", api.peer)
     r.add_get("/metrics", api.metrics)
     r.add_get("/openapi.json", api.openapi)
+    from node.evidence import add_evidence_routes
+
+    add_evidence_routes(r, node)
     return app

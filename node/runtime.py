@@ -45,6 +45,7 @@ from node.clock import now_ms
 from node.config import NodeConfig
 from node.erasure import ForgetRefused, ForgetRequest, check_forget
 from node.errors import ConfigError, NodeError
+from node.evidence import EvidenceSubmitter
 from node.mempool import Mempool, MempoolFull, PendingTx
 from node.metrics import Metrics
 from node.openings import MAX_SEALED_BYTES, OpeningStore
@@ -113,6 +114,7 @@ class Node:
         # and for a valid one its decoded block, reused when it is committed.
         self.validated: OrderedDict[bytes, _Checked] = OrderedDict()
         self.evidence: list[Any] = []
+        self.evidence_submitter = EvidenceSubmitter(self)  # vote evidence -> ledger tx
         self.consensus: Consensus | None = None
         self.peers: PeerManager | None = None
         self.runner: web.AppRunner | None = None
@@ -261,6 +263,7 @@ class Node:
                 self.metrics.inc("evidence_total", help_text="conflicting votes seen")
                 log.warning("evidence of equivocation by validator %d (%s)", ev.validator,
                             type(ev).__name__)
+                self.evidence_submitter.on_evidence(ev)
             if ready.catch_up is not None:
                 self._request_catch_up(ready.catch_up)
             if ready.need_payload is not None:
@@ -765,6 +768,8 @@ class Node:
                 m.set(f"peer_{k}", v)
         m.set("openings_held", self.openings.count(), "sealed openings stored on this node")
         m.set("evidence_held", len(self.evidence))
+        m.set("evidence_recorded", self.store.entries("evidence"),
+              "equivocations recorded on the ledger")
 
     def status(self) -> dict[str, Any]:
         hdr = self.store.header(self.store.height) if self.store.height else None
