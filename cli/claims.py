@@ -22,13 +22,16 @@ from cli.errors import CliError, UsageError
 from cli.euros import AmountError, format_cents, parse_euros
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
+from ledger.jsonsafe import loads_bounded
 from ledger.keys import KeyFile
 from ledger.lpp import LppTable, default_shares
-from ledger.patient import commitment, new_opening, seal_opening, sealed_digest
+from ledger.patient import WITHHELD, commitment, new_opening, seal_opening, sealed_digest, shown
 from ledger.tx import NONCE_BYTES, Claim, LppLine, SealedRef, SignedTx, sign_tx
 
 DEFAULT_BATCH = 500
 MAX_CLAIMS_FILE_BYTES = 512 * 1024 * 1024
+MAX_CLAIM_LINE_BYTES = 1024 * 1024  # one JSON-lines record
+MAX_CLAIM_JSON_DEPTH = 8
 _CLAIM_KEYS = {"insurer", "patient", "lines", "amo", "amc"}
 _PATIENT_KEYS = {"nir", "birth_date", "member_number"}
 _LINE_KEYS = {"lpp", "qty", "amount"}
@@ -106,11 +109,12 @@ def _reject_constant(_: str) -> Any:
 def parse_claim_json(text: str, where: str) -> ClaimInput:
     """Parse one JSON-lines record. Errors name ``where`` and never echo the NIR/birth date."""
     try:
-        obj = json.loads(text, parse_float=_reject_float, parse_constant=_reject_constant)
+        obj = loads_bounded(text, MAX_CLAIM_LINE_BYTES, MAX_CLAIM_JSON_DEPTH,
+                            parse_float=_reject_float, parse_constant=_reject_constant)
     except ClaimInputError as exc:
         raise ClaimInputError(f"{where}: {exc}") from None
     except ValueError as exc:
-        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "invalid JSON"
+        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise ClaimInputError(f"{where}: not valid JSON ({msg})") from None
     if not isinstance(obj, dict):
         raise ClaimInputError(f"{where}: a claim must be a JSON object")
@@ -163,8 +167,8 @@ def _opt_euros(obj: dict[str, Any], key: str, where: str) -> int | None:
 def _no_unknown(obj: dict[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(str(k) for k in obj if k not in known)
     if unknown:
-        shown = ", ".join(k[:32] for k in unknown[:5])
-        raise ClaimInputError(f"{where}: unknown keys: {shown}")
+        names = ", ".join(k[:32] if shown(k) != WITHHELD else WITHHELD for k in unknown[:5])
+        raise ClaimInputError(f"{where}: unknown keys: {names}")
 
 
 def read_claims_file(path: str | Path) -> Iterator[ClaimInput]:
@@ -208,7 +212,7 @@ class ClaimBuilder:
         where = inp.where
         insurer = self.genesis.participant(inp.insurer)
         if insurer is None or insurer.role != "insurer":
-            raise ClaimInputError(f"{where}: insurer {inp.insurer[:64]!r} is not in the genesis")
+            raise ClaimInputError(f"{where}: insurer {shown(inp.insurer)} is not in the genesis")
         for i, (lpp, qty, cents) in enumerate(inp.lines, start=1):
             entry = self.lpp.get(lpp)
             if entry is None:

@@ -8,7 +8,6 @@ carrying the node's stable error code; ``503`` answers are retried (bounded), ho
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import ssl
 import time
@@ -19,9 +18,11 @@ from typing import Any
 
 import msgpack
 
+from ledger.jsonsafe import loads_bounded
 from ledger.keys import Signer
 from node.auth import sign_request
 
+MAX_ANSWER_JSON_DEPTH = 16  # a node's answers are at most a few levels deep
 SealedItem = tuple[str, bytes]
 TxItem = tuple[bytes, Sequence[SealedItem]]
 
@@ -259,8 +260,18 @@ class NodeClient:
         return claims, nxt
 
     def forget(self, claim_id: bytes | str) -> dict[str, Any]:
-        """Ask the node to delete the claim's sealed openings on every node (payers only)."""
-        _, data = self.request("POST", f"/v1/claims/{_hex_id(claim_id)}/forget", signed=True)
+        """Ask the node to delete the claim's sealed openings on every node (payers only).
+
+        The body is a :class:`node.erasure.ForgetRequest` signed with this client's key: every
+        node checks it before erasing, and relays it, not its own word, to its peers."""
+        from node.erasure import sign_forget
+
+        if self.signer is None:
+            raise ClientError("no_key", "forgetting openings must be signed: give --key", 0)
+        cid = _hex_id(claim_id)
+        req = sign_forget(self.chain_id, self.signer, bytes.fromhex(cid), time.time_ns() // 10**6)
+        _, data = self.request("POST", f"/v1/claims/{cid}/forget", req.encode(),
+                               content_type="application/msgpack", signed=True)
         body = _json_body(data)
         if not isinstance(body, dict):
             raise ClientError("bad_response", "forget answer is not a JSON object", 0)
@@ -284,7 +295,7 @@ class NodeClient:
 
 def _json_body(data: bytes) -> Any:
     try:
-        return json.loads(data)
+        return loads_bounded(data, len(data), MAX_ANSWER_JSON_DEPTH)
     except ValueError:
         raise ClientError("bad_response", "the node's answer is not JSON", 0) from None
 
@@ -292,7 +303,7 @@ def _json_body(data: bytes) -> Any:
 def _error_of(status: int, data: bytes) -> tuple[str, str]:
     """The node's ``{"error": {"code", "message"}}``, or a generic code for other bodies."""
     try:
-        err = json.loads(data)["error"]
+        err = loads_bounded(data, len(data), MAX_ANSWER_JSON_DEPTH)["error"]
         code, message = str(err["code"]), str(err["message"])
     except (ValueError, KeyError, TypeError):
         code = f"http_{status}"

@@ -10,6 +10,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from cli.errors import CliError
+from ledger.patient import shown
 
 MAX_EUROS_CENTS = 10**10  # same ceiling as ledger.tx.MAX_AMOUNT_CENTS
 _EUROS_RE = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,2})?")
@@ -28,9 +29,9 @@ def parse_euros(value: object, what: str = "amount") -> int:
     if isinstance(value, bool) or not isinstance(value, str):
         raise AmountError(f"{what} must be a decimal string in euros such as \"12.04\"")
     if _EUROS_RE.fullmatch(value) is None:
-        shown = value if len(value) <= 20 else value[:20] + "…"
         raise AmountError(
-            f"{what} {shown!r} is not a euro amount (digits, optional '.' and at most 2 decimals)"
+            f"{what} {shown(value, 20)} is not a euro amount (digits, optional '.' and at most "
+            "2 decimals)"
         )
     try:
         cents = Decimal(value) * 100

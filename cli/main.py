@@ -25,6 +25,7 @@ from rich.table import Table
 from cli.client import ClientError, NodeClient
 from cli.errors import CliError, UsageError
 from cli.euros import format_cents
+from cli.evidence_cmd import evidence, proof_bytes
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
@@ -453,14 +454,14 @@ def claim_list(node_url: str, key_path: Path, mine: bool, status_filter: str | N
 Example:
   tpledger claim open 3fa1…e9 --node http://127.0.0.1:7000 --key c/keys/mutuelle-a.key
 \b
-By default only the verification and the member number are shown; --show-identity also prints
-the NIR and birth date (on this terminal only: never pipe it to a log).""")
+By default only the verification is shown; --show-identity also prints the member number, the
+NIR and the birth date (on this terminal only: never pipe it to a log).""")
 @click.argument("claim_id")
 @_NODE_OPT
 @_key_opt("Key of the claim's insurer or of the CNAM (its X25519 secret opens the opening).")
 @_GENESIS_OPT
 @click.option("--show-identity", is_flag=True,
-              help="Also print the patient's NIR and birth date.")
+              help="Also print the patient's member number, NIR and birth date.")
 @_JSON_OPT
 def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
                show_identity: bool, as_json: bool) -> None:
@@ -472,9 +473,9 @@ def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | Non
     with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
         opened = open_claim(client, key, gen, claim_id)
     body: dict[str, Any] = {"claim_id": opened.claim_id, "verified": True,
-                            "member_number": opened.opening.member_number,
                             "height": opened.height}
     if show_identity:
+        body["member_number"] = opened.opening.member_number
         body["nir"] = opened.opening.nir
         body["birth_date"] = opened.opening.birth_date
     if as_json:
@@ -482,8 +483,8 @@ def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | Non
         return
     out = _stdout()
     out.print(f"claim {opened.claim_id}: opening verified against the commitment")
-    out.print(f"member number: {opened.opening.member_number or '(none)'}")
     if show_identity:
+        out.print(f"member number: {opened.opening.member_number or '(none)'}")
         out.print(f"NIR: {opened.opening.nir}  birth date: {opened.opening.birth_date}")
 
 
@@ -884,10 +885,11 @@ def proof() -> None:
 @click.option("--tree-size", type=click.IntRange(1), help="Prove against this tree size.")
 def proof_get(claim_id: str, node_url: str, key_path: Path, output: Path,
               tree_size: int | None) -> None:
-    """Download the inclusion proof bundle of claim CLAIM_ID into a file."""
+    """Download the inclusion proof bundle of claim CLAIM_ID (or of an evidence tx) into a
+    file."""
     key = KeyFile.load(key_path)
     with NodeClient(node_url, signer=key.signer) as client:
-        data = client.proof(claim_id, tree_size)
+        data = proof_bytes(client, claim_id, tree_size)  # a claim's, or an evidence tx's
     tmp = output.with_name(output.name + ".part")
     tmp.write_bytes(data)
     tmp.replace(output)
@@ -930,8 +932,9 @@ def proof_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -
     }
     _report_verdict(ctx, as_json, res.ok, body,
                     f"proof invalid ({res.failure_code}): {res.message}",
-                    f"valid: {res.message}; claim {body['claim_id']}, signed by "
-                    f"{res.signer_org}, tree size {res.tree_size}")
+                    f"valid: {res.message}; " + (f"claim {body['claim_id']}" if res.claim_id
+                                                 else f"{res.tx_type} tx {body['tx_id']}")
+                    + f", signed by {res.signer_org}, tree size {res.tree_size}")
 
 
 # -- status, lpp ---------------------------------------------------------------------------
@@ -1018,6 +1021,9 @@ def lpp_list(table_path: Path | None, as_json: bool) -> None:
         t.add_row(r["code"], r["label"], r["class"] or "", r["category"], r["age_group"],
                   r["max_price"] or "", r["amo_base"] or "")
     _stdout().print(t)
+
+
+cli.add_command(evidence)
 
 
 # -- audit, demo -----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from ledger.encoding import (
     spec,
 )
 from ledger.keys import Signer, verify
+from ledger.tx import VoteEvidence
 from ledger.votes import MAX_VALIDATORS, CommitCertificate, SignedVote
 
 PROPOSAL_KIND = "proposal"
@@ -115,16 +116,12 @@ class PersistedState(Record):
 
 
 @dataclass(frozen=True)
-class Evidence(Record):
-    """Two votes signed by one validator for one (height, round, type) with different values."""
+class Evidence(VoteEvidence):
+    """Two votes signed by one validator for one (height, round, type) with different values
+    (the fields of the ledger's :class:`ledger.tx.VoteEvidence`, which carries it on the
+    ledger; this tag is consensus's own)."""
 
     TAG: ClassVar[int] = 0x73
-    first: SignedVote = spec(Nested(SignedVote))
-    second: SignedVote = spec(Nested(SignedVote))
-
-    @property
-    def validator(self) -> int:
-        return self.first.vote.validator
 
     def check(self, chain_id: str, validator_keys: Sequence[bytes]) -> bool:
         """True iff this proves an equivocation: both signatures valid, one slot, two values."""

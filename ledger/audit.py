@@ -5,7 +5,7 @@ For every height: the stored header, certificate and transactions decode; the ha
 ``header.hash()``; ``txs_root`` matches; every tx signature verifies and the rules replay
 (into a fresh in-memory state and Merkle tree) yields the header's ``tree_size``, ``tree_root``
 and ``state_digest``; the tx index (``txloc``) and the stored Merkle nodes agree with the
-replay. At the end, the stored claim states must equal the replayed ones.
+replay. At the end, the stored claim states and evidence records must equal the replayed ones.
 
 Memory grows with the log (the replayed tree and state live in memory): fine for audits of up
 to tens of millions of transactions. Auditing a store that a node in this same process has
@@ -205,6 +205,11 @@ def _check_claims(store: Store, state: MemoryState, head: int) -> None:
         raise _Bad(head, "the store holds claim states the replay does not produce")
     if store.entries("txloc") != len(state.tx_ids):
         raise _Bad(head, "the store indexes transactions the replay does not produce")
+    for slot, rec in state.evidence.items():
+        if store.evidence(slot) != rec:
+            raise _Bad(head, "a stored evidence record differs from the replay")
+    if store.entries("evidence") != len(state.evidence):
+        raise _Bad(head, "the store holds evidence records the replay does not produce")
 
 
 __all__ = ["AuditReport", "ProgressFn", "audit"]

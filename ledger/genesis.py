@@ -25,6 +25,7 @@ from ledger.encoding import (
     spec,
 )
 from ledger.errors import EncodingError, GenesisError
+from ledger.jsonsafe import loads_bounded
 from ledger.votes import MAX_VALIDATORS, max_faulty, quorum
 
 PARTICIPANT_ROLES = ("optician", "insurer", "cnam", "auditor")
@@ -188,7 +189,7 @@ class Genesis(Record):
         try:
             if p.stat().st_size > MAX_GENESIS_BYTES:
                 raise GenesisError(f"{p}: genesis file too large")
-            body = json.loads(p.read_bytes())
+            body = loads_bounded(p.read_bytes(), MAX_GENESIS_BYTES)
         except OSError as exc:
             raise GenesisError(f"{p}: cannot read genesis: {exc.strerror}") from None
         except ValueError as exc:

@@ -20,6 +20,7 @@ import nacl.signing
 
 from ledger.encoding import pack
 from ledger.errors import KeyFileError, SignatureError
+from ledger.jsonsafe import loads_bounded
 
 SIG_DOMAIN = "tpledger-sig/v1"
 KEYFILE_KIND = "tpledger-key"
@@ -200,7 +201,7 @@ class KeyFile:
         if st.st_size > 64 * 1024:
             raise KeyFileError(f"{p}: key file too large")
         try:
-            body = json.loads(p.read_bytes())
+            body = loads_bounded(p.read_bytes(), 64 * 1024)
             if body.get("kind") != KEYFILE_KIND or body.get("version") != 1:
                 raise KeyFileError(f"{p}: not a tpledger key file (version 1)")
             org, role = body["org"], body["role"]

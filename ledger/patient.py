@@ -42,6 +42,23 @@ _NIR_RE = re.compile(r"[12][0-9]{4}(?:[0-9]{2}|2A|2B)[0-9]{8}")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
+# What a NIR or a date looks like, typed anywhere: 8+ digits (spaces, dots, dashes and slashes
+# ignored; an LPP code has 7), a Corsican NIR (2A/2B), or a date in any usual layout.
+_PERSONAL_LOOKING = re.compile(
+    r"[0-9]{8,}|[0-9]{5,7}2[AaBb][0-9]{3,}|[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,4}")
+_SEPARATORS = str.maketrans("", "", " .\t_")
+WITHHELD = "(value withheld: it looks like a NIR or a date)"
+
+
+def shown(value: object, max_chars: int = 64) -> str:
+    """How an error message may echo a value taken from outside: quoted and cut short, or
+    :data:`WITHHELD` when it looks like a NIR or a birth date (typed into the wrong field)."""
+    text = str(value)
+    if _PERSONAL_LOOKING.search(text) or _PERSONAL_LOOKING.search(text.translate(_SEPARATORS)):
+        return WITHHELD
+    return repr(text if len(text) <= max_chars else text[:max_chars] + "…")
+
+
 def nir_key(first13: str) -> int:
     """Control key of the 13 first NIR characters: 97 - (number mod 97), 2A→19, 2B→18."""
     digits = first13[:5] + first13[5:7].replace("2A", "19").replace("2B", "18") + first13[7:]
@@ -211,6 +228,7 @@ def make_test_birth_date(rng: random.Random) -> str:
 
 __all__ = [
     "COMMITMENT_DOMAIN",
+    "WITHHELD",
     "Opening",
     "commitment",
     "is_valid_nir",
@@ -222,6 +240,7 @@ __all__ = [
     "open_sealed",
     "seal_opening",
     "sealed_digest",
+    "shown",
     "validate_birth_date",
     "verify_opening",
 ]

@@ -1,17 +1,19 @@
 """Offline proofs: inclusion bundles, checkpoints and consistency proofs.
 
 A :class:`ProofBundle` lets anyone holding only the genesis file check that a transaction (a
-claim, a decision, a payment, a cancel) is in the ledger: the signed transaction, its RFC 9162
-inclusion path up to a block header's ``tree_root``, and the quorum certificate over that
-header. :func:`verify_bundle` needs nothing else and never raises: every failure comes back as a
-:class:`VerificationResult` naming the check that failed (``failure_code``):
+claim, a decision, a payment, a cancel, vote evidence) is in the ledger: the signed transaction,
+its RFC 9162 inclusion path up to a block header's ``tree_root``, and the quorum certificate
+over that header. :func:`verify_bundle` needs nothing else and never raises: every failure
+comes back as a :class:`VerificationResult` naming the check that failed (``failure_code``):
 
 ``decode``        the bytes are not a well-formed bundle / transaction
 ``chain``         another chain id or genesis hash
 ``header``        header inconsistent with the bundle (tree size, height, chain)
 ``inclusion``     the Merkle path does not lead from the transaction to ``header.tree_root``
 ``tx_signature``  the transaction signature does not verify
-``participant``   the signer is not a participant registered in the genesis
+``participant``   the signer may not sign this tx: not a participant of the right role (vote
+                  evidence: not a validator of the genesis; ``ledger.rules.evidence_signer``)
+``evidence``      vote evidence that proves no equivocation (``ledger.rules.check_vote_evidence``)
 ``certificate``   the certificate is not a valid quorum of precommits over ``header.hash()``
 ``consistency``   (consistency proofs) the new log does not extend the old one
 
@@ -61,10 +63,11 @@ from ledger.encoding import (
     VarBytes,
     spec,
 )
-from ledger.errors import EncodingError, LedgerError, ProofError, SignatureError
+from ledger.errors import EncodingError, LedgerError, ProofError, RuleError, SignatureError
 from ledger.genesis import Genesis
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
-from ledger.tx import SHARE_AMO, Cancel, Claim, Decision, Payment, SignedTx
+from ledger.rules import check_vote_evidence, evidence_signer
+from ledger.tx import SHARE_AMO, Cancel, Claim, Decision, Payment, SignedTx, TxBody, VoteEvidence
 from ledger.votes import MAX_VALIDATORS, CommitCertificate
 
 BUNDLE_MAGIC = b"TPLPRF1\n"  # file prefix of a proof bundle (8 bytes)
@@ -83,6 +86,7 @@ HEADER = "header"
 INCLUSION = "inclusion"
 TX_SIGNATURE = "tx_signature"
 PARTICIPANT = "participant"
+EVIDENCE = "evidence"
 CERTIFICATE = "certificate"
 CONSISTENCY = "consistency"
 INTERNAL = "internal"
@@ -288,6 +292,7 @@ class Verifier:
         self.genesis_hash = genesis.hash()
         self.validator_keys = genesis.validator_keys
         self._participants = {p.ed25519: p for p in genesis.participants}
+        self._validator_index = {k: i for i, k in enumerate(self.validator_keys)}
 
     # -- public ------------------------------------------------------------------------------
     def verify_bundle(self, bundle: ProofBundle | bytes) -> VerificationResult:
@@ -351,7 +356,6 @@ class Verifier:
         except LedgerError as exc:
             raise _Failure(DECODE, f"transaction body: {exc}") from None
         tx_id = stx.tx_id()
-        claim_id = tx_id if isinstance(body, Claim) else body.claim_id
         self._check_chain(b.chain_id, b.genesis_hash)
         self._check_header(b.header)
         if b.tree_size != b.header.tree_size:
@@ -359,26 +363,43 @@ class Verifier:
         self._check_inclusion(b)
         if not stx.verify(self.chain_id):
             raise _Failure(TX_SIGNATURE, "transaction signature does not verify")
-        signer = self._participants.get(stx.signer)
-        if signer is None:
-            raise _Failure(PARTICIPANT, "transaction signer is not a registered participant")
-        _check_signer_role(signer.role, signer.org, body)
-        org = signer.org
+        claim_id, org = self._check_signer(stx, body, tx_id)
+        tx_type = "evidence" if isinstance(body, VoteEvidence) else type(body).__name__.lower()
         self._check_certificate(b.header, b.certificate)
         return VerificationResult(
             True,
             None,
-            f"{type(body).__name__.lower()} is leaf {b.leaf_index} of the log of size "
+            f"{tx_type} is leaf {b.leaf_index} of the log of size "
             f"{b.tree_size} certified at height {b.header.height}",
             claim_id=claim_id,
             tx_id=tx_id,
-            tx_type=type(body).__name__.lower(),
+            tx_type=tx_type,
             signer_org=org,
             height=b.header.height,
             tree_size=b.tree_size,
             leaf_index=b.leaf_index,
             time_ms=b.header.time_ms,
         )
+
+    def _check_signer(self, stx: SignedTx, body: TxBody, tx_id: bytes
+                      ) -> tuple[bytes | None, str]:
+        """The signer may sign this tx: (the claim id, or None for evidence; the signer's org,
+        or for evidence the validator's name). Vote evidence goes through the rules' own
+        signer rule and stateless check."""
+        if isinstance(body, VoteEvidence):
+            try:
+                index = evidence_signer(self._validator_index, stx.signer in self._participants,
+                                        stx.signer)
+                check_vote_evidence(self.chain_id, self.validator_keys, body)
+            except RuleError as exc:
+                code = EVIDENCE if exc.code == "bad_evidence" else PARTICIPANT
+                raise _Failure(code, exc.message) from None
+            return None, self.genesis.validators[index].name
+        signer = self._participants.get(stx.signer)
+        if signer is None:
+            raise _Failure(PARTICIPANT, "transaction signer is not a registered participant")
+        _check_signer_role(signer.role, signer.org, body)
+        return (tx_id if isinstance(body, Claim) else body.claim_id), signer.org
 
     def _decode_bundle(self, data: bytes) -> ProofBundle:
         try:

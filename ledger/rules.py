@@ -25,6 +25,14 @@ Every rejection raises :class:`RuleError` with one of these stable codes:
 | ``not_accepted``           | payment on a share that is not accepted (submitted/rejected/paid)  |
 | ``payment_exceeds_approved`` | paid so far + amount_cents > approved_cents                      |
 | ``cancel_after_decision``  | cancel once any share has been decided                             |
+| ``bad_evidence``           | vote evidence that proves nothing: not one validator's two votes  |
+|                            | for one (height, round, type) with different values, a signature |
+|                            | that does not verify for this chain, or votes above the block     |
+| ``duplicate_evidence``     | evidence for an (offender, height, round, type) already recorded   |
+
+Who signs what: claims, decisions, payments and cancels are signed by participants of the
+genesis (``unknown_signer`` otherwise); vote evidence is signed by a validator key of the
+genesis, and only by one (:func:`evidence_signer`: a participant key gets ``wrong_role``).
 
 Lifecycle per share: not_applicable (asked 0, final) | submitted -> accepted | rejected;
 accepted -> paid once payments sum to approved_cents (> 0). Cancel only while no share is
@@ -36,12 +44,15 @@ State digest of a block::
 
 where ``claims`` is ``[[claim_id, ClaimState.to_wire()], ...]`` with each claim written by the
 block once, at its final value, in order of its first write, and ``tx_ids`` the applied tx ids
-in order (see :meth:`StateChanges.encode`).
+in order (see :meth:`StateChanges.encode`). A block that records evidence hashes
+``pack([claims, tx_ids, evidence])`` instead, ``evidence`` being
+``[[slot_key, EvidenceRecord.to_wire()], ...]`` in order of the block's txs (blocks without
+evidence keep the two-element form, so every earlier digest is unchanged).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Protocol
@@ -61,9 +72,11 @@ from ledger.tx import (
     Claim,
     ClaimState,
     Decision,
+    EvidenceRecord,
     PayerState,
     Payment,
     SignedTx,
+    VoteEvidence,
 )
 
 STATE_DOMAIN = "tpledger/state"
@@ -91,6 +104,8 @@ RULE_CODES = (
     "not_accepted",
     "payment_exceeds_approved",
     "cancel_after_decision",
+    "bad_evidence",
+    "duplicate_evidence",
 )
 
 
@@ -101,6 +116,8 @@ class StateView(Protocol):
     def put_claim(self, claim_id: bytes, state: ClaimState) -> None: ...
     def has_tx(self, tx_id: bytes) -> bool: ...
     def mark_tx(self, tx_id: bytes) -> None: ...
+    def get_evidence(self, slot: bytes) -> EvidenceRecord | None: ...
+    def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None: ...
 
 
 class MemoryState:
@@ -109,6 +126,7 @@ class MemoryState:
     def __init__(self) -> None:
         self.claims: dict[bytes, ClaimState] = {}
         self.tx_ids: set[bytes] = set()
+        self.evidence: dict[bytes, EvidenceRecord] = {}
 
     def get_claim(self, claim_id: bytes) -> ClaimState | None:
         return self.claims.get(claim_id)
@@ -122,28 +140,40 @@ class MemoryState:
     def mark_tx(self, tx_id: bytes) -> None:
         self.tx_ids.add(tx_id)
 
+    def get_evidence(self, slot: bytes) -> EvidenceRecord | None:
+        return self.evidence.get(slot)
+
+    def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None:
+        self.evidence[slot] = record
+
 
 @dataclass(frozen=True)
 class StateChanges:
-    """The writes of an overlay, in order: claims (final value, first-write order), tx ids."""
+    """The writes of an overlay, in order: claims (final value, first-write order), tx ids,
+    evidence records."""
 
     claims: tuple[tuple[bytes, AnyClaimState], ...]
     tx_ids: tuple[bytes, ...]
+    evidence: tuple[tuple[bytes, EvidenceRecord], ...] = ()
 
     def encode(self) -> bytes:
         """Canonical bytes hashed into the state digest:
         ``pack([[[cid, st.to_wire()], ...], list(tx_ids)])``, assembled from each state's
         cached canonical bytes (``pack(st.to_wire()) == st.encode()``) instead of re-packing."""
-        parts = [b"\x92", array_header(len(self.claims))]
+        parts = [b"\x93" if self.evidence else b"\x92", array_header(len(self.claims))]
         for cid, st in self.claims:
             parts.append(b"\x92")
             parts.append(_HASH_BIN + cid if len(cid) == 32 else pack(cid))
             parts.append(st.encode())
         parts.append(pack(list(self.tx_ids)))
+        if self.evidence:
+            parts.append(array_header(len(self.evidence)))
+            for slot, rec in self.evidence:
+                parts.extend((b"\x92", pack(slot), rec.encode()))
         return b"".join(parts)
 
     def __len__(self) -> int:
-        return len(self.claims) + len(self.tx_ids)
+        return len(self.claims) + len(self.tx_ids) + len(self.evidence)
 
 
 class OverlayState:
@@ -153,6 +183,7 @@ class OverlayState:
         self.base = base
         self._claims: dict[bytes, AnyClaimState] = {}
         self._tx_ids: dict[bytes, None] = {}
+        self._evidence: dict[bytes, EvidenceRecord] = {}
 
     def get_claim(self, claim_id: bytes) -> ClaimState | None:
         st = self._claims.get(claim_id)
@@ -177,8 +208,16 @@ class OverlayState:
     def mark_tx(self, tx_id: bytes) -> None:
         self._tx_ids[tx_id] = None
 
+    def get_evidence(self, slot: bytes) -> EvidenceRecord | None:
+        rec = self._evidence.get(slot)
+        return self.base.get_evidence(slot) if rec is None else rec
+
+    def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None:
+        self._evidence[slot] = record
+
     def changes(self) -> StateChanges:
-        return StateChanges(tuple(self._claims.items()), tuple(self._tx_ids))
+        return StateChanges(tuple(self._claims.items()), tuple(self._tx_ids),
+                            tuple(self._evidence.items()))
 
     def commit_to(self, base: StateView | None = None) -> None:
         """Write the buffered changes to ``base`` (default: this overlay's base), in order."""
@@ -186,7 +225,10 @@ class OverlayState:
         if isinstance(target, OverlayState):  # overlay into overlay: new claims stay unbuilt
             target._claims.update(self._claims)
             target._tx_ids.update(self._tx_ids)
+            target._evidence.update(self._evidence)
             return
+        for slot, rec in self._evidence.items():  # rare: a few rows per misbehaviour
+            target.put_evidence(slot, rec)
         write_many = getattr(target, "write_many", None)
         if write_many is not None:  # e.g. the LMDB state: batched writes, same rows
             write_many(self._claims.items(), self._tx_ids)
@@ -199,6 +241,7 @@ class OverlayState:
     def clear(self) -> None:
         self._claims.clear()
         self._tx_ids.clear()
+        self._evidence.clear()
 
 
 class CheckOnlyOverlay(OverlayState):
@@ -234,6 +277,14 @@ class RulesContext:
 
     def participant(self, org: str) -> Participant | None:
         return self._by_org.get(org)
+
+    @cached_property
+    def validator_keys(self) -> tuple[bytes, ...]:
+        return self.genesis.validator_keys
+
+    @cached_property
+    def validator_index(self) -> dict[bytes, int]:
+        return {k: i for i, k in enumerate(self.validator_keys)}
 
 
 def _fail(code: str, message: str) -> RuleError:
@@ -351,6 +402,62 @@ def _cancel(signer: Participant, state: ClaimState) -> ClaimState:
     return replace(state, cancelled=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# Vote evidence
+
+
+def evidence_signer(validator_index: Mapping[bytes, int], is_participant: bool,
+                    key: bytes) -> int:
+    """The one rule for who signs vote evidence: a validator key of the genesis (any of them,
+    the offender included). Returns its index; raises ``wrong_role`` for a participant's key
+    and ``unknown_signer`` for any other. The offline verifier applies it too."""
+    index = validator_index.get(key)
+    if index is not None:
+        return index
+    if is_participant:
+        raise _fail("wrong_role", "vote evidence is signed by a validator, not a participant")
+    raise _fail("unknown_signer", "the evidence signer is not a validator of the genesis")
+
+
+def check_vote_evidence(chain_id: str, validator_keys: Sequence[bytes],
+                        ev: VoteEvidence) -> None:
+    """Raise ``bad_evidence`` unless ``ev`` proves an equivocation on this chain: one
+    validator of the genesis, one (height, round, type), two values, both signatures valid
+    (a vote of another chain does not verify: the chain id is in the signed bytes)."""
+    a, b = ev.first.vote, ev.second.vote
+    if (a.validator, a.height, a.round, a.vote_type) != (b.validator, b.height, b.round,
+                                                          b.vote_type):
+        raise _fail("bad_evidence", "the votes are not for one validator, height, round, type")
+    if a.value_id == b.value_id:
+        raise _fail("bad_evidence", "the votes are for the same value: not an equivocation")
+    if a.validator >= len(validator_keys):
+        raise _fail("bad_evidence", f"the votes name unknown validator {a.validator}")
+    if not (ev.first.verify(chain_id, validator_keys)
+            and ev.second.verify(chain_id, validator_keys)):
+        raise _fail("bad_evidence", f"a vote signature is not validator {a.validator}'s on "
+                                    "this chain")
+
+
+def _record_evidence(view: StateView, ctx: RulesContext, stx: SignedTx, ev: VoteEvidence,
+                     tx_id: bytes, height: int) -> None:
+    evidence_signer(ctx.validator_index, ctx.participant_by_key(stx.signer) is not None,
+                    stx.signer)
+    if stx.__dict__.get("_evidence_checked_by") is not ctx:  # stateless: once per context
+        check_vote_evidence(ctx.chain_id, ctx.validator_keys, ev)
+        stx.__dict__["_evidence_checked_by"] = ctx
+    vote_height = ev.first.vote.height
+    if vote_height > height:
+        raise _fail("bad_evidence", f"votes at height {vote_height} are above this block "
+                                    f"({height})")
+    slot = ev.slot_key()
+    if view.get_evidence(slot) is not None:
+        raise _fail("duplicate_evidence",
+                    f"validator {ev.validator} at height {vote_height} round "
+                    f"{ev.first.vote.round} is already recorded")
+    view.put_evidence(slot, EvidenceRecord.of(ev, height, tx_id))
+    view.mark_tx(tx_id)
+
+
 class NewClaimState:
     """The state of a claim submitted in the block being checked, kept as its claim, height
     and canonical bytes until something reads it (most never are: the block's digest and the
@@ -404,6 +511,9 @@ def apply_tx(
         raise _fail("duplicate_tx", f"tx {tx_id.hex()[:16]} already applied")
     if check_signature and not stx.verify(ctx.chain_id):
         raise _fail("bad_signature", "signature does not verify for this chain")
+    if type(body) is VoteEvidence:  # signed by a validator, not a participant
+        _record_evidence(view, ctx, stx, body, tx_id, height)
+        return
     signer = ctx.participant_by_key(stx.signer)
     if signer is None:
         raise _fail("unknown_signer", "signer is not a registered participant")
@@ -499,6 +609,8 @@ __all__ = [
     "StateView",
     "apply_block_txs",
     "apply_tx",
+    "check_vote_evidence",
     "describe",
+    "evidence_signer",
     "state_digest",
 ]

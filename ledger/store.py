@@ -14,6 +14,9 @@ tree        level u8 || index u64 / ``size``    complete-subtree hash (32) / tre
 claims      height u64 || position u32          claim_id (32) || ``ClaimState`` bytes, at the
             (the claim's own tx)                place of the claim in the log: a block's new
                                                 claims are appended, not scattered by id
+evidence    height u64 || round u32 || type u8  ``EvidenceRecord`` bytes: one recorded
+            || validator u16 (``evidence_slot_key``) equivocation (created on first writable
+                                                open: a store from before it has none)
 meta        ``l/...`` (ours) / ``u/...`` (node) ``l/genesis``: genesis hash, ``l/height``: head
 ==========  ==================================  ==========================================
 
@@ -75,14 +78,14 @@ from ledger.rules import (
     apply_tx,
 )
 from ledger.rules import state_digest as compute_state_digest
-from ledger.tx import ClaimState, SignedTx
+from ledger.tx import ClaimState, EvidenceRecord, SignedTx
 from ledger.votes import CommitCertificate
 
 DEFAULT_MAP_SIZE_BYTES = 8 * 1024**3
 MAX_META_KEY_BYTES = 256
 MAX_PAGE = 10_000
 MAX_META_VALUE_BYTES = 16 * 1024 * 1024
-_DB_NAMES = ("headers", "blocks", "certs", "txloc", "tree", "claims", "meta")
+_DB_NAMES = ("headers", "blocks", "certs", "txloc", "tree", "claims", "meta", "evidence")
 _META_GENESIS = b"l/genesis"
 _META_HEIGHT = b"l/height"
 _META_FORMAT = b"l/format"
@@ -180,6 +183,7 @@ class _Dbs:
         self.tree = handles["tree"]
         self.claims = handles["claims"]
         self.meta = handles["meta"]
+        self.evidence = handles["evidence"]
 
 
 def _claim_row(key: bytes, raw: bytes) -> tuple[bytes, ClaimState]:
@@ -188,6 +192,13 @@ def _claim_row(key: bytes, raw: bytes) -> tuple[bytes, ClaimState]:
         return raw[:32], ClaimState.decode(raw[32:])
     except EncodingError as exc:
         raise StoreError(f"corrupt claim state at {key.hex()}: {exc}") from None
+
+
+def _evidence_row(key: bytes, raw: bytes) -> EvidenceRecord:
+    try:
+        return EvidenceRecord.decode(raw)
+    except EncodingError as exc:
+        raise StoreError(f"corrupt evidence record at {key.hex()}: {exc}") from None
 
 
 class LmdbState:
@@ -230,6 +241,13 @@ class LmdbState:
     def mark_tx(self, tx_id: bytes) -> None:
         """Nothing to write: the block's apply writes this tx's location row (``has_tx``) in
         the same write transaction, and refuses a tx that already has one."""
+
+    def get_evidence(self, slot: bytes) -> EvidenceRecord | None:
+        raw = _get(self.txn, slot, self.dbs.evidence, "evidence")
+        return None if raw is None else _evidence_row(slot, raw)
+
+    def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None:
+        put_in_key_order(self.txn.cursor(db=self.dbs.evidence), [(slot, record.encode())])
 
     def write_many(self, claims: Iterable[tuple[bytes, ClaimState]], tx_ids: Iterable[bytes]
                    ) -> None:
@@ -600,6 +618,27 @@ class Store:
     def has_tx(self, tx_id: bytes) -> bool:
         with self._read() as txn:
             return LmdbState(txn, self._dbs).has_tx(tx_id)
+
+    def evidence(self, slot: bytes) -> EvidenceRecord | None:
+        with self._read() as txn:
+            return LmdbState(txn, self._dbs).get_evidence(slot)
+
+    def evidence_page(
+        self, after: bytes | None = None, limit: int = 100
+    ) -> list[tuple[bytes, EvidenceRecord]]:
+        """Up to ``limit`` (<= MAX_PAGE) recorded equivocations by slot (height, round, type,
+        validator), strictly after the slot key ``after``."""
+        limit = max(0, min(limit, MAX_PAGE))
+        out: list[tuple[bytes, EvidenceRecord]] = []
+        with self._read() as txn, txn.cursor(db=self._dbs.evidence) as cur:
+            found = cur.first() if after is None else cur.set_range(after)
+            if found and after is not None and bytes(cur.key()) == after:
+                found = cur.next()
+            while found and len(out) < limit:
+                key = bytes(cur.key())
+                out.append((key, _evidence_row(key, unseal("evidence", key, cur.value()))))
+                found = cur.next()
+        return out
 
     def entries(self, db_name: str) -> int:
         """Number of records in one named database (O(1), from LMDB's statistics)."""

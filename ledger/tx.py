@@ -1,4 +1,5 @@
-"""Transactions (claims, decisions, payments, cancels), the signed envelope, and claim state.
+"""Transactions (claims, decisions, payments, cancels, vote evidence), the signed envelope, and
+the ledger state they write (claim states, evidence records).
 
 A claim's id is the ``tx_id()`` of the :class:`SignedTx` that carried it. Money is always in
 euro cents (``*_cents``), time in milliseconds (``*_ms``). No personal data ever appears here:
@@ -12,6 +13,7 @@ in the claim.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -20,12 +22,14 @@ from ledger.encoding import (
     HASH32,
     PUBKEY,
     SIG,
+    U32,
     U64,
     U64_MAX,
     Bytes,
     Int,
     ListOf,
     Nested,
+    Optional,
     OrgId,
     Record,
     Str,
@@ -37,6 +41,7 @@ from ledger.encoding import (
 )
 from ledger.errors import EncodingError
 from ledger.keys import Signer, verify
+from ledger.votes import MAX_VALIDATORS, PRECOMMIT, PREVOTE, SignedVote
 
 TX_KIND = "tx"
 MAX_TX_BODY_BYTES = 16 * 1024
@@ -156,8 +161,40 @@ class Cancel(Record):
     reason_code: str = spec(Str(MAX_REASON_LEN, 1, REASON_CHARS))
 
 
-TxBody = Claim | Decision | Payment | Cancel
-BODY_TYPES: tuple[type[Record], ...] = (Claim, Decision, Payment, Cancel)
+_SLOT = struct.Struct(">QIBH")  # height u64 || round u32 || vote type u8 || validator u16
+VOTE_TYPE_NAMES = {PREVOTE: "prevote", PRECOMMIT: "precommit"}
+
+
+def evidence_slot_key(height: int, round: int, vote_type: int, validator: int) -> bytes:
+    """The key of one (validator, height, round, vote type): at most one evidence record each
+    (15 bytes, sorting by height, then round)."""
+    return _SLOT.pack(height, round, vote_type, validator)
+
+
+@dataclass(frozen=True)
+class VoteEvidence(Record):
+    """Two votes one validator signed for one (height, round, type) with different values.
+
+    Any validator of the genesis may submit it (the signer of the envelope); the rules check
+    both vote signatures against the offender's genesis key (``ledger/rules.py``). Tags
+    0x4E/0x4F sit at the end of the ledger/tx range, away from the next free ones.
+    """
+
+    TAG: ClassVar[int] = 0x4E
+    first: SignedVote = spec(Nested(SignedVote))
+    second: SignedVote = spec(Nested(SignedVote))
+
+    @property
+    def validator(self) -> int:
+        return self.first.vote.validator
+
+    def slot_key(self) -> bytes:
+        v = self.first.vote
+        return evidence_slot_key(v.height, v.round, v.vote_type, v.validator)
+
+
+TxBody = Claim | Decision | Payment | Cancel | VoteEvidence
+BODY_TYPES: tuple[type[Record], ...] = (Claim, Decision, Payment, Cancel, VoteEvidence)
 
 
 @dataclass(frozen=True)
@@ -178,7 +215,7 @@ class SignedTx(Record):
         return cached
 
     def parse(self) -> TxBody:
-        """Decode the body as one of Claim, Decision, Payment, Cancel (raises EncodingError).
+        """Decode the body as one of the ``BODY_TYPES`` (raises EncodingError).
 
         Decoded once per instance (the envelope is immutable).
         """
@@ -186,8 +223,8 @@ class SignedTx(Record):
         if cached is not None:
             return cached
         obj = decode_any(self.body, BODY_TYPES, MAX_TX_BODY_BYTES)
-        if not isinstance(obj, Claim | Decision | Payment | Cancel):  # pragma: no cover
-            raise EncodingError("unexpected transaction body type")
+        if not isinstance(obj, Claim | Decision | Payment | Cancel | VoteEvidence):
+            raise EncodingError("unexpected transaction body type")  # pragma: no cover
         self.__dict__["_body"] = obj
         return obj
 
@@ -332,6 +369,27 @@ class ClaimState(Record):
         return self.amo.paid_cents + self.amc.paid_cents
 
 
+@dataclass(frozen=True)
+class EvidenceRecord(Record):
+    """Ledger state of one recorded equivocation, keyed by ``evidence_slot_key``."""
+
+    TAG: ClassVar[int] = 0x4F
+    validator: int = spec(Int(0, MAX_VALIDATORS - 1))
+    height: int = spec(U64)
+    round: int = spec(U32)
+    vote_type: int = spec(Int(PREVOTE, PRECOMMIT))
+    first_value: bytes | None = spec(Optional(HASH32))
+    second_value: bytes | None = spec(Optional(HASH32))
+    recorded_height: int = spec(U64)
+    tx_id: bytes = spec(HASH32)
+
+    @classmethod
+    def of(cls, ev: VoteEvidence, recorded_height: int, tx_id: bytes) -> EvidenceRecord:
+        a = ev.first.vote
+        return cls(a.validator, a.height, a.round, a.vote_type, a.value_id,
+                   ev.second.vote.value_id, recorded_height, tx_id)
+
+
 __all__ = [
     "ACCEPTED",
     "CLAIM_ACCEPTED",
@@ -354,11 +412,14 @@ __all__ = [
     "Claim",
     "ClaimState",
     "Decision",
+    "EvidenceRecord",
     "LppLine",
     "PayerState",
     "Payment",
     "SealedRef",
     "SignedTx",
     "TxBody",
+    "VoteEvidence",
+    "evidence_slot_key",
     "sign_tx",
 ]

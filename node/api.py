@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -19,9 +18,13 @@ from aiohttp import web
 from ledger.encoding import pack
 from ledger.errors import EncodingError, LedgerError, StoreCorruption, StoreError
 from ledger.genesis import Participant
+from ledger.jsonsafe import loads_bounded
 from node.auth import RequestVerifier
+from node.clock import now_ms
+from node.erasure import MAX_SKEW_MS, ForgetRefused, ForgetRequest
 from node.errors import ApiError, AuthError, NodeError
 from node.openapi import OPENAPI
+from node.policy import is_payer, may_read_blocks, may_read_claim
 
 if TYPE_CHECKING:
     from node.runtime import Node
@@ -33,6 +36,7 @@ MSGPACK = "application/msgpack"
 MAX_WAIT_MS = 30_000  # longest ``wait_ms`` of a tx status request
 MAX_WAITERS = 1_000  # past this many waiting requests, status requests answer at once
 CLAIMS_SCAN_WINDOW = 2000
+MAX_JSON_DEPTH = 8  # {"txs": [{"tx": ..., "sealed": {...}}]} is 3 deep
 RELAYED_HEADER = "X-Tpledger-Relayed"  # set on a request a node forwards to its peers
 
 
@@ -63,6 +67,23 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception as exc:  # never a traceback to a client; the node keeps running
         log.error("internal error on %s %s: %s", request.method, request.path, type(exc).__name__)
         return error_response(500, "internal", "internal error")
+
+
+def read_timeout_middleware(timeout_s: float) -> Any:
+    """Read a request's whole body within ``timeout_s`` before its handler runs (handlers
+    then get it from aiohttp's cache): a client dribbling its body gets 408, not a slot."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.can_read_body:
+            try:
+                await asyncio.wait_for(request.read(), timeout_s)
+            except TimeoutError:
+                return error_response(408, "request_timeout",
+                                      f"the request body did not arrive within {timeout_s:g} s")
+        return await handler(request)
+
+    return middleware
 
 
 def _hex32(value: str, what: str) -> bytes:
@@ -122,9 +143,7 @@ class Api:
 
     # -- auth helpers -------------------------------------------------------------------------
     async def _signer(self, request: web.Request) -> bytes:
-        from node.runtime import now_ms
-
-        body = await request.read() if request.can_read_body else b""
+        body = await request.read()  # cached: the read-timeout middleware read it first
         return self.verifier.verify(request.headers.get("Authorization"), request.method,
                                     request.path_qs, body, now_ms())
 
@@ -135,14 +154,11 @@ class Api:
             raise ApiError(403, "forbidden", "the signer is not a registered participant")
         return p
 
-    def _may_read_claim(self, p: Participant, optician: str, insurer: str) -> bool:
-        return p.role == "cnam" or p.role == "auditor" or p.org in (optician, insurer)
-
     def _claim_for(self, p: Participant, claim_id: bytes) -> Any:
         state = self.node.store.claim(claim_id)
         if state is None:
             raise ApiError(404, "unknown_claim", "no committed claim with this id")
-        if not self._may_read_claim(p, state.optician, state.insurer):
+        if not may_read_claim(p, state.optician, state.insurer):
             raise ApiError(403, "forbidden", "this participant may not read this claim")
         return state
 
@@ -154,7 +170,7 @@ class Api:
         state = self.node.store.claim(claim_id)
         if state is None:
             raise ApiError(404, "unknown_claim", "no committed claim with this id")
-        if not (p.org == state.insurer or p.role == "cnam"):
+        if not is_payer(p, state.insurer):
             raise ApiError(403, "forbidden", "only the claim's payers may see or forget openings")
         return p, claim_id
 
@@ -243,7 +259,7 @@ class Api:
         # Without a break, a short scan reached the end; a full one may have more after it.
         next_cursor = scanned[-1][0] if len(scanned) == CLAIMS_SCAN_WINDOW else None
         for claim_id, state in scanned:
-            if not (p.role in ("cnam", "auditor") or p.org in (state.optician, state.insurer)):
+            if not may_read_claim(p, state.optician, state.insurer):
                 continue
             if awaiting is not None:
                 share = state.amo if awaiting == "amo" else state.amc
@@ -283,21 +299,39 @@ class Api:
         return web.Response(body=sealed, content_type="application/octet-stream")
 
     async def forget(self, request: web.Request) -> web.Response:
-        _, claim_id = await self._payer_of_claim(request)
-        n = self.node.forget_openings(claim_id, broadcast=True)
+        """Erase the claim's sealed openings on every node, on the payer's signed request
+        (``node/erasure.py``): the body is the :class:`ForgetRequest`, signed by the same key
+        as the request."""
+        p, claim_id = await self._payer_of_claim(request)
+        raw = await request.read()
+        try:
+            req = ForgetRequest.decode(raw)
+        except EncodingError:
+            raise ApiError(400, "malformed_body",
+                           "the body must be a signed forget request (application/msgpack)"
+                           ) from None
+        if req.claim_id != claim_id or self.node.genesis.participant_by_key(req.signer) != p:
+            raise ApiError(400, "bad_request",
+                           "the forget request must name this claim and be signed by the caller")
+        if abs(req.time_ms - now_ms()) > MAX_SKEW_MS:
+            raise ApiError(400, "stale_request", "the forget request's time is too far from now")
+        try:
+            n, _ = self.node.forget_openings(raw, origin=f"asked by {p.org}")
+        except ForgetRefused as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
         peers = self.node.peers
         relayed = [] if peers is None else sorted(
             peers.names()[i] for i, up in peers.outbound_up.items() if up)
-        # Peers with a link down get the relay when it comes back (their queue keeps it);
-        # check ``openings_held`` on each node to confirm.
+        # Peers with a link down get the relay when it comes back (their queue keeps it), or
+        # from another peer (each node relays a claim's erasure once); check ``openings_held``.
         return web.json_response({"claim_id": claim_id.hex(), "deleted": n,
                                   "relayed_to": relayed})
 
     async def block(self, request: web.Request) -> web.Response:
         key = await self._signer(request)
-        if key not in self.node.genesis.validator_keys and \
-                self.node.genesis.participant_by_key(key) is None:
-            raise ApiError(403, "forbidden", "blocks are served to validators and participants")
+        if not may_read_blocks(self.node.genesis, key):
+            raise ApiError(403, "forbidden", "whole blocks are served to validators, auditors "
+                           "and the CNAM only (read your own claims and proofs instead)")
         h = _height(request, self.node.store.height)
         block = self.node.store.block(h)
         cert = self.node.store.certificate(h)
@@ -358,9 +392,9 @@ def _height(request: web.Request, top: int) -> int:
 
 def _parse_json_submission(body: bytes, limit: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "malformed_body", "body is not valid JSON") from None
+        doc = loads_bounded(body, len(body), MAX_JSON_DEPTH)
+    except ValueError as exc:
+        raise ApiError(400, "malformed_body", f"body is not accepted JSON: {exc}") from None
     txs = doc.get("txs") if isinstance(doc, dict) else None
     if not isinstance(txs, list):
         raise ApiError(400, "malformed_body", 'expected {"txs": [...]}')
@@ -410,7 +444,8 @@ def claim_json(claim_id: bytes, state: Any, node: Node) -> dict[str, Any]:
 
 def build_app(node: Node) -> web.Application:
     api = Api(node)
-    app = web.Application(middlewares=[errors_middleware],
+    timeout_s = node.cfg.limits.http_read_timeout_ms / 1000
+    app = web.Application(middlewares=[errors_middleware, read_timeout_middleware(timeout_s)],
                           client_max_size=node.cfg.limits.max_body_bytes)
     app.middlewares.append(damage_middleware(node))  # innermost: sees the handler's errors
     r = app.router
@@ -429,4 +464,7 @@ def build_app(node: Node) -> web.Application:
     r.add_get("/v1/peer", api.peer)
     r.add_get("/metrics", api.metrics)
     r.add_get("/openapi.json", api.openapi)
+    from node.evidence import add_evidence_routes
+
+    add_evidence_routes(r, node)
     return app

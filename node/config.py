@@ -23,6 +23,8 @@ max_batch_txs = 5000
 max_peer_queue = 10000
 retention_days = 0                # delete sealed openings this long after submission
 store_map_size_mb = 65536         # LMDB map size; raise it before the store fills it
+forget_max_age_ms = 604800000     # a payer's signed forget request is obeyed this long (7 days)
+http_read_timeout_ms = 10000      # headers and body of a request must arrive within this
 
 [consensus]
 timeout_propose_ms = 3000        # must exceed empty_block_interval_ms
@@ -68,6 +70,8 @@ class Limits:
     max_peer_queue: int = 10_000
     retention_days: int = 0  # sealed openings kept this long after submission; 0 = forever
     store_map_size_mb: int = 65_536  # LMDB map (virtual, grows on disk as used): ~60M txs
+    forget_max_age_ms: int = 7 * 24 * 3600 * 1000  # a payer's forget request is obeyed this long
+    http_read_timeout_ms: int = 10_000  # a request's headers and body must arrive within this
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,28 @@ OPENAPI: dict[str, Any] = {
             "text/plain": {"schema": {"type": "string"}}}}, errors=())},
     },
 }
+
+# Vote evidence (node/evidence.py): public, like headers and checkpoints.
+OPENAPI["paths"].update({
+    "/v1/evidence": {"get": _op(
+        "Equivocations recorded on the ledger, by (height, round, type, validator), paged",
+        {"description": "ok", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {
+                "evidence": {"type": "array", "items": {"type": "object", "properties": {
+                    "validator": {"type": "integer"}, "name": {"type": "string"},
+                    "org": {"type": "string"}, "height": {"type": "integer"},
+                    "round": {"type": "integer"}, "type": {"enum": ["prevote", "precommit"]},
+                    "first_value": {"type": ["string", "null"]},
+                    "second_value": {"type": ["string", "null"]},
+                    "recorded_height": {"type": "integer"}, "tx_id": {"type": "string"}}}},
+                "next": {"type": ["string", "null"]}}}}}},
+        params=[_query("limit", "at most this many (1 to 1000, default 100)"),
+                {"name": "after", "in": "query", "required": False,
+                 "description": "the previous page's next cursor (30 hex characters)",
+                 "schema": {"type": "string"}}],
+        errors=(400,))},
+    "/v1/evidence/{tx_id}/proof": {"get": _op(
+        "Proof bundle of an evidence tx (verify offline with the genesis file)", _BYTES,
+        params=[_path_param("tx_id", _HEX),
+                _query("tree_size", "prove against this tree size")])},
+})

@@ -11,9 +11,9 @@ instead of 9 µs of CPU per claim once the table holds some 50,000 claims), and 
 openings, which retention deletes first, come first. The node finds a claim's place through
 the ledger's tx index. A forgotten claim leaves a tombstone at its place (no personal data).
 
-Every opening is stored sealed with a checksum of its key and value (``ledger.rowcheck``),
-checked on every read: a damaged one raises ``StoreCorruption``, it is never served. The file's
-size is checked before any page is read.
+Every opening and tombstone is stored sealed with a checksum of its key and value
+(``ledger.rowcheck``), checked on every read: a damaged one raises ``StoreCorruption``, it is
+never served. The file's size is checked before any page is read.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ledger.errors import StoreCorruption
-from ledger.rowcheck import open_env, scrub_rows, unseal
+from ledger.rowcheck import open_env, scrub_rows, seal, unseal
 from ledger.store import place_key, put_in_key_order
 from node.errors import NodeError
 
@@ -83,6 +83,14 @@ class OpeningStore:
         with self.env.begin(db=self.tombstones) as txn:
             return txn.get(place_key(*loc)) is not None
 
+    def tombstone(self, loc: Location) -> bytes | None:
+        """The signed request kept when this claim's openings were forgotten (b"": expired by
+        retention), or None if they were not."""
+        key = place_key(*loc)
+        with self.env.begin(db=self.tombstones) as txn:
+            v = txn.get(key)
+            return None if v is None else unseal("forgotten_locations", key, v)
+
     def oldest(self, limit: int) -> list[Location]:
         """Up to ``limit`` distinct places holding openings, oldest first."""
         out: list[Location] = []
@@ -96,8 +104,11 @@ class OpeningStore:
                     out.append(loc)
         return out
 
-    def forget(self, loc: Location, org: str | None = None) -> int:
-        """Delete the openings of one claim (for one payer, or all); returns how many."""
+    def forget(self, loc: Location, org: str | None = None, request: bytes = b"") -> int:
+        """Delete the openings of one claim (for one payer, or all); returns how many.
+
+        Deleting all of them leaves a tombstone holding ``request``: the payer's signed forget
+        request that entitled it (empty when retention expired the openings)."""
         orgs = [org] if org is not None else self.orgs(loc)
         n = 0
         with self.env.begin(write=True, db=self.db) as txn:
@@ -105,14 +116,17 @@ class OpeningStore:
                 if txn.delete(_key(*loc, o)):
                     n += 1
             if org is None:
-                txn.put(place_key(*loc), b"", db=self.tombstones)
+                key = place_key(*loc)
+                txn.put(key, seal(key, request), db=self.tombstones)
         return n
 
-    def scrub(self, after: bytes | None, limit: int
+    def scrub(self, after: bytes | None, limit: int, tombstones: bool = False
               ) -> tuple[int, bytes | None, list[StoreCorruption]]:
-        """Check the seals of up to ``limit`` openings after key ``after``."""
-        with self.env.begin(db=self.db) as txn:
-            return scrub_rows(txn, self.db, "openings", after, limit)
+        """Check the seals of up to ``limit`` openings (or tombstones) after key ``after``."""
+        db, table = ((self.tombstones, "forgotten_locations") if tombstones
+                     else (self.db, "openings"))
+        with self.env.begin(db=db) as txn:
+            return scrub_rows(txn, db, table, after, limit)
 
     def count(self) -> int:
         with self.env.begin(db=self.db) as txn:

@@ -1,16 +1,14 @@
-"""Validator-to-validator links: authenticated websockets carrying msgpack frames.
+"""Validator-to-validator links: websockets carrying msgpack frames, authenticated and
+encrypted with the Noise XX handshake of :mod:`node.handshake`.
 
 Every node dials every peer (``GET /v1/peer``, websocket) and sends only on its outbound links;
-it receives on the links the others dial in. Both ends authenticate with their validator keys:
-
-1. dialer → listener: ``Hello(chain_id, genesis_hash, dialer_index, dialer_nonce)``
-2. listener → dialer: ``HelloAck(listener_index, listener_nonce, sig_listener(dialer_nonce))``
-3. dialer → listener: ``HelloAuth(sig_dialer(listener_nonce))``
-
-Signatures are of kind ``"peer-auth"`` over ``[genesis_hash, signer, other, nonce]``. Frames are
-bounded in size; each outbound queue is bounded (oldest dropped and counted when full), and a lost
-link is redialled with capped exponential backoff. Consensus tolerates the loss (it re-sends its
-votes on timeouts).
+it receives on the links the others dial in. The first three websocket messages are the Noise
+handshake (the dialer names the validator it expects; the listener learns who dialled from the
+signed identity); every later message is one :class:`PeerFrame`, encrypted with the link's
+Noise transport key. A message that fails authentication drops the link. Frames are bounded in
+size; each outbound queue is bounded (oldest dropped and counted when full), and a lost link is
+redialled with capped exponential backoff. Consensus tolerates the loss (it re-sends its votes
+on timeouts).
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import ssl
 from collections import deque
@@ -29,19 +26,27 @@ from typing import ClassVar
 import aiohttp
 from aiohttp import web
 
-from ledger.encoding import HASH32, SIG, U8, Bytes, Int, Record, Str, VarBytes, pack, spec
+from ledger.encoding import Int, Record, VarBytes, spec
 from ledger.errors import EncodingError
-from ledger.keys import Signer, verify
+from ledger.keys import Signer
 from node.errors import PeerAuthError
+from node.handshake import (
+    MAX_NOISE_MESSAGE_BYTES,
+    Handshake,
+    NoiseLink,
+    StaticIdentity,
+)
 
 log = logging.getLogger("tpledger.peers")
 
-PEER_AUTH_KIND = "peer-auth"
 MAX_FRAME_BYTES = 32 * 1024 * 1024
 FRAME_CONSENSUS = 1
 FRAME_TXS = 2
 FRAME_FORGET = 3
 HANDSHAKE_TIMEOUT_S = 5.0
+# an encrypted frame: the PeerFrame record plus one AEAD tag per Noise message of it
+MAX_WIRE_FRAME_BYTES = (MAX_FRAME_BYTES + 1024) * MAX_NOISE_MESSAGE_BYTES // (
+    MAX_NOISE_MESSAGE_BYTES - 16) + MAX_NOISE_MESSAGE_BYTES
 
 
 @dataclass(frozen=True)
@@ -50,36 +55,6 @@ class PeerFrame(Record):
     MAX_BYTES: ClassVar[int] = MAX_FRAME_BYTES + 64
     kind: int = spec(Int(FRAME_CONSENSUS, FRAME_FORGET))
     payload: bytes = spec(VarBytes(MAX_FRAME_BYTES))
-
-
-@dataclass(frozen=True)
-class Hello(Record):
-    TAG: ClassVar[int] = 0x82
-    MAX_BYTES: ClassVar[int] = 512
-    chain_id: str = spec(Str(64, 1))
-    genesis_hash: bytes = spec(HASH32)
-    index: int = spec(U8)
-    nonce: bytes = spec(Bytes(32))
-
-
-@dataclass(frozen=True)
-class HelloAck(Record):
-    TAG: ClassVar[int] = 0x83
-    MAX_BYTES: ClassVar[int] = 512
-    index: int = spec(U8)
-    nonce: bytes = spec(Bytes(32))
-    signature: bytes = spec(SIG)
-
-
-@dataclass(frozen=True)
-class HelloAuth(Record):
-    TAG: ClassVar[int] = 0x84
-    MAX_BYTES: ClassVar[int] = 512
-    signature: bytes = spec(SIG)
-
-
-def _auth_payload(genesis_hash: bytes, signer: int, other: int, nonce: bytes) -> bytes:
-    return pack([genesis_hash, signer, other, nonce])
 
 
 FrameHandler = Callable[[int, int, bytes], None]  # (peer_index, kind, payload)
@@ -114,8 +89,9 @@ class PeerManager:
         self.wakeups: dict[int, asyncio.Event] = {}
         self.outbound_up: dict[int, bool] = {i: False for i, _, _ in self.peers}
         self.inbound_up: dict[int, bool] = {i: False for i, _, _ in self.peers}
+        self.identity = StaticIdentity(chain_id, my_index, signer)
         self.stats = {"frames_sent": 0, "frames_received": 0, "frames_dropped_queue_full": 0,
-                      "frames_rejected": 0, "handshakes_failed": 0}
+                      "frames_rejected": 0, "frames_unauthentic": 0, "handshakes_failed": 0}
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._inbound: dict[int, web.WebSocketResponse] = {}
@@ -172,15 +148,15 @@ class PeerManager:
         while not self._closing:
             try:
                 async with self._session.ws_connect(
-                    url + "/v1/peer", heartbeat=10.0, max_msg_size=MAX_FRAME_BYTES + 1024,
+                    url + "/v1/peer", heartbeat=10.0, max_msg_size=MAX_WIRE_FRAME_BYTES,
                     ssl=self.ssl_context if self.ssl_context is not None else True,
                 ) as ws:
-                    await asyncio.wait_for(self._dial_handshake(ws, index),
-                                           HANDSHAKE_TIMEOUT_S)
+                    link = await asyncio.wait_for(self._dial_handshake(ws, index),
+                                                  HANDSHAKE_TIMEOUT_S)
                     self.outbound_up[index] = True
                     backoff_s = 0.05
                     log.info("peer %s: outbound link up", name)
-                    await self._send_loop(ws, index)
+                    await self._send_loop(ws, link)
             except asyncio.CancelledError:
                 raise
             except (aiohttp.ClientError, OSError, TimeoutError, EncodingError, PeerAuthError,
@@ -192,32 +168,29 @@ class PeerManager:
             await asyncio.sleep(backoff_s * (0.5 + random.random()))
             backoff_s = min(backoff_s * 2, 2.0)
 
-    async def _dial_handshake(self, ws: aiohttp.ClientWebSocketResponse, index: int) -> None:
-        nonce = os.urandom(32)
-        await ws.send_bytes(Hello(self.chain_id, self.genesis_hash, self.my_index, nonce).encode())
-        msg = await ws.receive()
-        if msg.type != aiohttp.WSMsgType.BINARY:
-            raise PeerAuthError("handshake: no answer")
-        ack = HelloAck.decode(msg.data)
-        if ack.index != index or not verify(
-            self.keys[index], self.chain_id, PEER_AUTH_KIND,
-            _auth_payload(self.genesis_hash, index, self.my_index, nonce), ack.signature,
-        ):
-            self.stats["handshakes_failed"] += 1
-            raise PeerAuthError("handshake: peer failed to prove its validator key")
-        sig = self.signer.sign(
-            self.chain_id, PEER_AUTH_KIND,
-            _auth_payload(self.genesis_hash, self.my_index, index, ack.nonce),
-        )
-        await ws.send_bytes(HelloAuth(sig).encode())
+    def _handshake(self, expected_peer: int | None) -> Handshake:
+        return Handshake(initiator=expected_peer is not None, chain_id=self.chain_id,
+                         genesis_hash=self.genesis_hash, validator_keys=self.keys,
+                         identity=self.identity, expected_peer=expected_peer)
 
-    async def _send_loop(self, ws: aiohttp.ClientWebSocketResponse, index: int) -> None:
-        q = self.queues[index]
-        ev = self.wakeups[index]
+    async def _dial_handshake(self, ws: aiohttp.ClientWebSocketResponse, index: int) -> NoiseLink:
+        hs = self._handshake(expected_peer=index)
+        await ws.send_bytes(hs.message1())
+        try:
+            hs.read_message2(await _receive_binary(ws))
+        except PeerAuthError:
+            self.stats["handshakes_failed"] += 1
+            raise
+        await ws.send_bytes(hs.message3())
+        return hs.link()
+
+    async def _send_loop(self, ws: aiohttp.ClientWebSocketResponse, link: NoiseLink) -> None:
+        q = self.queues[link.peer_index]
+        ev = self.wakeups[link.peer_index]
         while not ws.closed:
             while q:
                 frame = q[0]
-                await ws.send_bytes(frame)
+                await ws.send_bytes(link.seal(frame))
                 q.popleft()
                 self.stats["frames_sent"] += 1
             ev.clear()
@@ -228,62 +201,62 @@ class PeerManager:
 
     # -- inbound -------------------------------------------------------------------------------
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_FRAME_BYTES + 1024)
+        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_WIRE_FRAME_BYTES)
         await ws.prepare(request)
         try:
-            peer = await asyncio.wait_for(self._accept_handshake(ws), HANDSHAKE_TIMEOUT_S)
+            link = await asyncio.wait_for(self._accept_handshake(ws), HANDSHAKE_TIMEOUT_S)
         except (TimeoutError, EncodingError, PeerAuthError, ConnectionError) as exc:
             self.stats["handshakes_failed"] += 1
             log.warning("inbound peer link refused: %s", exc if isinstance(
                 exc, PeerAuthError) else type(exc).__name__)
             await ws.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION)
             return ws
+        peer = link.peer_index
         old = self._inbound.get(peer)
         if old is not None:
             await old.close()
         self._inbound[peer] = ws
         self.inbound_up[peer] = True
         try:
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.BINARY:
-                    self.stats["frames_rejected"] += 1
-                    continue
-                try:
-                    frame = PeerFrame.decode(msg.data)
-                except EncodingError:
-                    self.stats["frames_rejected"] += 1
-                    continue
-                self.stats["frames_received"] += 1
-                self.on_frame(peer, frame.kind, frame.payload)
+            await self._receive_loop(ws, link)
         finally:
             if self._inbound.get(peer) is ws:
                 del self._inbound[peer]
                 self.inbound_up[peer] = False
         return ws
 
-    async def _accept_handshake(self, ws: web.WebSocketResponse) -> int:
-        msg = await ws.receive()
-        if msg.type != aiohttp.WSMsgType.BINARY:
-            raise PeerAuthError("handshake: expected a binary hello")
-        hello = Hello.decode(msg.data)
-        if hello.chain_id != self.chain_id or hello.genesis_hash != self.genesis_hash:
-            raise PeerAuthError("handshake: peer is on another chain")
-        if hello.index >= len(self.keys) or hello.index == self.my_index:
-            raise PeerAuthError("handshake: unknown validator index")
-        nonce = os.urandom(32)
-        sig = self.signer.sign(
-            self.chain_id, PEER_AUTH_KIND,
-            _auth_payload(self.genesis_hash, self.my_index, hello.index, hello.nonce),
-        )
-        await ws.send_bytes(HelloAck(self.my_index, nonce, sig).encode())
-        msg = await ws.receive()
-        if msg.type != aiohttp.WSMsgType.BINARY:
-            raise PeerAuthError("handshake: expected a binary auth")
-        auth = HelloAuth.decode(msg.data)
-        if not verify(
-            self.keys[hello.index], self.chain_id, PEER_AUTH_KIND,
-            _auth_payload(self.genesis_hash, hello.index, self.my_index, nonce), auth.signature,
-        ):
-            raise PeerAuthError("handshake: peer failed to prove its validator key")
-        return hello.index
+    async def _receive_loop(self, ws: web.WebSocketResponse, link: NoiseLink) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                self.stats["frames_rejected"] += 1
+                continue
+            try:
+                plain = link.open(msg.data)
+            except PeerAuthError:
+                # not from the peer that authenticated (injected, or out of step): drop the link
+                self.stats["frames_unauthentic"] += 1
+                log.warning("peer %d: a frame failed authentication; link dropped",
+                            link.peer_index)
+                await ws.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION)
+                return
+            try:
+                frame = PeerFrame.decode(plain)
+            except EncodingError:
+                self.stats["frames_rejected"] += 1
+                continue
+            self.stats["frames_received"] += 1
+            self.on_frame(link.peer_index, frame.kind, frame.payload)
 
+    async def _accept_handshake(self, ws: web.WebSocketResponse) -> NoiseLink:
+        hs = self._handshake(expected_peer=None)
+        hs.read_message1(await _receive_binary(ws))
+        await ws.send_bytes(hs.message2())
+        hs.read_message3(await _receive_binary(ws))
+        return hs.link()
+
+
+async def _receive_binary(ws: aiohttp.ClientWebSocketResponse | web.WebSocketResponse) -> bytes:
+    msg = await ws.receive()
+    if msg.type != aiohttp.WSMsgType.BINARY:
+        raise PeerAuthError("handshake: expected a binary message")
+    return bytes(msg.data)

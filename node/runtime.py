@@ -42,8 +42,11 @@ from ledger.store import SCRUB_TABLES, Store
 from ledger.tx import Claim, SignedTx
 from ledger.votes import CommitCertificate
 from node.auth import sign_request
+from node.clock import now_ms
 from node.config import NodeConfig
+from node.erasure import ForgetRefused, ForgetRequest, check_forget
 from node.errors import ConfigError, NodeError
+from node.evidence import EvidenceSubmitter
 from node.mempool import Mempool, MempoolFull, PendingTx
 from node.metrics import Metrics
 from node.openings import MAX_SEALED_BYTES, OpeningStore
@@ -61,10 +64,6 @@ CATCH_UP_BATCH = 64
 RETENTION_CHECK_S = 60.0
 MAX_EVIDENCE_KEPT = 1000  # in memory for /metrics and operators; each is also logged
 MAX_DAMAGED_REPORTED = 100  # damaged rows named in /v1/status (each is logged once)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class TxRejected(NodeError):
@@ -123,6 +122,7 @@ class Node:
         # and for a valid one its decoded block, reused when it is committed.
         self.validated: OrderedDict[bytes, _Checked] = OrderedDict()
         self.evidence: list[Any] = []
+        self.evidence_submitter = EvidenceSubmitter(self)  # vote evidence -> ledger tx
         self.consensus: Consensus | None = None
         self.peers: PeerManager | None = None
         self.runner: web.AppRunner | None = None
@@ -210,7 +210,11 @@ class Node:
             connector=aiohttp.TCPConnector(ssl=client_ssl if client_ssl is not None else True),
         )
         app = build_app(self)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # keepalive_timeout also bounds the wait for a request's headers (aiohttp closes a
+        # connection that has not delivered a whole request by then); bodies are bounded by
+        # the API's read-timeout middleware.
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                    keepalive_timeout=self.cfg.limits.http_read_timeout_ms / 1000)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.cfg.listen_host, self.cfg.listen_port,
                            ssl_context=self._ssl_server(), reuse_address=True)
@@ -271,6 +275,7 @@ class Node:
                 self.metrics.inc("evidence_total", help_text="conflicting votes seen")
                 log.warning("evidence of equivocation by validator %d (%s)", ev.validator,
                             type(ev).__name__)
+                self.evidence_submitter.on_evidence(ev)
             if ready.catch_up is not None:
                 self._request_catch_up(ready.catch_up)
             if ready.need_payload is not None:
@@ -341,8 +346,8 @@ class Node:
             self._handle(self.consensus.on_message(payload))
         elif kind == FRAME_TXS:
             self._on_gossip(payload)
-        elif kind == FRAME_FORGET and len(payload) == 32:
-            self.forget_openings(payload, broadcast=False)
+        elif kind == FRAME_FORGET:
+            self._on_forget_frame(peer, payload)
 
     # ------------------------------------------------------------------------------------------
     # blocks
@@ -703,14 +708,38 @@ class Node:
             return checked[0][1]
         return None
 
-    def forget_openings(self, claim_id: bytes, broadcast: bool) -> int:
-        """Delete this claim's sealed openings here (and ask the peers to do the same)."""
-        loc = self.claim_location(claim_id)
-        n = self.openings.forget(loc) if loc is not None else 0
-        if broadcast and self.peers is not None:
-            self.peers.broadcast(FRAME_FORGET, claim_id)
-        self.metrics.inc("openings_forgotten_total", n)
-        return n
+    def forget_openings(self, raw_request: bytes, origin: str) -> tuple[int, bool]:
+        """Obey a payer's signed forget request (``node/erasure.py``): check it, delete this
+        claim's sealed openings here, keep the request as the tombstone, and relay it to the
+        peers. Returns (openings deleted, newly forgotten); raises ForgetRefused, unless the
+        claim was forgotten here before (a replay: nothing changes, nothing is relayed)."""
+        try:
+            req = ForgetRequest.decode(raw_request)
+        except EncodingError:
+            raise ForgetRefused(400, "malformed_request", "not a forget request") from None
+        state = self.store.claim(req.claim_id)
+        check_forget(req, self.genesis, None if state is None else state.insurer, now_ms(),
+                     self.cfg.limits.forget_max_age_ms)
+        loc = self.claim_location(req.claim_id)
+        if loc is None:
+            raise ForgetRefused(404, "unknown_claim", "no committed claim with this id")
+        if self.openings.is_forgotten(loc):
+            return 0, False
+        n = self.openings.forget(loc, request=raw_request)
+        if self.peers is not None:
+            self.peers.broadcast(FRAME_FORGET, raw_request)
+        self.metrics.inc("openings_forgotten_total", n, "sealed openings deleted")
+        log.info("openings of a claim at %d/%d forgotten on a payer's request (%s)",
+                 loc[0], loc[1], origin)
+        return n, True
+
+    def _on_forget_frame(self, peer: int, payload: bytes) -> None:
+        try:
+            self.forget_openings(payload, origin=f"relayed by validator {peer}")
+        except ForgetRefused as exc:
+            self.metrics.inc("forget_frames_refused_total", 1,
+                             "forget frames from peers refused (no valid payer request)")
+            log.warning("validator %d relayed a forget frame that was refused: %s", peer, exc.code)
 
     def claim_location(self, claim_id: bytes) -> tuple[int, int] | None:
         """(height, position) of a committed claim: where its openings are kept."""
@@ -760,6 +789,8 @@ class Node:
     def _scrubber(self) -> Scrubber:
         sources = [ScrubSource(t, functools.partial(self.store.scrub, t)) for t in SCRUB_TABLES]
         sources.append(ScrubSource("openings", self.openings.scrub))
+        sources.append(ScrubSource("forgotten_locations",
+                                   functools.partial(self.openings.scrub, tombstones=True)))
         return Scrubber(sources, self.cfg.scrub.rows_per_s, self.metrics, self.report_damage)
 
     def report_damage(self, exc: StoreCorruption, found_by: str) -> None:
@@ -789,6 +820,8 @@ class Node:
                 m.set(f"peer_{k}", v)
         m.set("openings_held", self.openings.count(), "sealed openings stored on this node")
         m.set("evidence_held", len(self.evidence))
+        m.set("evidence_recorded", self.store.entries("evidence"),
+              "equivocations recorded on the ledger")
 
     def status(self) -> dict[str, Any]:
         hdr = self.store.header(self.store.height) if self.store.height else None

@@ -198,42 +198,53 @@ def test_peer_endpoint_refuses_strangers_and_garbage(cluster: LocalCluster) -> N
     """The validator link endpoint: a non-validator, a wrong chain, or garbage frames get the
     socket closed; the node keeps its real peer links and keeps committing."""
     import asyncio
+    import contextlib
 
     import aiohttp
 
     from ledger.keys import Signer
-    from node.peers import Hello
+    from node.errors import PeerAuthError
+    from node.handshake import Handshake, StaticIdentity
 
     c = cluster
     genesis = c.genesis()
+
+    def initiator(chain_id: str, claimed_index: int) -> Handshake:
+        """A handshake by a stranger (a key not in genesis) claiming a validator index."""
+        return Handshake(initiator=True, chain_id=chain_id, genesis_hash=genesis.hash(),
+                         validator_keys=genesis.validator_keys,
+                         identity=StaticIdentity(chain_id, claimed_index, Signer(b"\x09" * 32)),
+                         expected_peer=0)
 
     async def probe() -> list[int | None]:
         codes: list[int | None] = []
         async with aiohttp.ClientSession() as http:
             for first in (
                 b"\x00garbage",
-                Hello("other-chain", genesis.hash(), 1, b"\x01" * 32).encode(),
-                Hello(genesis.chain_id, genesis.hash(), 0, b"\x01" * 32).encode(),  # itself
+                initiator("other-chain", 1).message1(),
             ):
                 async with http.ws_connect(c.urls[0] + "/v1/peer") as ws:
                     await ws.send_bytes(first)
                     msg = await ws.receive(timeout=10)
                     codes.append(ws.close_code if msg.type == aiohttp.WSMsgType.CLOSE
                                  or ws.closed else None)
-            # A validator index with a key we do not hold: the hello is answered, but our
-            # signature over the challenge cannot be checked against validator 1's key.
-            async with http.ws_connect(c.urls[0] + "/v1/peer") as ws:
-                await ws.send_bytes(Hello(genesis.chain_id, genesis.hash(), 1,
-                                          b"\x02" * 32).encode())
-                ack = await ws.receive(timeout=10)
-                assert ack.type == aiohttp.WSMsgType.BINARY
-                from node.peers import HelloAuth
-
-                await ws.send_bytes(HelloAuth(Signer(b"\x09" * 32).sign(
-                    genesis.chain_id, "peer-auth", b"x")).encode())
-                msg = await ws.receive(timeout=10)
-                codes.append(ws.close_code if msg.type == aiohttp.WSMsgType.CLOSE
-                             or ws.closed else None)
+            # Claiming validator 1 (and validator 0, the node itself) with a key we do not
+            # hold: message 2 is answered, our identity's signature cannot verify.
+            for claimed in (1, 0):
+                hs = initiator(genesis.chain_id, claimed)
+                async with http.ws_connect(c.urls[0] + "/v1/peer") as ws:
+                    await ws.send_bytes(hs.message1())
+                    m2 = await ws.receive(timeout=10)
+                    assert m2.type == aiohttp.WSMsgType.BINARY
+                    if claimed == 1:
+                        assert hs.read_message2(m2.data) == 0  # the node proves it is v0
+                    else:  # we claim the node's own index: our side's check refuses that
+                        with contextlib.suppress(PeerAuthError):
+                            hs.read_message2(m2.data)
+                    await ws.send_bytes(hs.message3())
+                    msg = await ws.receive(timeout=10)
+                    codes.append(ws.close_code if msg.type == aiohttp.WSMsgType.CLOSE
+                                 or ws.closed else None)
         return codes
 
     codes = asyncio.run(probe())

@@ -72,3 +72,12 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
     s = OpeningStore(tmp_path / "o")
     assert s.get((1, 0), "cnam") == b"a" and s.is_forgotten((1, 1)) and s.count() == 1
     s.close()
+
+
+def test_a_tombstone_keeps_the_request_that_entitled_it(store: OpeningStore) -> None:
+    store.put_many([(7, 1, "cnam", b"c"), (7, 1, "mutuelle-a", b"a")])
+    assert store.tombstone((7, 1)) is None
+    assert store.forget((7, 1), request=b"signed forget request") == 2
+    assert store.tombstone((7, 1)) == b"signed forget request"
+    store.put_many([(7, 1, "cnam", b"c")])  # a replayed submission does not bring it back
+    assert store.orgs((7, 1)) == []

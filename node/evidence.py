@@ -1,0 +1,157 @@
+"""Vote evidence at the node: from the consensus machine to the ledger, and out at the API.
+
+When the consensus machine sees one validator sign two different votes for one (height, round,
+type) it hands out an :class:`consensus.messages.Evidence` (``Ready.evidence``). The node turns
+it into a :class:`ledger.tx.VoteEvidence` transaction signed with its own validator key and
+admits it to its mempool (gossiped to the peers like any tx), once per (offender, slot); the
+rules verify it when a block carries it (``ledger/rules.py``), and once committed the record is
+ledger state on every node: it survives restarts and is listed at ``GET /v1/evidence``.
+
+Two different *proposals* (:class:`consensus.messages.ProposalEvidence`) are not put on the
+ledger: a proposal's signature covers its whole payload (up to ``max_block_bytes``), which
+does not fit in a transaction (``max_tx_bytes``). They stay logged and counted.
+
+Evidence holds no patient data (validator indices, heights, rounds, block hashes), so the
+endpoints are public, like headers and checkpoints; pages are bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from consensus.messages import AnyEvidence, Evidence
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis
+from ledger.tx import VOTE_TYPE_NAMES, EvidenceRecord, VoteEvidence, sign_tx
+from node.api import _hex32, _int_arg
+from node.errors import ApiError
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+log = logging.getLogger("tpledger.evidence")
+
+MAX_SUBMITTED_REMEMBERED = 10_000  # slots this node already turned into a tx
+MAX_EVIDENCE_PAGE = 1000
+DEFAULT_EVIDENCE_PAGE = 100
+SLOT_KEY_BYTES = 15
+
+
+class EvidenceSubmitter:
+    """Turns the consensus machine's vote evidence into evidence txs signed with this node's
+    validator key, once per slot (the set of slots already sent is bounded)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._sent: OrderedDict[bytes, None] = OrderedDict()
+
+    def on_evidence(self, ev: AnyEvidence) -> None:
+        """Called from ``Node._handle``: the tx is admitted right after the current ``Ready``
+        batch is carried out (admission may propose a block, which must not interleave)."""
+        if not isinstance(ev, Evidence):
+            return  # proposal evidence: too large for a tx (see the module docstring)
+        body = VoteEvidence(ev.first, ev.second)
+        slot = body.slot_key()
+        if slot in self._sent:
+            return
+        self._sent[slot] = None
+        while len(self._sent) > MAX_SUBMITTED_REMEMBERED:
+            self._sent.popitem(last=False)
+        asyncio.get_running_loop().call_soon(self.submit, body)
+
+    def submit(self, body: VoteEvidence) -> dict[str, Any] | None:
+        """Sign ``body`` with this validator's key and admit it (gossiped); the result."""
+        node = self.node
+        if node._stopping:
+            return None
+        stx = sign_tx(node.chain_id, node.key.signer, body)
+        result = node.admit_batch([(stx.encode(), [])], gossip=True)[0]
+        v = body.first.vote
+        if result["status"] == "pending":
+            node.metrics.inc("evidence_submitted_total", 1,
+                             "evidence txs this node signed and admitted")
+            log.warning("evidence tx %s submitted: validator %d at height %d round %d",
+                        result["tx_id"][:16], v.validator, v.height, v.round)
+        else:  # e.g. duplicate_evidence: another validator's tx recorded it first
+            log.info("evidence tx not admitted (%s): validator %d at height %d round %d",
+                     result.get("code"), v.validator, v.height, v.round)
+        return result
+
+
+def evidence_json(genesis: Genesis, rec: EvidenceRecord) -> dict[str, Any]:
+    """A JSON view of one recorded equivocation."""
+    validators = genesis.validators
+    known = rec.validator < len(validators)  # the rules checked it; a corrupt row says "?"
+    return {
+        "validator": rec.validator,
+        "name": validators[rec.validator].name if known else "?",
+        "org": validators[rec.validator].org if known else "?",
+        "height": rec.height,
+        "round": rec.round,
+        "type": VOTE_TYPE_NAMES.get(rec.vote_type, "?"),
+        "first_value": None if rec.first_value is None else rec.first_value.hex(),
+        "second_value": None if rec.second_value is None else rec.second_value.hex(),
+        "recorded_height": rec.recorded_height,
+        "tx_id": rec.tx_id.hex(),
+    }
+
+
+class EvidenceApi:
+    """``GET /v1/evidence`` and ``GET /v1/evidence/{tx_id}/proof`` (public)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def list(self, request: web.Request) -> web.Response:
+        """Recorded equivocations by (height, round, type, validator), paged: ``next`` is the
+        cursor to pass as ``after``, null at the end."""
+        limit = _int_arg(request, "limit", DEFAULT_EVIDENCE_PAGE)
+        if not 1 <= limit <= MAX_EVIDENCE_PAGE:
+            raise ApiError(400, "bad_parameter", f"limit is 1 to {MAX_EVIDENCE_PAGE}")
+        after_raw = request.query.get("after")
+        after = None
+        if after_raw is not None:
+            try:
+                after = bytes.fromhex(after_raw)
+            except ValueError:
+                after = b""
+            if len(after) != SLOT_KEY_BYTES:
+                raise ApiError(400, "bad_parameter",
+                               f"after must be {2 * SLOT_KEY_BYTES} hex characters")
+        page = self.node.store.evidence_page(after, limit + 1)
+        more = len(page) > limit
+        page = page[:limit]
+        return web.json_response({
+            "evidence": [evidence_json(self.node.genesis, rec) for _, rec in page],
+            "next": page[-1][0].hex() if more else None,
+        })
+
+    async def proof(self, request: web.Request) -> web.Response:
+        """The proof bundle of an evidence tx (only of evidence: claims keep their read
+        policy, and any other tx id answers the same 404)."""
+        tx_id = _hex32(request.match_info["tx_id"], "tx id")
+        store = self.node.store
+        stx = store.tx(tx_id)
+        if stx is None or not isinstance(stx.parse(), VoteEvidence):
+            raise ApiError(404, "unknown_evidence", "no committed evidence tx with this id")
+        size = request.query.get("tree_size")
+        tree_size = _int_arg(request, "tree_size") if size is not None else None
+        try:
+            bundle = store.proof(tx_id, tree_size)
+        except LedgerError as exc:
+            raise ApiError(400, "no_proof", str(exc)) from None
+        return web.Response(body=bundle.to_bytes(), content_type="application/octet-stream")
+
+
+def add_evidence_routes(router: web.UrlDispatcher, node: Node) -> None:
+    api = EvidenceApi(node)
+    router.add_get("/v1/evidence", api.list)
+    router.add_get("/v1/evidence/{tx_id}/proof", api.proof)
+
+
+__all__ = ["EvidenceApi", "EvidenceSubmitter", "add_evidence_routes", "evidence_json"]
