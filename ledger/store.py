@@ -456,6 +456,8 @@ class Store:
         try:
             with self._env.begin(write=False, buffers=False) as txn:
                 yield txn
+        except (lmdb.CorruptedError, lmdb.PageNotFoundError):  # LMDB's own pages are damaged
+            raise StoreCorruption("lmdb", b"") from None
         except lmdb.Error as exc:
             raise StoreError(f"LMDB read failed: {exc}") from None
 

@@ -75,6 +75,8 @@ class Scrubber:
                 except LedgerError as exc:  # the table cannot be read: try again next pass
                     log.error("scrub of %s stopped: %s", source.table, exc)
                     m.inc("scrub_errors_total", 1, "damaged rows found by the scrub")
+                    if isinstance(exc, StoreCorruption):  # LMDB's own pages are damaged
+                        self.on_damage(exc, "scrub")
                     break
                 for bad in damaged:
                     m.inc("scrub_errors_total", 1, "damaged rows found by the scrub")
