@@ -13,7 +13,7 @@
  *
  * seal_rows(rows) / unseal(key, stored): the row checksums of ledger/rowcheck.py in one C call
  *   per table (write) or per row (read): CRC-32 (the IEEE polynomial of zlib.crc32, computed
- *   here by slicing-by-8, so no link to zlib) over key || value, 4 bytes big-endian appended.
+ *   here by slicing-by-16, so no link to zlib) over key || value, 4 bytes big-endian appended.
  *   ledger/rowcheck.py holds the Python reference; tests check that both give the same bytes.
  *
  * Every read is bounds-checked against the end of the input; nesting is capped at MAX_DEPTH.
@@ -385,7 +385,7 @@ static PyObject *py_state(PyObject *self, PyObject *fn) {
 }
 
 /* ---- row checksums (CRC-32, reflected polynomial 0xEDB88320, as zlib.crc32) ---- */
-static uint32_t crc_table[8][256];
+static uint32_t crc_table[16][256];
 
 static void crc_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
@@ -393,7 +393,7 @@ static void crc_init(void) {
         for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
         crc_table[0][i] = c;
     }
-    for (int t = 1; t < 8; t++)
+    for (int t = 1; t < 16; t++)
         for (int i = 0; i < 256; i++)
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
 }
@@ -405,14 +405,18 @@ static uint32_t le32(const unsigned char *p) {
 /* zlib.crc32(data, crc) */
 static uint32_t crc_update(uint32_t crc, const unsigned char *p, Py_ssize_t n) {
     crc = ~crc;
-    while (n >= 8) {
-        uint32_t one = crc ^ le32(p), two = le32(p + 4);
-        crc = crc_table[7][one & 0xff] ^ crc_table[6][(one >> 8) & 0xff]
-              ^ crc_table[5][(one >> 16) & 0xff] ^ crc_table[4][one >> 24]
-              ^ crc_table[3][two & 0xff] ^ crc_table[2][(two >> 8) & 0xff]
-              ^ crc_table[1][(two >> 16) & 0xff] ^ crc_table[0][two >> 24];
-        p += 8;
-        n -= 8;
+    while (n >= 16) {
+        uint32_t a = crc ^ le32(p), b = le32(p + 4), c = le32(p + 8), d = le32(p + 12);
+        crc = crc_table[15][a & 0xff] ^ crc_table[14][(a >> 8) & 0xff]
+              ^ crc_table[13][(a >> 16) & 0xff] ^ crc_table[12][a >> 24]
+              ^ crc_table[11][b & 0xff] ^ crc_table[10][(b >> 8) & 0xff]
+              ^ crc_table[9][(b >> 16) & 0xff] ^ crc_table[8][b >> 24]
+              ^ crc_table[7][c & 0xff] ^ crc_table[6][(c >> 8) & 0xff]
+              ^ crc_table[5][(c >> 16) & 0xff] ^ crc_table[4][c >> 24]
+              ^ crc_table[3][d & 0xff] ^ crc_table[2][(d >> 8) & 0xff]
+              ^ crc_table[1][(d >> 16) & 0xff] ^ crc_table[0][d >> 24];
+        p += 16;
+        n -= 16;
     }
     while (n-- > 0) crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return ~crc;
