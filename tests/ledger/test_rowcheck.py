@@ -225,3 +225,13 @@ def test_checks_off_serve_the_damaged_value(tmp_path: Path,
         except StoreError:  # the flip may also break the encoding: then caught by the decoder
             return
     assert after != before
+
+
+def test_a_format_2_store_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    _store(tmp_path / "db")
+    env = lmdb.open(str(tmp_path / "db"), max_dbs=16)
+    with env.begin(write=True) as txn:  # format 2 stored its values unsealed
+        txn.put(b"l/format", b"\x02", db=env.open_db(b"meta", txn=txn))
+    env.close()
+    with pytest.raises(StoreError, match=r"store format 02 .* older version.*operations\.md"):
+        h.open_store(tmp_path / "db", WORLD)
