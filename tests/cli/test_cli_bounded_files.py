@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.auditor import MAX_CHECKPOINT_FILE_BYTES, read_bounded, read_checkpoint
+from cli.bounded_files import MAX_CHECKPOINT_FILE_BYTES, read_bounded, read_checkpoint
 from cli.errors import CliError
 from cli.main import run
 from node.config import MAX_CONFIG_BYTES, NodeConfig
