@@ -53,3 +53,21 @@ def test_bad_genesis_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert rc == 1
     assert_one_line_error(err)
     assert "genesis" in err
+
+
+def test_proof_get_writes_atomically(cluster_dir: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The bundle goes through the bounded-file helper: whole or not at all."""
+    import cli.commands.proof as proof_cmd
+
+    monkeypatch.setattr(proof_cmd, "proof_bytes", lambda client, cid, size: b"bundle bytes")
+    key = str(cluster_dir / "keys" / "optic-paris.key")
+    out = tmp_path / "claim.proof"
+    argv = ["proof", "get", "ab" * 32, "--node", "http://127.0.0.1:9", "--key", key]
+    assert run([*argv, "-o", str(out)]) == 0
+    assert out.read_bytes() == b"bundle bytes" and list(tmp_path.iterdir()) == [out]
+    assert "proof written to" in capsys.readouterr().err
+    assert run([*argv, "-o", str(tmp_path / "no-dir" / "claim.proof")]) == 1
+    assert_one_line_error(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == [out]
