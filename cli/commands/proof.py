@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from cli import render
-from cli.bounded_files import read_prefix, write_atomically
 from cli.client import NodeClient
 from cli.evidence import proof_bytes
 from cli.options import (
@@ -39,6 +38,8 @@ def proof_get(claim_id: str, node_url: str, key_path: Path, output: Path,
               tree_size: int | None) -> None:
     """Download the inclusion proof bundle of claim CLAIM_ID (or of an evidence tx) into a
     file."""
+    from cli.bounded_files import write_atomically
+
     key = KeyFile.load(key_path)
     with NodeClient(node_url, signer=key.signer) as client:
         data = proof_bytes(client, claim_id, tree_size)  # a claim's, or an evidence tx's
@@ -54,6 +55,7 @@ def proof_get(claim_id: str, node_url: str, key_path: Path, output: Path,
 @click.pass_context
 def proof_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -> None:
     """Verify a proof bundle offline against the genesis: exit 0 if valid, 1 if not."""
+    from cli.bounded_files import read_prefix
     from ledger.proofs import MAX_BUNDLE_FILE_BYTES, verify_bundle
 
     gen = Genesis.load(genesis)
