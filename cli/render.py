@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -254,12 +253,6 @@ def stats_tables(st: Stats, from_height: int, end: int) -> None:
     out.print(t)
 
 
-def lines(texts: Iterable[str]) -> None:
-    """Plain lines on stdout (no console markup)."""
-    for text in texts:
-        click.echo(text)
-
-
 __all__ = [
     "claim_state",
     "claim_summary",
@@ -267,7 +260,6 @@ __all__ = [
     "cluster_summary",
     "euros",
     "evidence_list",
-    "lines",
     "lpp_list",
     "lpp_rows",
     "node_status",
