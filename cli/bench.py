@@ -194,6 +194,16 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
             cpu1 = _cpu_seconds(pids)
             h1 = int(_status(cluster.urls[0])["height"])
             dead = cluster.dead_nodes()
+    return _report(results, cores, validators, vps_before, cpu0, cpu1, h1 - h0, dead,
+                   {"claims": claims, "clients": clients, "batch": batch, "window": window},
+                   timeout_commit_ms, out_json)
+
+
+def _report(results: list[ClientResult], cores: int, validators: int, vps_before: float,
+            cpu0: float | None, cpu1: float | None, blocks: int, dead: list[str],
+            load: dict[str, int], timeout_commit_ms: int,
+            out_json: Path | None) -> dict[str, Any]:
+    """The figures of a run (printed, and written to ``out_json`` if given)."""
     # The machine's speed drifts: the bound uses the mean of the rates before and after the run
     # (both on an idle machine), and the JSON keeps both.
     vps_after = ed25519_verifies_per_s()
@@ -212,14 +222,13 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
         "cores": cores, "validators": validators, "ed25519_verify_per_s": round(vps),
         "ed25519_verify_per_s_before": round(vps_before),
         "ed25519_verify_per_s_after": round(vps_after),
-        "bound_claims_per_s": round(bound), "claims": claims, "clients": clients,
-        "batch": batch, "window": window, "committed": committed, "errors": errors,
+        "bound_claims_per_s": round(bound), **load, "committed": committed, "errors": errors,
         "elapsed_s": round(elapsed, 2), "committed_per_s": round(rate, 1),
         "fraction_of_bound": round(rate / bound, 3),
         "latency_p50_s": round(_quantile(lat, 0.5), 3),
         "latency_p99_s": round(_quantile(lat, 0.99), 3),
         "latency_mean_s": round(statistics.fmean(v for v, _ in lat), 3) if lat else None,
-        "blocks": h1 - h0, "dead_nodes": dead, "timeout_commit_ms": timeout_commit_ms,
+        "blocks": blocks, "dead_nodes": dead, "timeout_commit_ms": timeout_commit_ms,
         "node_cpu_us_per_claim": None if node_cpu_us is None else round(node_cpu_us, 1),
         "verify_us": round(1e6 / vps, 1),
     }
@@ -227,7 +236,7 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
           f"{vps:,.0f} (mean) / {validators} validators = {bound:,.0f} claims/s", flush=True)
     print(f"committed {committed:,} claims in {elapsed:.2f} s = {rate:,.0f} claims/s "
           f"({100 * rate / bound:.0f}% of the bound); latency p50 {out['latency_p50_s']} s, "
-          f"p99 {out['latency_p99_s']} s; {h1 - h0} blocks; errors {errors}", flush=True)
+          f"p99 {out['latency_p99_s']} s; {blocks} blocks; errors {errors}", flush=True)
     if node_cpu_us is not None:
         print(f"validator CPU per committed claim: {node_cpu_us:.0f} us each "
               f"(one Ed25519 verification: {1e6 / vps:.0f} us)", flush=True)

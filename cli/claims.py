@@ -333,3 +333,31 @@ def wait_committed(
                 return
             if not progressed:  # the node did not hold the answer back (an older node)
                 time.sleep(poll_s)
+
+
+def submit_with_progress(node_url: str, key: KeyFile, gen: Genesis,
+                         prepared: list[PreparedClaim], batch_size: int, wait: bool,
+                         timeout: float) -> list[dict[str, Any]]:
+    """Submit (and with ``wait``, follow) prepared claims; progress bars on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from cli.render import stderr
+
+    err = stderr()
+    with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
+        if not err.is_terminal:
+            rows = submit_prepared(client, prepared, batch_size)
+            if wait:
+                wait_committed(client, rows, timeout)
+            return rows
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=err, transient=True) as progress:
+            task = progress.add_task("submitting", total=len(prepared))
+            rows = submit_prepared(client, prepared, batch_size,
+                                   on_batch=lambda n: progress.advance(task, n))
+            if wait:
+                pending = sum(1 for r in rows if r["status"] == "pending")
+                done = progress.add_task("committing", total=pending)
+                wait_committed(client, rows, timeout,
+                               on_done=lambda n: progress.advance(done, n))
+            return rows

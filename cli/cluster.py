@@ -158,6 +158,39 @@ def _write_node_toml(
     )
 
 
+def _ports(validators: int, base_port: int, host: str) -> list[int]:
+    """Node i's port: ``base_port + i``, or free ports when ``base_port`` is 0."""
+    if base_port == 0:
+        return free_ports(validators, host)
+    if not 1 <= base_port <= 65535 - validators + 1:
+        raise CliError("--base-port leaves no room for all nodes below 65536")
+    return [base_port + i for i in range(validators)]
+
+
+def _validator_keys(root: Path, names: list[str]) -> list[Validator]:
+    """One validator key per node, in ``nodes/NAME/validator.key``."""
+    vals: list[Validator] = []
+    for name, org in zip(names, validator_orgs(len(names)), strict=True):
+        ndir = root / "nodes" / name
+        ndir.mkdir(parents=True, mode=0o700)
+        key = KeyFile.generate(org, "validator")
+        key.save(ndir / "validator.key")
+        vals.append(Validator(name, org, key.signer.public))
+    return vals
+
+
+def _participant_keys(root: Path) -> tuple[list[Participant], list[dict[str, str]]]:
+    """One key per participant in ``keys/ORG.key``; the genesis entries and cluster.json rows."""
+    parts: list[Participant] = []
+    clients: list[dict[str, str]] = []
+    for org, role in PARTICIPANTS:
+        key = KeyFile.generate(org, role)
+        key.save(root / "keys" / f"{org}.key")
+        parts.append(Participant(org, role, key.signer.public, key.box.public))
+        clients.append({"org": org, "role": role, "key": f"keys/{org}.key"})
+    return parts, clients
+
+
 def init_cluster(
     directory: str | Path,
     validators: int = 4,
@@ -177,31 +210,12 @@ def init_cluster(
         raise CliError(f"{root}: not an empty directory; refusing to overwrite a cluster")
     if not 1 <= validators <= 64:
         raise CliError("--validators must be between 1 and 64")
-    if base_port == 0:
-        ports = free_ports(validators, host)
-    else:
-        if not 1 <= base_port <= 65535 - validators + 1:
-            raise CliError("--base-port leaves no room for all nodes below 65536")
-        ports = [base_port + i for i in range(validators)]
+    ports = _ports(validators, base_port, host)
     root.mkdir(parents=True, exist_ok=True)
     (root / "keys").mkdir(mode=0o700)
     names = [f"v{i}" for i in range(validators)]
-
-    vals: list[Validator] = []
-    for name, org in zip(names, validator_orgs(validators), strict=True):
-        ndir = root / "nodes" / name
-        ndir.mkdir(parents=True, mode=0o700)
-        key = KeyFile.generate(org, "validator")
-        key.save(ndir / "validator.key")
-        vals.append(Validator(name, org, key.signer.public))
-
-    parts: list[Participant] = []
-    clients: list[dict[str, str]] = []
-    for org, role in PARTICIPANTS:
-        key = KeyFile.generate(org, role)
-        key.save(root / "keys" / f"{org}.key")
-        parts.append(Participant(org, role, key.signer.public, key.box.public))
-        clients.append({"org": org, "role": role, "key": f"keys/{org}.key"})
+    vals = _validator_keys(root, names)
+    parts, clients = _participant_keys(root)
 
     genesis = Genesis(
         chain_id=chain_id,

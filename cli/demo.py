@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cli.bounded_files import write_atomically
 from cli.claims import ClaimBuilder, ClaimInput, submit_prepared, wait_committed
 from cli.client import ClientError
 from cli.cluster import LocalCluster
@@ -97,39 +98,8 @@ def _run(console: Console, base: Path, per_optician: int, commit_timeout_s: floa
         genesis = lc.genesis()
         console.print(f"[bold]3.[/] submitting {per_optician} claims from each of "
                       f"{len(ROUTES)} opticians, waiting for commit…")
-        for i, (optician, insurer) in enumerate(ROUTES):
-            builder = ClaimBuilder(lc.key(optician), genesis, lpp)
-            prepared = []
-            for k in range(per_optician):
-                basket = BASKETS[(i + k) % len(BASKETS)]
-                prepared.append(builder.build(ClaimInput(
-                    f"claim {k + 1} of {optician}", insurer, make_test_nir(rng),
-                    make_test_birth_date(rng), "",
-                    tuple((code, qty, parse_euros(euros)) for code, qty, euros in basket),
-                )))
-            with lc.client(optician, node=i % len(lc.urls)) as client:
-                rows = submit_prepared(client, prepared)
-                wait_committed(client, rows, commit_timeout_s)
-            for row, p in zip(rows, prepared, strict=True):
-                claim = p.stx.parse()
-                assert isinstance(claim, Claim)
-                row.update(optician=optician, insurer=insurer, total=claim.total_cents,
-                           amo=claim.amo_cents, amc=claim.amc_cents)
-            bad = [r for r in rows if r["status"] != "committed"]
-            if bad:
-                r = bad[0]
-                if r["status"] == "pending":
-                    heights = []
-                    for k in range(len(lc.urls)):
-                        with lc.client(node=k) as c:
-                            heights.append(str(c.status().get("height")))
-                    raise CliError(
-                        f"demo: {len(bad)} claims of {optician} still pending after "
-                        f"{commit_timeout_s:g} s (submitted to node {i % len(lc.urls)}; "
-                        f"node heights {', '.join(heights)})"
-                    )
-                raise CliError(f"demo: {r['where']} is {r['status']}"
-                               f" ({r.get('code', '?')}: {r.get('message', '')})")
+        for i in range(len(ROUTES)):
+            rows = _submit_route(lc, genesis, lpp, rng, i, per_optician, commit_timeout_s)
             summary.rows.extend(rows)
 
         first = summary.rows[0]
@@ -139,7 +109,7 @@ def _run(console: Console, base: Path, per_optician: int, commit_timeout_s: floa
             state = client.claim(first["claim_id"])
             data = client.proof(first["claim_id"])
         proof_file = base / "claim.proof"
-        proof_file.write_bytes(data)
+        write_atomically(proof_file, data)
         console.print(f"   claim status seen by the insurer: {state.get('status')}; "
                       f"proof: {proof_file.name}, {len(data)} bytes")
         console.print("[bold]5.[/] verifying the proof offline, with the genesis file only…")
@@ -157,6 +127,45 @@ def _run(console: Console, base: Path, per_optician: int, commit_timeout_s: floa
     summary.seconds = time.monotonic() - start
     _print_summary(console, summary)
     return summary
+
+
+def _submit_route(lc: LocalCluster, genesis: Genesis, lpp: LppTable, rng: random.Random,
+                  i: int, per_optician: int, commit_timeout_s: float) -> list[dict[str, Any]]:
+    """Submit ``per_optician`` claims of route ``i`` and wait until every one is committed."""
+    optician, insurer = ROUTES[i]
+    builder = ClaimBuilder(lc.key(optician), genesis, lpp)
+    prepared = []
+    for k in range(per_optician):
+        basket = BASKETS[(i + k) % len(BASKETS)]
+        prepared.append(builder.build(ClaimInput(
+            f"claim {k + 1} of {optician}", insurer, make_test_nir(rng),
+            make_test_birth_date(rng), "",
+            tuple((code, qty, parse_euros(euros)) for code, qty, euros in basket),
+        )))
+    with lc.client(optician, node=i % len(lc.urls)) as client:
+        rows = submit_prepared(client, prepared)
+        wait_committed(client, rows, commit_timeout_s)
+    for row, p in zip(rows, prepared, strict=True):
+        claim = p.stx.parse()
+        assert isinstance(claim, Claim)
+        row.update(optician=optician, insurer=insurer, total=claim.total_cents,
+                   amo=claim.amo_cents, amc=claim.amc_cents)
+    bad = [r for r in rows if r["status"] != "committed"]
+    if bad:
+        r = bad[0]
+        if r["status"] == "pending":
+            heights = []
+            for k in range(len(lc.urls)):
+                with lc.client(node=k) as c:
+                    heights.append(str(c.status().get("height")))
+            raise CliError(
+                f"demo: {len(bad)} claims of {optician} still pending after "
+                f"{commit_timeout_s:g} s (submitted to node {i % len(lc.urls)}; "
+                f"node heights {', '.join(heights)})"
+            )
+        raise CliError(f"demo: {r['where']} is {r['status']}"
+                       f" ({r.get('code', '?')}: {r.get('message', '')})")
+    return rows
 
 
 def _org_of(lc: LocalCluster, name: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cli.cluster import ClusterInfo, init_cluster
+from tests.ledger.helpers import World, make_world
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +21,9 @@ def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def cluster_info(cluster_dir: Path) -> ClusterInfo:
     return ClusterInfo.load(cluster_dir)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    """The chain of the witness tests (validators val-0 .. val-3)."""
+    return make_world("witness")

@@ -1,13 +1,14 @@
-"""``tpledger audit``: re-verify a node's store from genesis with a progress bar."""
+"""Re-verify a stopped node's whole store from genesis (``tpledger audit``), with a progress
+bar on a terminal; the checks themselves are :func:`ledger.audit.audit`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli import render
 from cli.errors import CliError
 from ledger.audit import AuditReport, audit
 from ledger.errors import GenesisError
@@ -48,19 +49,19 @@ def run_audit(config_path: Path, genesis_path: Path, as_json: bool) -> AuditRepo
     else:
         report = audit(path, genesis, lpp)
     if as_json:
-        print(json.dumps({
+        render.print_json({
             "ok": report.ok,
             "heights_checked": report.heights_checked,
             "first_bad_height": report.first_bad_height,
             "reason": report.reason,
             "tx_count": report.tx_count,
-        }, sort_keys=True))
+        })
     if not report.ok:
         where = (f"first bad height {report.first_bad_height}"
                  if report.first_bad_height is not None else "audit failed")
         raise CliError(f"{where}: {report.reason}")
     if not as_json:
-        Console(highlight=False).print(
+        render.stdout().print(
             f"ok: {report.heights_checked} heights, {report.tx_count} transactions verified"
         )
     return report

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import cli.audit_cmd as audit_cmd
+import cli.store_audit as store_audit
 from cli.main import run
 from ledger.audit import AuditReport
 from ledger.genesis import Genesis
@@ -23,7 +23,7 @@ def node_dir(cluster_dir: Path, tmp_path: Path) -> Path:
     root = tmp_path / "c"
     shutil.copytree(cluster_dir, root)
     cfg = NodeConfig.load(root / "nodes" / "v0" / "node.toml")
-    Store.open(audit_cmd.store_path(cfg), Genesis.load(cfg.genesis), LppTable.default()).close()
+    Store.open(store_audit.store_path(cfg), Genesis.load(cfg.genesis), LppTable.default()).close()
     return root
 
 
@@ -38,7 +38,7 @@ def test_audit_empty_store_ok(node_dir: Path, capsys: pytest.CaptureFixture[str]
 
 def test_audit_names_first_bad_height(node_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(audit_cmd, "audit", lambda *a, **k: AuditReport(
+    monkeypatch.setattr(store_audit, "audit", lambda *a, **k: AuditReport(
         False, 6, 7, "tree_root does not match the replayed log", 40))
     rc = run(["audit", "--config", str(node_dir / "nodes/v0/node.toml"),
               "--genesis", str(node_dir / "genesis.json")])

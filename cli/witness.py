@@ -1,86 +1,32 @@
-"""Auditors and witnesses: checkpoints, consistency proofs, fork detection, statistics.
+"""The witness of ``tpledger witness``: checkpoints, consistency proofs, fork detection.
 
 Everything here checks what nodes serve against the genesis alone (quorum certificates,
-RFC 9162 consistency paths), so an auditor trusts no node.
+RFC 9162 consistency paths), so a witness trusts no node.
 
-* :class:`Witness` is the pure core of ``tpledger witness``: feed it checkpoints (and a way to
-  fetch consistency paths and older checkpoints from the node that served them); it keeps the
-  highest verified checkpoint, checks every newer one extends it, and returns
-  :class:`ForkEvidence` when two valid certificates exist for one height.
-* :func:`aggregate_blocks` is the pure core of ``tpledger stats``: anonymous counts and amounts
-  per LPP code, class, payer and month, computed from certified blocks only.
+:class:`Witness` is the pure core: feed it checkpoints (and a way to fetch consistency paths
+and older checkpoints from the node that served them, a :class:`Source`); it keeps the highest
+verified checkpoint, checks every newer one extends it, and returns :class:`ForkEvidence` when
+two valid certificates exist for one height. The network side (a node as a :class:`Source`,
+the polling loop) is :mod:`cli.checkpoint_source`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from cli.bounded_files import MAX_CHECKPOINT_FILE_BYTES, read_bounded, write_atomically
 from cli.errors import CliError
-from ledger.blocks import Block, txs_root
-from ledger.errors import LedgerError, SignatureError
+from ledger.errors import LedgerError
 from ledger.genesis import Genesis
-from ledger.lpp import LppTable
 from ledger.proofs import Checkpoint, ConsistencyProof, verify_checkpoint, verify_consistency_proof
-from ledger.tx import SHARE_AMO, Cancel, Claim, Decision, Payment, SignedTx
-from ledger.votes import CommitCertificate, double_signers
+from ledger.votes import double_signers
 
 STATE_KIND = "tpledger-witness-state"
-MAX_CHECKPOINT_FILE_BYTES = Checkpoint.MAX_BYTES + 64
 MAX_STATE_FILE_BYTES = 4 * MAX_CHECKPOINT_FILE_BYTES + 4096  # one checkpoint, hex, in JSON
-MAX_CONSISTENCY_FILE_BYTES = ConsistencyProof.MAX_BYTES + 64
-
-
-# -- files -----------------------------------------------------------------------------------
-def read_bounded(path: Path, max_bytes: int, what: str) -> bytes:
-    """Read at most ``max_bytes`` (+1, so that an oversize file is refused by its parser, or
-    here). Raises CliError."""
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise CliError(f"{path}: cannot read {what}: {exc.strerror}") from None
-    if len(data) > max_bytes:
-        raise CliError(f"{path}: {what} larger than {max_bytes} bytes")
-    return data
-
-
-def read_checkpoint(path: Path) -> Checkpoint:
-    """A checkpoint file (``TPLCKP1`` magic). Raises CliError."""
-    data = read_bounded(path, MAX_CHECKPOINT_FILE_BYTES, "checkpoint")
-    try:
-        return Checkpoint.from_bytes(data)
-    except LedgerError as exc:
-        raise CliError(f"{path}: {exc}") from None
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a fsynced temporary file and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable too
-        dfd = os.open(path.parent or ".", os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 def check_consistency(old: Checkpoint, new: Checkpoint, path: Sequence[bytes],
@@ -271,164 +217,11 @@ class Witness:
         return w
 
 
-# -- statistics ------------------------------------------------------------------------------
-@dataclass
-class Counter:
-    count: int = 0
-    qty: int = 0
-    cents: int = 0
-
-    def to_json(self) -> dict[str, int]:
-        return {"count": self.count, "qty": self.qty, "cents": self.cents}
-
-
-@dataclass
-class PayerTotals:
-    claims: int = 0
-    asked_cents: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    approved_cents: int = 0
-    payments: int = 0
-    paid_cents: int = 0
-
-    def to_json(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class Stats:
-    """Anonymous statistics: no optician, no commitment, no claim id leaves this object."""
-
-    from_height: int = 0
-    to_height: int = 0
-    claims: int = 0
-    claimed_cents: int = 0
-    cancels: int = 0
-    by_lpp: dict[str, Counter] = field(default_factory=dict)
-    by_class: dict[str, Counter] = field(default_factory=dict)
-    by_payer: dict[str, PayerTotals] = field(default_factory=dict)
-    by_month: dict[str, Counter] = field(default_factory=dict)
-
-    def payer(self, org: str) -> PayerTotals:
-        return self.by_payer.setdefault(org, PayerTotals())
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "from_height": self.from_height,
-            "to_height": self.to_height,
-            "claims": self.claims,
-            "claimed_cents": self.claimed_cents,
-            "cancels": self.cancels,
-            "by_lpp": {k: v.to_json() for k, v in sorted(self.by_lpp.items())},
-            "by_class": {k: v.to_json() for k, v in sorted(self.by_class.items())},
-            "by_payer": {k: v.to_json() for k, v in sorted(self.by_payer.items())},
-            "by_month": {k: v.to_json() for k, v in sorted(self.by_month.items())},
-        }
-
-
-def _month(time_ms: int) -> str:
-    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m")
-
-
-def aggregate_blocks(blocks: Iterable[Block], genesis: Genesis, lpp: LppTable,
-                     stats: Stats | None = None) -> Stats:
-    """Fold certified blocks into :class:`Stats` (claims by LPP code, class, payer, month)."""
-    st = stats if stats is not None else Stats()
-    orgs = {p.ed25519: p.org for p in genesis.participants}
-    cnam = next((p.org for p in genesis.participants if p.role == "cnam"), "cnam")
-    for block in blocks:
-        h = block.header
-        st.from_height = h.height if st.from_height == 0 else min(st.from_height, h.height)
-        st.to_height = max(st.to_height, h.height)
-        month = _month(h.time_ms)
-        for raw in block.txs:
-            stx = SignedTx.decode(raw)
-            body = stx.parse()
-            signer = orgs.get(stx.signer, "?")
-            if isinstance(body, Claim):
-                st.claims += 1
-                st.claimed_cents += body.total_cents
-                m = st.by_month.setdefault(month, Counter())
-                m.count += 1
-                m.cents += body.total_cents
-                for line in body.lines:
-                    m.qty += line.qty
-                    for key, table in ((line.lpp, st.by_lpp),
-                                       (_klass(lpp, line.lpp), st.by_class)):
-                        c = table.setdefault(key, Counter())
-                        c.count += 1
-                        c.qty += line.qty
-                        c.cents += line.amount_cents
-                for org, asked in ((cnam, body.amo_cents), (body.insurer, body.amc_cents)):
-                    if asked > 0:
-                        p = st.payer(org)
-                        p.claims += 1
-                        p.asked_cents += asked
-            elif isinstance(body, Decision):
-                p = st.payer(cnam if body.share == SHARE_AMO else signer)
-                if body.accept:
-                    p.accepted += 1
-                    p.approved_cents += body.approved_cents
-                else:
-                    p.rejected += 1
-            elif isinstance(body, Payment):
-                p = st.payer(cnam if body.share == SHARE_AMO else signer)
-                p.payments += 1
-                p.paid_cents += body.amount_cents
-            elif isinstance(body, Cancel):
-                st.cancels += 1
-    return st
-
-
-def _klass(lpp: LppTable, code: str) -> str:
-    entry = lpp.get(code)
-    if entry is None:
-        return "unknown"
-    return entry.klass or "none"
-
-
-def check_block(block: Block, cert: CommitCertificate, genesis: Genesis, height: int) -> None:
-    """Raise CliError unless ``block`` is the certified block at ``height`` of this chain."""
-    h = block.header
-    if h.height != height or h.chain_id != genesis.chain_id:
-        raise CliError(f"block {height}: wrong height or chain")
-    if cert.height != height or cert.block_hash != h.hash():
-        raise CliError(f"block {height}: certificate is for another block")
-    try:
-        cert.check(genesis.chain_id, genesis.validator_keys)
-    except SignatureError as exc:
-        raise CliError(f"block {height}: {exc}") from None
-    if txs_root(list(block.txs)) != h.txs_root:
-        raise CliError(f"block {height}: transactions do not match the header")
-
-
-def fetch_blocks(fetch: Callable[[int], tuple[bytes, bytes]], genesis: Genesis, start: int,
-                 end: int) -> Iterable[Block]:
-    """Blocks ``start..end`` (inclusive), each checked against its certificate."""
-    for height in range(start, end + 1):
-        raw_block, raw_cert = fetch(height)
-        try:
-            block = Block.decode(raw_block)
-            cert = CommitCertificate.decode(raw_cert)
-        except LedgerError as exc:
-            raise CliError(f"block {height}: {exc}") from None
-        check_block(block, cert, genesis, height)
-        yield block
-
-
 __all__ = [
-    "Counter",
+    "MAX_STATE_FILE_BYTES",
     "ForkEvidence",
     "Outcome",
-    "PayerTotals",
     "Source",
-    "Stats",
     "Witness",
-    "aggregate_blocks",
-    "check_block",
     "check_consistency",
-    "fetch_blocks",
-    "read_checkpoint",
-    "write_atomically",
 ]

@@ -8,53 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.auditor import Witness, check_consistency
 from cli.errors import CliError
-from cli.main import run
-from ledger.blocks import Header
-from ledger.encoding import tagged_hash
+from cli.witness import Witness, check_consistency
 from ledger.merkle import consistency_path, root_of
 from ledger.proofs import Checkpoint
-from tests.ledger.helpers import CHAIN_ID, GENESIS_TIME_MS, World, certify, make_world
-
-ENTRIES = [f"entry-{i}".encode() for i in range(40)]
-
-
-def header(height: int, size: int, salt: bytes = b"") -> Header:
-    return Header(
-        chain_id=CHAIN_ID, height=height,
-        prev_hash=tagged_hash("test/prev", salt + bytes([height])),
-        time_ms=GENESIS_TIME_MS + height * 1000, proposer=height % 4, tree_size=size,
-        tree_root=root_of(ENTRIES[:size]) if not salt else tagged_hash("test/root", salt),
-        txs_root=bytes(32), state_digest=bytes(32),
-    )
-
-
-def cp(w: World, height: int, size: int, signers: tuple[int, ...] = (0, 1, 2),
-       salt: bytes = b"") -> Checkpoint:
-    h = header(height, size, salt)
-    return Checkpoint(h, certify(w, h, signers))
-
-
-class FakeNode:
-    """A node serving one history (a dict height -> checkpoint) and its entries."""
-
-    def __init__(self, name: str, history: dict[int, Checkpoint],
-                 entries: list[bytes] | None = None) -> None:
-        self.name = name
-        self.history = history
-        self.entries = ENTRIES if entries is None else entries
-
-    def checkpoint_at(self, height: int) -> Checkpoint:
-        return self.history[height]
-
-    def consistency_path(self, old_size: int, new_size: int) -> list[bytes]:
-        return consistency_path(self.entries[:new_size], old_size)
-
-
-@pytest.fixture(scope="module")
-def world() -> World:
-    return make_world("witness")
+from tests.cli.helpers import ENTRIES, FakeNode, cp, header
+from tests.ledger.helpers import World, certify, make_world
 
 
 def test_advances_on_a_growing_log(world: World) -> None:
@@ -139,26 +98,3 @@ def test_state_file_round_trip_and_refusals(world: World, tmp_path: Path) -> Non
     state.write_text(json.dumps({"kind": "nope"}))
     with pytest.raises(CliError, match="not a witness state"):
         Witness.load(world.genesis, state)
-
-
-def test_witness_command_exits_3_on_a_fork(world: World, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """The command around the logic: two 'nodes' serving conflicting certified headers."""
-    import cli.main as cli_main
-
-    a = cp(world, 7, 12, signers=(0, 1, 2))
-    b = cp(world, 7, 12, signers=(0, 1, 3), salt=b"evil")
-    served = {"http://127.0.0.1:1": a, "http://127.0.0.1:2": b}
-
-    def latest(self: cli_main._NodeSource) -> Checkpoint:
-        return served[self.name]
-
-    monkeypatch.setattr(cli_main._NodeSource, "latest", latest)
-    genesis = tmp_path / "genesis.json"
-    world.genesis.save(genesis)
-    rc = run(["witness", "--node", "http://127.0.0.1:1", "--node", "http://127.0.0.1:2",
-              "--genesis", str(genesis), "--state", str(tmp_path / "s.json"), "--once"])
-    out, err = capsys.readouterr()
-    assert rc == 3, err
-    assert "FORK at height 7" in out and "0 (val-0), 1 (val-1)" in out

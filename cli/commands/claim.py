@@ -1,0 +1,335 @@
+"""``tpledger claim``: submit claims and follow their life (payers' and optician's side)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli import render
+from cli.client import NodeClient
+from cli.errors import CliError, UsageError
+from cli.euros import format_cents
+from cli.options import (
+    CONTEXT,
+    PAYER_KEY,
+    READER_KEY,
+    genesis_option,
+    json_option,
+    key_option,
+    load_genesis_for,
+    node_option,
+    timeout_option,
+    wait_option,
+)
+from ledger.genesis import Genesis
+from ledger.keys import KeyFile
+
+
+@click.group(context_settings=CONTEXT)
+def claim() -> None:
+    """Submit claims and follow their status."""
+
+
+@claim.command(
+    "submit",
+    epilog="""\b
+Examples:
+  tpledger claim submit --node http://127.0.0.1:7000 --key c/keys/optic-paris.key \\
+      --insurer mutuelle-a --nir "$NIR" --birth-date 1980-05-17 \\
+      --line 2210546:1:30.49 --line 2261874:2:24.08 --wait
+  tpledger claim submit --node http://127.0.0.1:7000 --key c/keys/optic-paris.key \\
+      --from-json claims.jsonl --json --wait
+\b
+JSON lines: {"insurer": "mutuelle-a", "patient": {"nir": "...", "birth_date": "1980-05-17"},
+             "lines": [{"lpp": "2261874", "qty": 2, "amount": "24.08"}], "amo": "..", "amc": ".."}
+""",
+)
+@node_option
+@key_option("The optician's key file.")
+@genesis_option
+@click.option("--insurer", help="Complementary insurer (org id in the genesis).")
+@click.option("--nir", help="Patient NIR (15 characters); never sent in clear. Command lines "
+              "are visible in ps and shell history: prefer --from-json for real data.")
+@click.option("--birth-date", help="Patient birth date YYYY-MM-DD; never sent in clear.")
+@click.option("--member-number", default="", help="Member number at the insurer (optional).")
+@click.option("--line", "lines", multiple=True, metavar="LPP:QTY:EUROS",
+              help="A dispensed line (repeatable); EUROS is the line total, e.g. 24.08.")
+@click.option("--amo", help="AMO share in euros (default: computed from the LPP table).")
+@click.option("--amc", help="AMC share in euros (default: total minus AMO).")
+@click.option("--from-json", "from_json", type=click.Path(allow_dash=True, path_type=Path),
+              help="JSON-lines file of claims ('-' for stdin).")
+@click.option("--batch-size", type=click.IntRange(1, 5000), default=500, show_default=True,
+              help="Claims per POST.")
+@click.option("--wait", is_flag=True, help="Wait until every claim is committed or rejected.")
+@timeout_option
+@json_option("One JSON object per claim on stdout.")
+def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: str | None,
+                 nir: str | None, birth_date: str | None, member_number: str,
+                 lines: tuple[str, ...], amo: str | None, amc: str | None,
+                 from_json: Path | None, batch_size: int, wait: bool, timeout: float,
+                 as_json: bool) -> None:
+    """Sign and submit claims; the patient is committed and sealed locally."""
+    from cli.claims import (
+        ClaimBuilder,
+        ClaimInput,
+        parse_line_spec,
+        read_claims_file,
+        submit_with_progress,
+    )
+    from cli.euros import parse_euros
+
+    flag_given = any(v for v in (insurer, nir, birth_date, member_number, lines, amo, amc))
+    if from_json is not None and flag_given:
+        raise UsageError("give either --from-json FILE or the claim flags, not both")
+    key = KeyFile.load(key_path)
+    gen = load_genesis_for(key_path, genesis)
+    builder = ClaimBuilder(key, gen)
+    if from_json is not None:
+        inputs = list(read_claims_file(from_json))
+    else:
+        missing = [n for n, v in (("--insurer", insurer), ("--nir", nir),
+                                  ("--birth-date", birth_date), ("--line", lines)) if not v]
+        if missing:
+            raise UsageError(f"missing {', '.join(missing)} (or use --from-json FILE)")
+        if (amo is None) != (amc is None):
+            raise UsageError("give both --amo and --amc, or neither (default shares)")
+        inputs = [ClaimInput(
+            "claim 1", str(insurer), str(nir), str(birth_date), member_number,
+            tuple(parse_line_spec(s, f"--line {i}") for i, s in enumerate(lines, start=1)),
+            parse_euros(amo, "--amo") if amo is not None else None,
+            parse_euros(amc, "--amc") if amc is not None else None,
+        )]
+    if not inputs:
+        raise CliError("no claims to submit")
+    prepared = [builder.build(inp) for inp in inputs]
+    rows = submit_with_progress(node_url, key, gen, prepared, batch_size, wait, timeout)
+    render.submitted_claims(rows, as_json)
+    bad = [r for r in rows if r["status"] == "rejected"]
+    late = [r for r in rows if wait and r["status"] == "pending"]
+    if bad:
+        first = bad[0]
+        raise CliError(f"{len(bad)} of {len(rows)} claims rejected (first: {first['where']}: "
+                       f"{first.get('code', '?')}: {first.get('message', '')})")
+    if late:
+        raise CliError(f"{len(late)} of {len(rows)} claims not committed after {timeout:g} s")
+
+
+@claim.command("status", epilog="Example: tpledger claim status 3fa1…e9 --node "
+                                "http://127.0.0.1:7000 --key c/keys/optic-paris.key --json")
+@click.argument("claim_id")
+@node_option
+@key_option(READER_KEY)
+@json_option("Print the claim state as JSON.")
+def claim_status(claim_id: str, node_url: str, key_path: Path, as_json: bool) -> None:
+    """Show the ledger state of claim CLAIM_ID (hex)."""
+    key = KeyFile.load(key_path)
+    with NodeClient(node_url, signer=key.signer) as client:
+        state = client.claim(claim_id)
+    if as_json:
+        render.print_json(state)
+        return
+    render.claim_state(state)
+
+
+def _send(node_url: str, key: KeyFile, gen: Genesis, body: Any, wait: bool,
+          timeout: float, as_json: bool, what: str) -> None:
+    """Send one transaction and report it; a refusal is a one-line error naming the code."""
+    from cli.lifecycle import raise_if_refused, send_tx
+
+    with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
+        row = send_tx(client, key, gen, body, wait, timeout)
+    render.tx_row(row, as_json, what)
+    raise_if_refused(row, wait, timeout)
+
+
+@claim.command("inbox", epilog="Example: tpledger claim inbox --node http://127.0.0.1:7000 "
+                               "--key c/keys/mutuelle-a.key --json")
+@node_option
+@key_option("Key of a payer: an insurer (AMC share) or the CNAM (AMO share).")
+@json_option()
+def claim_inbox(node_url: str, key_path: Path, as_json: bool) -> None:
+    """Claims awaiting my decision on my share (insurer: AMC, CNAM: AMO)."""
+    from cli.lifecycle import is_awaiting, iter_claims, share_for_role, share_key
+
+    key = KeyFile.load(key_path)
+    share = share_key(share_for_role(key.role))
+    with NodeClient(node_url, signer=key.signer) as client:
+        rows = [render.claim_summary(c) for c in iter_claims(client)
+                if is_awaiting(c, key.org, key.role)]
+    if as_json:
+        render.print_json({"org": key.org, "share": share, "claims": rows})
+        return
+    render.claims_table(rows, f"{len(rows)} claims awaiting {key.org}'s {share.upper()} "
+                              "decision")
+
+
+@claim.command("list", epilog="Example: tpledger claim list --mine --node http://127.0.0.1:7000 "
+                              "--key c/keys/optic-paris.key --json")
+@node_option
+@key_option("Key of an optician, an insurer or the CNAM.")
+@click.option("--mine", is_flag=True, default=True, show_default=True,
+              help="Claims where I am the optician or a payer (the only listing offered).")
+@click.option("--status", "status_filter", help="Only claims with this overall status.")
+@json_option()
+def claim_list(node_url: str, key_path: Path, mine: bool, status_filter: str | None,
+               as_json: bool) -> None:
+    """My claims: status per payer and overall, and what is still owed."""
+    from cli.lifecycle import is_mine, iter_claims
+
+    key = KeyFile.load(key_path)
+    with NodeClient(node_url, signer=key.signer) as client:
+        rows = [render.claim_summary(c) for c in iter_claims(client)
+                if is_mine(c, key.org, key.role)
+                and (status_filter is None or c.get("status") == status_filter)]
+    owed = sum(int(r.get("owed_cents") or 0) for r in rows)
+    if as_json:
+        render.print_json({"org": key.org, "claims": rows, "owed_cents": owed})
+        return
+    render.claims_table(rows, f"{len(rows)} claims of {key.org}; still owed "
+                              f"{format_cents(owed)} EUR")
+
+
+@claim.command("open", epilog="""\b
+Example:
+  tpledger claim open 3fa1…e9 --node http://127.0.0.1:7000 --key c/keys/mutuelle-a.key
+\b
+By default only the verification is shown; --show-identity also prints the member number, the
+NIR and the birth date (on this terminal only: never pipe it to a log).""")
+@click.argument("claim_id")
+@node_option
+@key_option("Key of the claim's insurer or of the CNAM (its X25519 secret opens the opening).")
+@genesis_option
+@click.option("--show-identity", is_flag=True,
+              help="Also print the patient's member number, NIR and birth date.")
+@json_option()
+def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
+               show_identity: bool, as_json: bool) -> None:
+    """Fetch my sealed patient opening, open it, verify it against the claim's commitment."""
+    from cli.lifecycle import open_claim
+
+    key = KeyFile.load(key_path)
+    gen = load_genesis_for(key_path, genesis)
+    with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
+        opened = open_claim(client, key, gen, claim_id)
+    body: dict[str, Any] = {"claim_id": opened.claim_id, "verified": True,
+                            "height": opened.height}
+    if show_identity:
+        body["member_number"] = opened.opening.member_number
+        body["nir"] = opened.opening.nir
+        body["birth_date"] = opened.opening.birth_date
+    if as_json:
+        render.print_json(body)
+        return
+    out = render.stdout()
+    out.print(f"claim {opened.claim_id}: opening verified against the commitment")
+    if show_identity:
+        out.print(f"member number: {opened.opening.member_number or '(none)'}")
+        out.print(f"NIR: {opened.opening.nir}  birth date: {opened.opening.birth_date}")
+
+
+@claim.command("decide", epilog="""\b
+Examples:
+  tpledger claim decide 3fa1…e9 --accept --node http://127.0.0.1:7000 \\
+      --key c/keys/mutuelle-a.key --wait
+  tpledger claim decide 3fa1…e9 --accept --amount 20.00 ...
+  tpledger claim decide 3fa1…e9 --reject not_covered ...""")
+@click.argument("claim_id")
+@node_option
+@key_option(PAYER_KEY)
+@genesis_option
+@click.option("--accept", is_flag=True, help="Accept my share.")
+@click.option("--amount", help="Approved amount in euros (default: the amount asked).")
+@click.option("--reject", "reject_reason", metavar="REASON",
+              help="Reject my share with a reason code (a-z, 0-9, _ and -).")
+@wait_option
+@timeout_option
+@json_option()
+def claim_decide(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
+                 accept: bool, amount: str | None, reject_reason: str | None, wait: bool,
+                 timeout: float, as_json: bool) -> None:
+    """Accept or reject my share of claim CLAIM_ID (the share follows from my role)."""
+    from cli.euros import parse_euros
+    from cli.lifecycle import decision_body, fetch_claim, share_for_role
+
+    if accept == (reject_reason is not None):
+        raise UsageError("give exactly one of --accept or --reject REASON")
+    if amount is not None and not accept:
+        raise UsageError("--amount goes with --accept")
+    key = KeyFile.load(key_path)
+    share_for_role(key.role)
+    gen = load_genesis_for(key_path, genesis)
+    cents = parse_euros(amount, "--amount") if amount is not None else None
+    with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
+        state = fetch_claim(client, claim_id)
+    body = decision_body(state, key.role, accept, cents, reject_reason)
+    _send(node_url, key, gen, body, wait, timeout, as_json,
+          "accepted" if accept else "rejected")
+
+
+@claim.command("pay", epilog="Example: tpledger claim pay 3fa1…e9 --amount 24.08 --reference "
+                             "VIR-2024-000123 --node http://127.0.0.1:7000 "
+                             "--key c/keys/mutuelle-a.key --wait")
+@click.argument("claim_id")
+@node_option
+@key_option(PAYER_KEY)
+@genesis_option
+@click.option("--amount", required=True, help="Amount paid in euros (at most what remains).")
+@click.option("--reference", required=True,
+              help="Bank transfer reference; only its digest goes on the ledger.")
+@wait_option
+@timeout_option
+@json_option()
+def claim_pay(claim_id: str, node_url: str, key_path: Path, genesis: Path | None, amount: str,
+              reference: str, wait: bool, timeout: float, as_json: bool) -> None:
+    """Record a payment (possibly partial) of my accepted share of CLAIM_ID."""
+    from cli.euros import parse_euros
+    from cli.lifecycle import payment_body
+
+    key = KeyFile.load(key_path)
+    gen = load_genesis_for(key_path, genesis)
+    body = payment_body(claim_id, key.role, parse_euros(amount, "--amount"), reference)
+    _send(node_url, key, gen, body, wait, timeout, as_json, "payment")
+
+
+@claim.command("cancel", epilog="Example: tpledger claim cancel 3fa1…e9 --reason wrong_lens "
+                                "--node http://127.0.0.1:7000 --key c/keys/optic-paris.key --wait")
+@click.argument("claim_id")
+@node_option
+@key_option("Key of the claim's optician.")
+@genesis_option
+@click.option("--reason", required=True, help="Reason code (a-z, 0-9, _ and -).")
+@wait_option
+@timeout_option
+@json_option()
+def claim_cancel(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
+                 reason: str, wait: bool, timeout: float, as_json: bool) -> None:
+    """Withdraw claim CLAIM_ID (optician; only before any payer decided)."""
+    from cli.lifecycle import cancel_body
+
+    key = KeyFile.load(key_path)
+    gen = load_genesis_for(key_path, genesis)
+    _send(node_url, key, gen, cancel_body(claim_id, key.role, reason), wait, timeout,
+          as_json, "cancelled")
+
+
+@claim.command("forget", epilog="Example: tpledger claim forget 3fa1…e9 "
+                                "--node http://127.0.0.1:7000 --key c/keys/mutuelle-a.key")
+@click.argument("claim_id")
+@node_option
+@key_option("Key of one of the claim's payers.")
+@json_option()
+def claim_forget(claim_id: str, node_url: str, key_path: Path, as_json: bool) -> None:
+    """Delete the claim's sealed patient openings on every node (the commitment stays)."""
+    from cli.lifecycle import fetch_claim
+
+    key = KeyFile.load(key_path)
+    with NodeClient(node_url, signer=key.signer) as client:
+        fetch_claim(client, claim_id)
+        res = client.forget(claim_id)
+    if as_json:
+        render.print_json(res)
+        return
+    render.stdout().print(f"claim {claim_id}: {res.get('deleted', 0)} sealed openings deleted "
+                          "on this node; the request was relayed to its peers")
