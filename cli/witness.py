@@ -23,7 +23,7 @@ from cli.errors import CliError
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.proofs import Checkpoint, ConsistencyProof, verify_checkpoint, verify_consistency_proof
-from ledger.votes import double_signers
+from ledger.votes import classify_conflict, double_signers
 
 STATE_KIND = "tpledger-witness-state"
 MAX_STATE_FILE_BYTES = 4 * MAX_CHECKPOINT_FILE_BYTES + 4096  # one checkpoint, hex, in JSON
@@ -48,12 +48,16 @@ class ForkEvidence:
     source_b: str
     double_signers: tuple[int, ...]
     validator_names: tuple[str, ...]
+    proven: tuple[int, ...] = ()  # same round: signed two precommits in one round
+    suspects: tuple[int, ...] = ()  # different rounds: may have unlocked legitimately
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": "tpledger-fork-evidence",
             "height": self.height,
             "double_signers": list(self.double_signers),
+            "proven_equivocators": list(self.proven),
+            "suspects": list(self.suspects),
             "validators": list(self.validator_names),
             "a": {"source": self.source_a, "hash": self.a.header.hash().hex(),
                   "checkpoint": self.a.to_bytes().hex()},
@@ -62,12 +66,14 @@ class ForkEvidence:
         }
 
     def describe(self) -> str:
-        names = ", ".join(f"{i} ({n})" for i, n in zip(self.double_signers,
-                                                         self.validator_names, strict=True))
+        names = dict(zip(self.double_signers, self.validator_names, strict=True))
+        who = ", ".join(f"{i} ({names[i]})" for i in self.double_signers) or "none"
+        blame = (" (same round: proven equivocators)" if self.proven else
+                 " (different rounds: suspects, not proven)" if self.suspects else "")
         return (f"FORK at height {self.height}: {self.source_a} certifies "
                 f"{self.a.header.hash().hex()[:16]}…, {self.source_b} certifies "
                 f"{self.b.header.hash().hex()[:16]}…; validators who signed both: "
-                f"{names or 'none'}")
+                f"{who}{blame}")
 
 
 class Source(Protocol):
@@ -110,7 +116,8 @@ class Witness:
         signers = tuple(double_signers(a.certificate, b.certificate))
         names = tuple(self.genesis.validators[i].name if i < len(self.genesis.validators)
                       else f"#{i}" for i in signers)
-        return ForkEvidence(a.height, a, b, sa, sb, signers, names)
+        blame = classify_conflict(a.certificate, b.certificate)
+        return ForkEvidence(a.height, a, b, sa, sb, signers, names, blame.proven, blame.suspects)
 
     def _compare_same_height(self, cp: Checkpoint, source: str) -> Outcome | None:
         prior = self.seen.get(cp.height)

@@ -8,7 +8,6 @@ simulator, which does use ``random``) is not imported here.
 
 from __future__ import annotations
 
-from consensus.accountability import Accountability, classify_conflict, double_signers
 from consensus.machine import Consensus, ConsensusInvariantError, Validate
 from consensus.messages import (
     Commit,
@@ -23,7 +22,6 @@ from consensus.messages import (
 )
 
 __all__ = [
-    "Accountability",
     "Commit",
     "Consensus",
     "ConsensusConfig",
@@ -36,6 +34,4 @@ __all__ = [
     "SignedProposal",
     "Timer",
     "Validate",
-    "classify_conflict",
-    "double_signers",
 ]

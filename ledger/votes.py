@@ -123,20 +123,47 @@ def double_signers(a: CommitCertificate, b: CommitCertificate) -> list[int]:
     """Validators who signed both of two certificates for different blocks at one height.
 
     With n >= 3f+1 and two valid quorum certificates, at least f+1 indices come back: each of
-    them signed conflicting precommits and is provably faulty.
+    them signed precommits for both blocks (see :func:`classify_conflict` for who is proven
+    faulty by that alone).
     """
     if a.height != b.height or a.block_hash == b.block_hash:
         return []
     return sorted(set(a.signers()) & set(b.signers()))
 
 
+@dataclass(frozen=True)
+class Accountability:
+    """Who is to blame when two commit certificates conflict."""
+
+    proven: tuple[int, ...]  # signed two different precommits in one round
+    suspects: tuple[int, ...]  # signed precommits for different blocks in different rounds
+
+
+def classify_conflict(a: CommitCertificate, b: CommitCertificate) -> Accountability:
+    """Split :func:`double_signers` of two certificates into proven equivocators and suspects.
+
+    Same round: every validator in both signed two different precommits for one (height,
+    round), a proven equivocator. Different rounds: signing both is not by itself a violation
+    (a validator may unlock on a newer proof-of-lock), so they are only suspects; proving who
+    broke the locking rule needs the prevotes of the rounds in between (not collected here).
+    """
+    both = tuple(double_signers(a, b))
+    if not both:
+        return Accountability((), ())
+    if a.round == b.round:
+        return Accountability(both, ())
+    return Accountability((), both)
+
+
 __all__ = [
     "PRECOMMIT",
     "PREVOTE",
+    "Accountability",
     "CertSignature",
     "CommitCertificate",
     "SignedVote",
     "Vote",
+    "classify_conflict",
     "double_signers",
     "max_faulty",
     "quorum",

@@ -41,7 +41,11 @@ def test_two_certificates_at_one_height_name_the_double_signers(world: World) ->
     assert out.evidence.double_signers == (1, 2)
     assert out.evidence.validator_names == ("val-1", "val-2")
     assert "validators who signed both: 1 (val-1), 2 (val-2)" in out.message
+    # both certificates are of round 0: the double signers are proven equivocators
+    assert out.evidence.proven == (1, 2) and out.evidence.suspects == ()
+    assert "proven equivocators" in out.message
     ev = out.evidence.to_json()
+    assert ev["proven_equivocators"] == [1, 2] and ev["suspects"] == []
     assert ev["height"] == 5 and {ev["a"]["source"], ev["b"]["source"]} == {"honest", "forked"}
     # the evidence is self-contained: both checkpoints verify on their own
     for side in ("a", "b"):
@@ -64,6 +68,21 @@ def test_a_fork_below_the_head_is_pinned_on_one_height(world: World) -> None:
     out = w.observe(their6, FakeNode("n1", {4: their4, 6: their6}, other_entries))
     assert out.status == "fork" and out.evidence is not None
     assert out.evidence.height == 4 and out.evidence.double_signers == (0, 2)
+    assert out.evidence.proven == (0, 2)  # all round 0 here
+
+
+def test_signers_of_two_rounds_are_suspects_not_proven(world: World) -> None:
+    from tests.cli.helpers import header
+    from tests.ledger.helpers import certify
+
+    w = Witness(world.genesis)
+    a, hb = cp(world, 5, 12, signers=(0, 1, 2)), header(5, 12, b"fork")
+    b = Checkpoint(hb, certify(world, hb, (1, 2, 3), round_=2))
+    w.observe(a, FakeNode("n0", {5: a}))
+    out = w.observe(b, FakeNode("n1", {5: b}))
+    assert out.evidence is not None and out.evidence.double_signers == (1, 2)
+    assert out.evidence.proven == () and out.evidence.suspects == (1, 2)
+    assert "suspects, not proven" in out.message
 
 
 def test_invalid_and_inconsistent_checkpoints(world: World) -> None:

@@ -19,13 +19,19 @@ from consensus import (
     Ready,
     SignedProposal,
     Timer,
-    classify_conflict,
 )
 from consensus.messages import STEP_PRECOMMIT, STEP_PREVOTE, STEP_PROPOSE
 from consensus.sim import make_payload, sim_validate
 from ledger.encoding import decode_any
 from ledger.keys import Signer
-from ledger.votes import PRECOMMIT, PREVOTE, CommitCertificate, SignedVote, Vote
+from ledger.votes import (
+    PRECOMMIT,
+    PREVOTE,
+    CommitCertificate,
+    SignedVote,
+    Vote,
+    classify_conflict,
+)
 
 CHAIN = "tpledger-test"
 CFG = ConsensusConfig(propose_base_ms=300, propose_delta_ms=100, prevote_base_ms=200,
