@@ -22,6 +22,8 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	# the ledger and consensus again without the optional C fast paths (same results)
+	TPLEDGER_NO_SPEEDUPS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile tests/ledger tests/consensus
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -s -m soak -p no:cacheprovider  # TPLEDGER_SOAK_RUNS=100000 make soak
