@@ -45,10 +45,8 @@ an aggregate signature instead of three Ed25519 signatures.
 
 from __future__ import annotations
 
-import json
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ledger.blocks import CHAIN_ID_CHARS, Header
@@ -130,19 +128,6 @@ class ProofBundle(Record):
         except EncodingError as exc:
             raise ProofError(f"proof bundle: {exc}") from None
 
-    def to_file(self, path: str | Path) -> None:
-        Path(path).write_bytes(self.to_bytes())
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> ProofBundle:
-        p = Path(path)
-        try:
-            with p.open("rb") as fh:
-                data = fh.read(MAX_BUNDLE_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ProofError(f"{p}: cannot read proof bundle: {exc.strerror}") from None
-        return cls.from_bytes(data)
-
     def to_json(self) -> dict[str, Any]:
         """Human-readable export (hex strings); the binary file is the normative form."""
         return {
@@ -158,9 +143,6 @@ class ProofBundle(Record):
             "header_hash": self.header.hash().hex(),
             "certificate": _cert_json(self.certificate),
         }
-
-    def to_json_text(self) -> str:
-        return json.dumps(self.to_json(), indent=2) + "\n"
 
 
 @dataclass(frozen=True)
