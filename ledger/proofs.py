@@ -61,11 +61,12 @@ from ledger.encoding import (
     VarBytes,
     spec,
 )
-from ledger.errors import EncodingError, LedgerError, ProofError, RuleError, SignatureError
+from ledger.errors import EncodingError, LedgerError, ProofError, RuleError
 from ledger.genesis import Genesis
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.rules import check_vote_evidence, evidence_signer
 from ledger.tx import SHARE_AMO, Cancel, Claim, Decision, Payment, SignedTx, TxBody, VoteEvidence
+from ledger.validity import BlockInvalid, check_certificate, check_chain, check_proposer
 from ledger.votes import MAX_VALIDATORS, CommitCertificate
 
 BUNDLE_MAGIC = b"TPLPRF1\n"  # file prefix of a proof bundle (8 bytes)
@@ -396,10 +397,11 @@ class Verifier:
             raise _Failure(CHAIN, "bundle names another genesis")
 
     def _check_header(self, header: Header) -> None:
-        if header.chain_id != self.chain_id:
-            raise _Failure(HEADER, "header is for another chain id")
-        if header.proposer >= len(self.validator_keys):
-            raise _Failure(HEADER, "header names an unknown proposer")
+        try:
+            check_chain(header, self.chain_id)
+            check_proposer(header, len(self.validator_keys))
+        except BlockInvalid as exc:
+            raise _Failure(HEADER, str(exc)) from None
 
     def _check_inclusion(self, b: ProofBundle) -> None:
         if b.leaf_index >= b.tree_size:
@@ -410,13 +412,9 @@ class Verifier:
             raise _Failure(INCLUSION, "inclusion path does not lead to the header's tree root")
 
     def _check_certificate(self, header: Header, cert: CommitCertificate) -> None:
-        if cert.height != header.height:
-            raise _Failure(CERTIFICATE, "certificate is for another height")
-        if cert.block_hash != header.hash():
-            raise _Failure(CERTIFICATE, "certificate is for another header")
         try:
-            cert.check(self.chain_id, self.validator_keys)
-        except SignatureError as exc:
+            check_certificate(header, cert, self.chain_id, self.validator_keys)
+        except BlockInvalid as exc:
             raise _Failure(CERTIFICATE, str(exc)) from None
 
     def _check_checkpoint(self, cp: Checkpoint) -> None:

@@ -69,7 +69,7 @@ class Head:
 # -- 1-3: the header against the chain and the head -----------------------------------------
 def check_chain(header: Header, chain_id: str) -> None:
     if header.chain_id != chain_id:
-        raise BlockInvalid("chain", "block is for another chain id")
+        raise BlockInvalid("chain", f"block {header.height} is for another chain id")
 
 
 def check_height(header: Header, height: int) -> None:
@@ -143,8 +143,8 @@ def check_certificate(header: Header, cert: CommitCertificate, chain_id: str,
                       validator_keys: Sequence[bytes]) -> None:
     """``cert`` covers ``header``: its height, its block hash, a quorum of valid signatures."""
     if cert.height != header.height:
-        raise BlockInvalid("certificate", f"certificate is for height {cert.height}, block is "
-                                          f"{header.height}")
+        raise BlockInvalid("certificate", f"block {header.height}: certificate is for another "
+                                          f"block (at height {cert.height})")
     if cert.block_hash != header.hash():
         raise BlockInvalid("certificate", f"block {header.height}: certificate is for another "
                                           "block")
