@@ -65,6 +65,7 @@ from ledger.store_layout import (
     LmdbState,
     TxLocation,
     claim_row,
+    decode_row,
     evidence_row,
     get_row,
     place_key,
@@ -295,12 +296,7 @@ class Store:
 
     def tx(self, tx_id: bytes) -> SignedTx | None:
         raw = self.tx_bytes(tx_id)
-        if raw is None:
-            return None
-        try:
-            return SignedTx.decode(raw)
-        except EncodingError as exc:
-            raise StoreError(f"corrupt tx {tx_id.hex()[:16]}: {exc}") from None
+        return None if raw is None else decode_row(SignedTx, raw, f"tx {tx_id.hex()[:16]}")
 
     def claim(self, claim_id: bytes) -> ClaimState | None:
         with self._read() as txn:

@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 import lmdb
 
 from ledger.blocks import Header
-from ledger.encoding import U32, U64, Int, Record, spec
+from ledger.encoding import U32, U64, Int, R, Record, spec
 from ledger.errors import EncodingError, StoreCorruption, StoreError
 from ledger.genesis import Genesis
 from ledger.rowcheck import seal, seal_rows, unseal
@@ -114,12 +114,7 @@ def put_in_key_order(cur: lmdb.Cursor, rows: list[tuple[bytes, bytes]]) -> None:
 
 def read_location(txn: lmdb.Transaction, dbs: Dbs, tx_id: bytes) -> TxLocation | None:
     raw = get_row(txn, tx_id, dbs.txloc, "txloc")
-    if raw is None:
-        return None
-    try:
-        return TxLocation.decode(raw)
-    except EncodingError as exc:
-        raise StoreError(f"corrupt tx location {tx_id.hex()[:16]}: {exc}") from None
+    return None if raw is None else decode_row(TxLocation, raw, f"tx location {tx_id.hex()[:16]}")
 
 
 def get_row(txn: lmdb.Transaction, key: bytes, db: Any, table: str) -> bytes | None:
@@ -284,24 +279,26 @@ def read_height(txn: lmdb.Transaction, dbs: Dbs) -> int:
     return int.from_bytes(raw, "big")
 
 
+def decode_row(cls: type[R], raw: bytes, what: str) -> R:
+    """A stored record decoded; StoreError naming ``what`` (never the bytes) if it does not."""
+    try:
+        return cls.decode(raw)
+    except EncodingError as exc:
+        raise StoreError(f"corrupt {what}: {exc}") from None
+
+
 def read_header(txn: lmdb.Transaction, dbs: Dbs, height: int) -> Header:
     raw = get_row(txn, u64(height), dbs.headers, "headers") if height >= 1 else None
     if raw is None:
         raise StoreError(f"no block at height {height}")
-    try:
-        return Header.decode(raw)
-    except EncodingError as exc:
-        raise StoreError(f"corrupt header at height {height}: {exc}") from None
+    return decode_row(Header, raw, f"header at height {height}")
 
 
 def read_cert(txn: lmdb.Transaction, dbs: Dbs, height: int) -> CommitCertificate:
     raw = get_row(txn, u64(height), dbs.certs, "certs") if height >= 1 else None
     if raw is None:
         raise StoreError(f"no certificate at height {height}")
-    try:
-        return CommitCertificate.decode(raw)
-    except EncodingError as exc:
-        raise StoreError(f"corrupt certificate at height {height}: {exc}") from None
+    return decode_row(CommitCertificate, raw, f"certificate at height {height}")
 
 
 def read_head(txn: lmdb.Transaction, dbs: Dbs, genesis: Genesis) -> Head:

@@ -14,14 +14,7 @@ from ledger.blocks import Block
 from ledger.merkle import leaf_hash
 from ledger.merkle_tree import MemoryNodeStore
 from ledger.rules import MemoryState, RulesContext
-from ledger.validity import (
-    BlockInvalid,
-    Head,
-    check_certificate,
-    check_link,
-    check_shape,
-    execute,
-)
+from ledger.validity import BlockInvalid, Head, check_certificate, check_link, check_shape, execute
 from tests.ledger import helpers as h
 
 ROOT = Path(__file__).resolve().parents[2]
