@@ -14,11 +14,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cli.errors import CliError
-from ledger.blocks import Block, txs_root
-from ledger.errors import LedgerError, SignatureError
+from ledger.blocks import Block
+from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.lpp import LppTable
+from ledger.merkle import leaf_hash
 from ledger.tx import SHARE_AMO, Cancel, Claim, Decision, Payment, SignedTx
+from ledger.validity import (
+    BlockInvalid,
+    check_certificate,
+    check_chain,
+    check_height,
+    check_proposer,
+    check_txs_root,
+)
 from ledger.votes import CommitCertificate
 
 
@@ -141,16 +150,14 @@ def _klass(lpp: LppTable, code: str) -> str:
 def check_block(block: Block, cert: CommitCertificate, genesis: Genesis, height: int) -> None:
     """Raise CliError unless ``block`` is the certified block at ``height`` of this chain."""
     h = block.header
-    if h.height != height or h.chain_id != genesis.chain_id:
-        raise CliError(f"block {height}: wrong height or chain")
-    if cert.height != height or cert.block_hash != h.hash():
-        raise CliError(f"block {height}: certificate is for another block")
     try:
-        cert.check(genesis.chain_id, genesis.validator_keys)
-    except SignatureError as exc:
+        check_chain(h, genesis.chain_id)
+        check_height(h, height)
+        check_proposer(h, len(genesis.validator_keys))
+        check_certificate(h, cert, genesis.chain_id, genesis.validator_keys)
+        check_txs_root(h, [leaf_hash(raw) for raw in block.txs])
+    except BlockInvalid as exc:
         raise CliError(f"block {height}: {exc}") from None
-    if txs_root(list(block.txs)) != h.txs_root:
-        raise CliError(f"block {height}: transactions do not match the header")
 
 
 def fetch_blocks(fetch: Callable[[int], tuple[bytes, bytes]], genesis: Genesis, start: int,

@@ -25,11 +25,11 @@ from ledger.genesis import Genesis
 from ledger.keys import KeyFile
 from ledger.patient import Opening, open_sealed, sealed_digest, verify_opening
 from ledger.proofs import ProofBundle, verify_bundle
+from ledger.rules import share_of_payer
 from ledger.tx import (
     MAX_REASON_LEN,
     REASON_CHARS,
     SHARE_AMC,
-    SHARE_AMO,
     SHARE_NAMES,
     Cancel,
     Claim,
@@ -49,11 +49,10 @@ PAGE = 500
 # -- pure helpers ----------------------------------------------------------------------------
 def share_for_role(role: str) -> int:
     """The share a payer decides and pays: the CNAM the AMO share, an insurer the AMC share."""
-    if role == "cnam":
-        return SHARE_AMO
-    if role == "insurer":
-        return SHARE_AMC
-    raise CliError(f"the {role} key decides no share: use an insurer's or the CNAM's key")
+    share = share_of_payer(role)  # the rules' table says who decides and pays which share
+    if share is None:
+        raise CliError(f"the {role} key decides no share: use an insurer's or the CNAM's key")
+    return share
 
 
 def share_key(share: int) -> str:

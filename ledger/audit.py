@@ -19,14 +19,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.blocks import Header, genesis_state_digest, txs_root
-from ledger.errors import LedgerError
+from ledger.blocks import Block, Header
+from ledger.errors import LedgerError, RuleError
 from ledger.genesis import Genesis
 from ledger.lpp import LppTable
-from ledger.merkle_tree import MemoryNodeStore, PersistentTree
-from ledger.rules import MemoryState, RulesContext, apply_block_txs
+from ledger.merkle_tree import MemoryNodeStore
+from ledger.rules import MemoryState, RulesContext
 from ledger.store import Store, TxLocation
 from ledger.tx import SignedTx
+from ledger.validity import (
+    BlockInvalid,
+    Head,
+    check_certificate,
+    check_link,
+    check_shape,
+    execute,
+)
 from ledger.votes import CommitCertificate
 
 ProgressFn = Callable[[int, int], None]
@@ -94,42 +102,18 @@ def _audit(
     except LedgerError as exc:
         return AuditReport(False, 0, None, f"cannot read the head: {exc}")
     ctx = RulesContext(genesis.chain_id, genesis, lpp)
-    keys = genesis.validator_keys
     state = MemoryState()
     nodes = _RecordingNodeStore()
-    tree = PersistentTree(nodes)
-    prev_hash = genesis.hash()
-    prev_time_ms = genesis.genesis_time_ms
-    prev_digest = genesis_state_digest(genesis)
+    prev = Head.of_genesis(genesis)
     checked = 0
     tx_count = 0
     try:
         for h in range(1, head + 1):
             header, cert, stxs, raws = _load(store, h)
-            _check_link(header, h, genesis.chain_id, prev_hash, prev_time_ms, len(keys))
-            if cert.height != h or cert.block_hash != header.hash():
-                raise _Bad(h, "certificate is not for this header")
-            try:
-                cert.check(genesis.chain_id, keys)
-            except LedgerError as exc:
-                raise _Bad(h, f"bad certificate: {exc}") from None
-            if txs_root(raws) != header.txs_root:
-                raise _Bad(h, "txs_root does not match the stored transactions")
-            first_leaf = tree.size
-            try:
-                digest = apply_block_txs(state, ctx, stxs, h, header.time_ms, prev_digest, True)
-            except LedgerError as exc:
-                raise _Bad(h, f"rules replay failed: {exc}") from None
             nodes.written.clear()
-            size = tree.append_entries(raws)
-            if size != header.tree_size:
-                raise _Bad(h, f"tree_size {header.tree_size}, replay gives {size}")
-            if tree.root() != header.tree_root:
-                raise _Bad(h, "tree_root does not match the replayed log")
-            if digest != header.state_digest:
-                raise _Bad(h, "state_digest does not match the replayed state")
-            _check_index(store, h, stxs, first_leaf, header, nodes.written)
-            prev_hash, prev_time_ms, prev_digest = header.hash(), header.time_ms, digest
+            _replay(header, cert, stxs, raws, prev, genesis, ctx, state, nodes)
+            _check_index(store, h, stxs, prev.tree_size, header, nodes.written)
+            prev = Head.of_header(header)
             checked = h
             tx_count += len(raws)
             if progress is not None:
@@ -165,18 +149,21 @@ def _load(store: Store, h: int) -> tuple[Header, CommitCertificate, list[SignedT
     return header, cert, stxs, raw.txs
 
 
-def _check_link(header: Header, h: int, chain_id: str, prev_hash: bytes, prev_time_ms: int,
-                n_validators: int) -> None:
-    if header.height != h:
-        raise _Bad(h, f"header says height {header.height}")
-    if header.chain_id != chain_id:
-        raise _Bad(h, "header is for another chain id")
-    if header.prev_hash != prev_hash:
-        raise _Bad(h, "prev_hash does not link to the previous block")
-    if header.time_ms <= prev_time_ms:
-        raise _Bad(h, "time_ms does not increase")
-    if header.proposer >= n_validators:
-        raise _Bad(h, "unknown proposer")
+def _replay(header: Header, cert: CommitCertificate, stxs: list[SignedTx], raws: list[bytes],
+            prev: Head, genesis: Genesis, ctx: RulesContext, state: MemoryState,
+            nodes: _RecordingNodeStore) -> None:
+    """The block at ``prev.height + 1`` is valid on ``prev`` (``ledger.validity``), replayed
+    into ``state`` and ``nodes``."""
+    h = prev.height + 1
+    try:
+        check_link(header, prev, genesis)
+        check_certificate(header, cert, genesis.chain_id, genesis.validator_keys)
+        _, leaves = check_shape(Block(header, tuple(raws)), genesis.params, stxs)
+        execute(header, prev, ctx, state, nodes, stxs, leaves, check_signatures=True)
+    except BlockInvalid as exc:
+        raise _Bad(h, str(exc)) from None
+    except RuleError as exc:
+        raise _Bad(h, f"rules replay failed: {exc}") from None
 
 
 def _check_index(store: Store, h: int, stxs: list[SignedTx], first_leaf: int,

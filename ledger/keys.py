@@ -102,13 +102,6 @@ def verify(public: bytes, chain_id: str, kind: str, payload: bytes, signature: b
     return True
 
 
-def require_signature(
-    public: bytes, chain_id: str, kind: str, payload: bytes, signature: bytes
-) -> None:
-    if not verify(public, chain_id, kind, payload, signature):
-        raise SignatureError(f"bad {kind} signature")
-
-
 class BoxKey:
     """An X25519 key pair for sealed boxes (anonymous sender, one recipient)."""
 

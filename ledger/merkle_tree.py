@@ -7,10 +7,10 @@ from O(log n) stored nodes:
 
 * appending k leaves reads at most popcount(size) frontier nodes and writes < 2k nodes;
   the parents of a batch are computed level by level in memory, then written per level
-  (``put_nodes`` when the store has it, see :class:`BatchNodeStore`);
+  (``put_nodes`` when the store has it, see :class:`NodeStore`);
 * ``root(m)`` reads popcount(m) nodes; an inclusion or consistency path reads at most
   2 ceil(log2(m)) + 2 nodes (one right-edge range, the rest complete subtrees), fetched in
-  one ``get_nodes`` call when the store has it (see :class:`BatchNodeStore`).
+  one ``get_nodes`` call when the store has it (see :class:`NodeStore`).
 
 The output is byte-for-byte the RFC 9162 ``MTH``/``PATH``/``PROOF`` of ``ledger.merkle``.
 """
@@ -30,7 +30,12 @@ _sha256 = hashlib.sha256
 
 @runtime_checkable
 class NodeStore(Protocol):
-    """Where the tree keeps its complete-subtree hashes and its size."""
+    """Where the tree keeps its complete-subtree hashes and its size.
+
+    Optional fast paths, used when a store has them (looked up per method): ``put_nodes(level,
+    start, digests)`` writes ``digests`` at ``(level, start)``, ``(level, start + 1)``, ...;
+    ``get_nodes(keys)`` reads many ``(level, index)`` keys at once (``None`` where missing).
+    """
 
     def get_node(self, level: int, index: int) -> bytes | None: ...
 
@@ -39,19 +44,6 @@ class NodeStore(Protocol):
     def get_size(self) -> int: ...
 
     def set_size(self, size: int) -> None: ...
-
-
-@runtime_checkable
-class BatchNodeStore(NodeStore, Protocol):
-    """Optional fast paths, used when a store has them (checked per method).
-
-    ``put_nodes`` writes ``digests`` at ``(level, start)``, ``(level, start + 1)``, ...;
-    ``get_nodes`` reads many ``(level, index)`` keys at once (``None`` where missing).
-    """
-
-    def put_nodes(self, level: int, start: int, digests: Sequence[bytes]) -> None: ...
-
-    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> list[bytes | None]: ...
 
 
 class MemoryNodeStore:

@@ -45,10 +45,8 @@ an aggregate signature instead of three Ed25519 signatures.
 
 from __future__ import annotations
 
-import json
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ledger.blocks import CHAIN_ID_CHARS, Header
@@ -63,11 +61,12 @@ from ledger.encoding import (
     VarBytes,
     spec,
 )
-from ledger.errors import EncodingError, LedgerError, ProofError, RuleError, SignatureError
+from ledger.errors import EncodingError, LedgerError, ProofError, RuleError
 from ledger.genesis import Genesis
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
-from ledger.rules import check_vote_evidence, evidence_signer
-from ledger.tx import SHARE_AMO, Cancel, Claim, Decision, Payment, SignedTx, TxBody, VoteEvidence
+from ledger.rules import TxKind, check_vote_evidence, evidence_signer, tx_kind
+from ledger.tx import SignedTx, TxBody, VoteEvidence
+from ledger.validity import BlockInvalid, check_certificate, check_chain, check_proposer
 from ledger.votes import MAX_VALIDATORS, CommitCertificate
 
 BUNDLE_MAGIC = b"TPLPRF1\n"  # file prefix of a proof bundle (8 bytes)
@@ -130,19 +129,6 @@ class ProofBundle(Record):
         except EncodingError as exc:
             raise ProofError(f"proof bundle: {exc}") from None
 
-    def to_file(self, path: str | Path) -> None:
-        Path(path).write_bytes(self.to_bytes())
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> ProofBundle:
-        p = Path(path)
-        try:
-            with p.open("rb") as fh:
-                data = fh.read(MAX_BUNDLE_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ProofError(f"{p}: cannot read proof bundle: {exc.strerror}") from None
-        return cls.from_bytes(data)
-
     def to_json(self) -> dict[str, Any]:
         """Human-readable export (hex strings); the binary file is the normative form."""
         return {
@@ -158,9 +144,6 @@ class ProofBundle(Record):
             "header_hash": self.header.hash().hex(),
             "certificate": _cert_json(self.certificate),
         }
-
-    def to_json_text(self) -> str:
-        return json.dumps(self.to_json(), indent=2) + "\n"
 
 
 @dataclass(frozen=True)
@@ -261,21 +244,19 @@ class _Failure(Exception):
 # Verifier
 
 
-def _check_signer_role(role: str, org: str, body: object) -> None:
-    """The part of the rules a proof can check alone: who may sign which kind of tx.
+def _kind_of(body: object) -> TxKind:
+    """The rules' table entry of this body (``ledger.rules.TX_KINDS``): a kind the rules do not
+    know is refused here too."""
+    try:
+        return tx_kind(body)
+    except RuleError as exc:
+        raise _Failure(PARTICIPANT, exc.message) from None
 
-    A claim or a cancel is signed by an optician (a claim by the optician it names); a
-    decision or payment on the AMO share by the CNAM, on the AMC share by an insurer.
-    """
-    if isinstance(body, Claim):
-        ok = role == "optician" and org == body.optician
-    elif isinstance(body, Cancel):
-        ok = role == "optician"
-    elif isinstance(body, Decision | Payment):
-        ok = role == ("cnam" if body.share == SHARE_AMO else "insurer")
-    else:  # pragma: no cover - parse() returns one of the four
-        ok = False
-    if not ok:
+
+def _check_signer_role(role: str, org: str, body: object) -> None:
+    """The part of the rules a proof can check alone: who may sign which kind of tx (the
+    rules' table, ``TxKind.may_sign``)."""
+    if not _kind_of(body).may_sign(body, role, org):
         raise _Failure(PARTICIPANT, f"a {role} may not sign this {type(body).__name__.lower()}")
 
 
@@ -364,7 +345,7 @@ class Verifier:
         if not stx.verify(self.chain_id):
             raise _Failure(TX_SIGNATURE, "transaction signature does not verify")
         claim_id, org = self._check_signer(stx, body, tx_id)
-        tx_type = "evidence" if isinstance(body, VoteEvidence) else type(body).__name__.lower()
+        tx_type = _kind_of(body).name
         self._check_certificate(b.header, b.certificate)
         return VerificationResult(
             True,
@@ -386,11 +367,13 @@ class Verifier:
         """The signer may sign this tx: (the claim id, or None for evidence; the signer's org,
         or for evidence the validator's name). Vote evidence goes through the rules' own
         signer rule and stateless check."""
-        if isinstance(body, VoteEvidence):
+        kind = _kind_of(body)
+        if kind.signed_by_validator:
             try:
                 index = evidence_signer(self._validator_index, stx.signer in self._participants,
                                         stx.signer)
-                check_vote_evidence(self.chain_id, self.validator_keys, body)
+                if isinstance(body, VoteEvidence):  # its stateless part: an equivocation
+                    check_vote_evidence(self.chain_id, self.validator_keys, body)
             except RuleError as exc:
                 code = EVIDENCE if exc.code == "bad_evidence" else PARTICIPANT
                 raise _Failure(code, exc.message) from None
@@ -399,7 +382,7 @@ class Verifier:
         if signer is None:
             raise _Failure(PARTICIPANT, "transaction signer is not a registered participant")
         _check_signer_role(signer.role, signer.org, body)
-        return (tx_id if isinstance(body, Claim) else body.claim_id), signer.org
+        return kind.claim_id_of(body, tx_id), signer.org
 
     def _decode_bundle(self, data: bytes) -> ProofBundle:
         try:
@@ -414,10 +397,11 @@ class Verifier:
             raise _Failure(CHAIN, "bundle names another genesis")
 
     def _check_header(self, header: Header) -> None:
-        if header.chain_id != self.chain_id:
-            raise _Failure(HEADER, "header is for another chain id")
-        if header.proposer >= len(self.validator_keys):
-            raise _Failure(HEADER, "header names an unknown proposer")
+        try:
+            check_chain(header, self.chain_id)
+            check_proposer(header, len(self.validator_keys))
+        except BlockInvalid as exc:
+            raise _Failure(HEADER, str(exc)) from None
 
     def _check_inclusion(self, b: ProofBundle) -> None:
         if b.leaf_index >= b.tree_size:
@@ -428,13 +412,9 @@ class Verifier:
             raise _Failure(INCLUSION, "inclusion path does not lead to the header's tree root")
 
     def _check_certificate(self, header: Header, cert: CommitCertificate) -> None:
-        if cert.height != header.height:
-            raise _Failure(CERTIFICATE, "certificate is for another height")
-        if cert.block_hash != header.hash():
-            raise _Failure(CERTIFICATE, "certificate is for another header")
         try:
-            cert.check(self.chain_id, self.validator_keys)
-        except SignatureError as exc:
+            check_certificate(header, cert, self.chain_id, self.validator_keys)
+        except BlockInvalid as exc:
             raise _Failure(CERTIFICATE, str(exc)) from None
 
     def _check_checkpoint(self, cp: Checkpoint) -> None:

@@ -29,6 +29,7 @@ Every rejection raises :class:`RuleError` with one of these stable codes:
 |                            | for one (height, round, type) with different values, a signature |
 |                            | that does not verify for this chain, or votes above the block     |
 | ``duplicate_evidence``     | evidence for an (offender, height, round, type) already recorded   |
+| ``unknown_tx_kind``        | a body type with no entry in :data:`TX_KINDS` (no rule applies it) |
 
 Who signs what: claims, decisions, payments and cancels are signed by participants of the
 genesis (``unknown_signer`` otherwise); vote evidence is signed by a validator key of the
@@ -52,20 +53,29 @@ evidence keep the two-element form, so every earlier digest is unchanged).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
-from ledger.encoding import array_header, pack, tagged_hash
 from ledger.errors import EncodingError, RuleError
 from ledger.genesis import Genesis, Participant
 from ledger.lpp import LppTable
+from ledger.state import (  # the state views; re-exported for the rules' callers
+    CheckOnlyOverlay,
+    MemoryState,
+    NewClaimState,
+    OverlayState,
+    StateChanges,
+    StateView,
+    state_digest,
+)
 from ledger.tx import (
     ACCEPTED,
     NOT_APPLICABLE,
     PAID,
     REJECTED,
+    SHARE_AMC,
     SHARE_AMO,
     SUBMITTED,
     Cancel,
@@ -78,9 +88,6 @@ from ledger.tx import (
     SignedTx,
     VoteEvidence,
 )
-
-STATE_DOMAIN = "tpledger/state"
-_HASH_BIN = b"\xc4\x20"  # msgpack bin8 header of a 32-byte string
 
 RULE_CODES = (
     "bad_encoding",
@@ -106,154 +113,8 @@ RULE_CODES = (
     "cancel_after_decision",
     "bad_evidence",
     "duplicate_evidence",
+    "unknown_tx_kind",
 )
-
-
-class StateView(Protocol):
-    """What rules read and write; the store implements it over LMDB."""
-
-    def get_claim(self, claim_id: bytes) -> ClaimState | None: ...
-    def put_claim(self, claim_id: bytes, state: ClaimState) -> None: ...
-    def has_tx(self, tx_id: bytes) -> bool: ...
-    def mark_tx(self, tx_id: bytes) -> None: ...
-    def get_evidence(self, slot: bytes) -> EvidenceRecord | None: ...
-    def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None: ...
-
-
-class MemoryState:
-    """A dict-backed StateView."""
-
-    def __init__(self) -> None:
-        self.claims: dict[bytes, ClaimState] = {}
-        self.tx_ids: set[bytes] = set()
-        self.evidence: dict[bytes, EvidenceRecord] = {}
-
-    def get_claim(self, claim_id: bytes) -> ClaimState | None:
-        return self.claims.get(claim_id)
-
-    def put_claim(self, claim_id: bytes, state: ClaimState) -> None:
-        self.claims[claim_id] = state
-
-    def has_tx(self, tx_id: bytes) -> bool:
-        return tx_id in self.tx_ids
-
-    def mark_tx(self, tx_id: bytes) -> None:
-        self.tx_ids.add(tx_id)
-
-    def get_evidence(self, slot: bytes) -> EvidenceRecord | None:
-        return self.evidence.get(slot)
-
-    def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None:
-        self.evidence[slot] = record
-
-
-@dataclass(frozen=True)
-class StateChanges:
-    """The writes of an overlay, in order: claims (final value, first-write order), tx ids,
-    evidence records."""
-
-    claims: tuple[tuple[bytes, AnyClaimState], ...]
-    tx_ids: tuple[bytes, ...]
-    evidence: tuple[tuple[bytes, EvidenceRecord], ...] = ()
-
-    def encode(self) -> bytes:
-        """Canonical bytes hashed into the state digest:
-        ``pack([[[cid, st.to_wire()], ...], list(tx_ids)])``, assembled from each state's
-        cached canonical bytes (``pack(st.to_wire()) == st.encode()``) instead of re-packing."""
-        parts = [b"\x93" if self.evidence else b"\x92", array_header(len(self.claims))]
-        for cid, st in self.claims:
-            parts.append(b"\x92")
-            parts.append(_HASH_BIN + cid if len(cid) == 32 else pack(cid))
-            parts.append(st.encode())
-        parts.append(pack(list(self.tx_ids)))
-        if self.evidence:
-            parts.append(array_header(len(self.evidence)))
-            for slot, rec in self.evidence:
-                parts.extend((b"\x92", pack(slot), rec.encode()))
-        return b"".join(parts)
-
-    def __len__(self) -> int:
-        return len(self.claims) + len(self.tx_ids) + len(self.evidence)
-
-
-class OverlayState:
-    """A StateView buffering writes over a read-only base; ``commit_to`` flushes them."""
-
-    def __init__(self, base: StateView) -> None:
-        self.base = base
-        self._claims: dict[bytes, AnyClaimState] = {}
-        self._tx_ids: dict[bytes, None] = {}
-        self._evidence: dict[bytes, EvidenceRecord] = {}
-
-    def get_claim(self, claim_id: bytes) -> ClaimState | None:
-        st = self._claims.get(claim_id)
-        if st is None:
-            return self.base.get_claim(claim_id)
-        if isinstance(st, NewClaimState):  # read in the block that submits it: build it now
-            real = st.materialize()
-            self._claims[claim_id] = real
-            return real
-        return st
-
-    def put_claim(self, claim_id: bytes, state: ClaimState) -> None:
-        self._claims[claim_id] = state
-
-    def put_new_claim(self, claim_id: bytes, claim: Claim, height: int) -> None:
-        """A claim submitted at ``height``: its state is built only if something reads it."""
-        self._claims[claim_id] = NewClaimState(claim, height)
-
-    def has_tx(self, tx_id: bytes) -> bool:
-        return tx_id in self._tx_ids or self.base.has_tx(tx_id)
-
-    def mark_tx(self, tx_id: bytes) -> None:
-        self._tx_ids[tx_id] = None
-
-    def get_evidence(self, slot: bytes) -> EvidenceRecord | None:
-        rec = self._evidence.get(slot)
-        return self.base.get_evidence(slot) if rec is None else rec
-
-    def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None:
-        self._evidence[slot] = record
-
-    def changes(self) -> StateChanges:
-        return StateChanges(tuple(self._claims.items()), tuple(self._tx_ids),
-                            tuple(self._evidence.items()))
-
-    def commit_to(self, base: StateView | None = None) -> None:
-        """Write the buffered changes to ``base`` (default: this overlay's base), in order."""
-        target = self.base if base is None else base
-        if isinstance(target, OverlayState):  # overlay into overlay: new claims stay unbuilt
-            target._claims.update(self._claims)
-            target._tx_ids.update(self._tx_ids)
-            target._evidence.update(self._evidence)
-            return
-        for slot, rec in self._evidence.items():  # rare: a few rows per misbehaviour
-            target.put_evidence(slot, rec)
-        write_many = getattr(target, "write_many", None)
-        if write_many is not None:  # e.g. the LMDB state: batched writes, same rows
-            write_many(self._claims.items(), self._tx_ids)
-            return
-        for cid, st in self._claims.items():
-            target.put_claim(cid, _real(st))
-        for tid in self._tx_ids:
-            target.mark_tx(tid)
-
-    def clear(self) -> None:
-        self._claims.clear()
-        self._tx_ids.clear()
-        self._evidence.clear()
-
-
-class CheckOnlyOverlay(OverlayState):
-    """An overlay for checking txs that will not be committed from it (mempool admission).
-    ``changes``/``commit_to`` are refused (like every overlay, it builds a new claim's state
-    only if a later tx of the same check reads it)."""
-
-    def changes(self) -> StateChanges:
-        raise RuntimeError("a check-only overlay has no changes to hash or commit")
-
-    def commit_to(self, base: StateView | None = None) -> None:
-        raise RuntimeError("a check-only overlay is never committed")
 
 
 @dataclass(frozen=True)
@@ -287,12 +148,25 @@ class RulesContext:
         return {k: i for i, k in enumerate(self.validator_keys)}
 
 
+OPTICIAN = "optician"  # the role that signs claims and cancels
+
+
+def payer_role(share: int) -> str:
+    """The role that decides and pays a share: the CNAM the AMO share, an insurer the AMC."""
+    return "cnam" if share == SHARE_AMO else "insurer"
+
+
+def share_of_payer(role: str) -> int | None:
+    """The share a payer role decides and pays (None: the role pays no share)."""
+    return next((share for share in (SHARE_AMO, SHARE_AMC) if payer_role(share) == role), None)
+
+
 def _fail(code: str, message: str) -> RuleError:
     return RuleError(code, message)
 
 
 def _check_claim(ctx: RulesContext, signer: Participant, claim: Claim) -> None:
-    if signer.role != "optician":
+    if signer.role != OPTICIAN:
         raise _fail("wrong_role", f"a claim must be signed by an optician, not a {signer.role}")
     if signer.org != claim.optician:
         raise _fail("wrong_org", "a claim must be signed by the optician it names")
@@ -331,14 +205,11 @@ def _check_claim(ctx: RulesContext, signer: Participant, claim: Claim) -> None:
 
 
 def _check_payer(signer: Participant, state: ClaimState, share: int) -> None:
-    if share == SHARE_AMO:
-        if signer.role != "cnam":
-            raise _fail("wrong_role", f"the AMO share is the CNAM's, not a {signer.role}'s")
-    else:
-        if signer.role != "insurer":
-            raise _fail("wrong_role", f"the AMC share is the insurer's, not a {signer.role}'s")
-        if signer.org != state.insurer:
-            raise _fail("wrong_org", "only the insurer named in the claim decides/pays the AMC")
+    if signer.role != payer_role(share):
+        whose = "AMO share is the CNAM's" if share == SHARE_AMO else "AMC share is the insurer's"
+        raise _fail("wrong_role", f"the {whose}, not a {signer.role}'s")
+    if share != SHARE_AMO and signer.org != state.insurer:
+        raise _fail("wrong_org", "only the insurer named in the claim decides/pays the AMC")
 
 
 def _existing(view: StateView, claim_id: bytes) -> ClaimState:
@@ -393,7 +264,7 @@ def _pay(signer: Participant, state: ClaimState, p: Payment) -> ClaimState:
 
 
 def _cancel(signer: Participant, state: ClaimState) -> ClaimState:
-    if signer.role != "optician":
+    if signer.role != OPTICIAN:
         raise _fail("wrong_role", f"only the claim's optician cancels, not a {signer.role}")
     if signer.org != state.optician:
         raise _fail("wrong_org", "only the claim's own optician cancels it")
@@ -458,34 +329,92 @@ def _record_evidence(view: StateView, ctx: RulesContext, stx: SignedTx, ev: Vote
     view.mark_tx(tx_id)
 
 
-class NewClaimState:
-    """The state of a claim submitted in the block being checked, kept as its claim, height
-    and canonical bytes until something reads it (most never are: the block's digest and the
-    store's row need only the bytes). Building the state objects of every new claim of a
-    block was a tenth of a validator's CPU per claim (measured); ``materialize`` builds them
-    for a later tx of the same block that reads the claim, or for a dict-backed state."""
-
-    __slots__ = ("_bytes", "claim", "height")
-
-    def __init__(self, claim: Claim, height: int) -> None:
-        self.claim, self.height = claim, height
-        self._bytes: bytes | None = None
-
-    def encode(self) -> bytes:
-        if self._bytes is None:
-            data = ClaimState.initial_bytes(self.claim, self.height)
-            self._bytes = data if data is not None else self.materialize().encode()
-        return self._bytes
-
-    def materialize(self) -> ClaimState:
-        return ClaimState.from_claim(self.claim, self.height)
+def _write(view: StateView, claim_id: bytes, state: ClaimState, tx_id: bytes) -> None:
+    view.put_claim(claim_id, state)
+    view.mark_tx(tx_id)
 
 
-AnyClaimState = ClaimState | NewClaimState
+def _apply_claim(view: StateView, ctx: RulesContext, stx: SignedTx, claim: Claim, tx_id: bytes,
+                 signer: Participant, height: int) -> None:
+    # The claim checks read nothing but ``ctx`` and the (immutable) tx: a tx that passed
+    # them under this very context (at admission, then in the block check) passes again.
+    if stx.__dict__.get("_claim_checked_by") is not ctx:
+        _check_claim(ctx, signer, claim)
+        stx.__dict__["_claim_checked_by"] = ctx
+    if isinstance(view, OverlayState):  # its state is built only if something reads it
+        view.put_new_claim(tx_id, claim, height)
+        view.mark_tx(tx_id)
+        return
+    _write(view, tx_id, ClaimState.from_claim(claim, height), tx_id)
 
 
-def _real(state: AnyClaimState) -> ClaimState:
-    return state.materialize() if isinstance(state, NewClaimState) else state
+def _apply_decision(view: StateView, ctx: RulesContext, stx: SignedTx, d: Decision,
+                    tx_id: bytes, signer: Participant, height: int) -> None:
+    _write(view, d.claim_id, _decide(signer, _existing(view, d.claim_id), d), tx_id)
+
+
+def _apply_payment(view: StateView, ctx: RulesContext, stx: SignedTx, p: Payment,
+                   tx_id: bytes, signer: Participant, height: int) -> None:
+    _write(view, p.claim_id, _pay(signer, _existing(view, p.claim_id), p), tx_id)
+
+
+def _apply_cancel(view: StateView, ctx: RulesContext, stx: SignedTx, c: Cancel, tx_id: bytes,
+                  signer: Participant, height: int) -> None:
+    _write(view, c.claim_id, _cancel(signer, _existing(view, c.claim_id)), tx_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# The table of transaction kinds (aioquic's ``__frame_handlers`` style)
+
+
+@dataclass(frozen=True)
+class TxKind:
+    """One kind of transaction: its name, who may sign it, which claim it concerns, and how
+    the rules apply it. ``signer_role`` and ``named_org`` are the part of "who may sign" that
+    needs no state (the offline verifier checks them alone); ``apply`` checks the rest."""
+
+    name: str  # as shown in proofs and the API: "claim", "decision", ..., "evidence"
+    signed_by_validator: bool  # True: a validator key of the genesis, else a participant
+    signer_role: Callable[[Any], str | None]  # the participant role that signs this body
+    named_org: Callable[[Any], str | None]  # the org the body names as its signer, if any
+    claim_id_of: Callable[[Any, bytes], bytes | None]  # (body, tx_id) -> the claim, or None
+    apply: Callable[..., None]  # (view, ctx, stx, body, tx_id, signer, height)
+
+    def may_sign(self, body: Any, role: str, org: str) -> bool:
+        """A participant of ``role``/``org`` may sign ``body`` as far as the body alone says."""
+        named = self.named_org(body)
+        return (not self.signed_by_validator and role == self.signer_role(body)
+                and (named is None or named == org))
+
+
+def _no_org(body: Any) -> str | None:
+    return None
+
+
+def _its_claim(body: Any, tx_id: bytes) -> bytes | None:
+    return bytes(body.claim_id)
+
+
+TX_KINDS: dict[type, TxKind] = {
+    Claim: TxKind("claim", False, lambda b: OPTICIAN, lambda b: b.optician,
+                  lambda b, tx_id: tx_id, _apply_claim),
+    Decision: TxKind("decision", False, lambda b: payer_role(b.share), _no_org, _its_claim,
+                     _apply_decision),
+    Payment: TxKind("payment", False, lambda b: payer_role(b.share), _no_org, _its_claim,
+                    _apply_payment),
+    Cancel: TxKind("cancel", False, lambda b: OPTICIAN, _no_org, _its_claim, _apply_cancel),
+    VoteEvidence: TxKind("evidence", True, lambda b: None, _no_org, lambda b, tx_id: None,
+                         lambda view, ctx, stx, ev, tx_id, signer, height: _record_evidence(
+                             view, ctx, stx, ev, tx_id, height)),
+}
+
+
+def tx_kind(body: object) -> TxKind:
+    """The table entry of ``body``'s type; ``unknown_tx_kind`` if it has none."""
+    kind = TX_KINDS.get(type(body))
+    if kind is None:
+        raise _fail("unknown_tx_kind", f"no rule applies a {type(body).__name__} transaction")
+    return kind
 
 
 def apply_tx(
@@ -507,48 +436,18 @@ def apply_tx(
         tx_id = stx.tx_id()
     except EncodingError as exc:
         raise _fail("bad_encoding", str(exc)) from None
+    kind = tx_kind(body)
     if view.has_tx(tx_id):
         raise _fail("duplicate_tx", f"tx {tx_id.hex()[:16]} already applied")
     if check_signature and not stx.verify(ctx.chain_id):
         raise _fail("bad_signature", "signature does not verify for this chain")
-    if type(body) is VoteEvidence:  # signed by a validator, not a participant
-        _record_evidence(view, ctx, stx, body, tx_id, height)
+    if kind.signed_by_validator:  # its handler applies the validator-signer rule
+        kind.apply(view, ctx, stx, body, tx_id, None, height)
         return
     signer = ctx.participant_by_key(stx.signer)
     if signer is None:
         raise _fail("unknown_signer", "signer is not a registered participant")
-
-    if isinstance(body, Claim):
-        # The claim checks read nothing but ``ctx`` and the (immutable) tx: a tx that passed
-        # them under this very context (at admission, then in the block check) passes again.
-        if stx.__dict__.get("_claim_checked_by") is not ctx:
-            _check_claim(ctx, signer, body)
-            stx.__dict__["_claim_checked_by"] = ctx
-        if isinstance(view, OverlayState):  # its state is built only if something reads it
-            view.put_new_claim(tx_id, body, height)
-            view.mark_tx(tx_id)
-            return
-        claim_id, new_state = tx_id, ClaimState.from_claim(body, height)
-    elif isinstance(body, Decision):
-        claim_id = body.claim_id
-        new_state = _decide(signer, _existing(view, claim_id), body)
-    elif isinstance(body, Payment):
-        claim_id = body.claim_id
-        new_state = _pay(signer, _existing(view, claim_id), body)
-    else:
-        assert isinstance(body, Cancel)
-        claim_id = body.claim_id
-        new_state = _cancel(signer, _existing(view, claim_id))
-    # All checks passed: write.
-    view.put_claim(claim_id, new_state)
-    view.mark_tx(tx_id)
-
-
-def state_digest(prev_state_digest: bytes, changes: StateChanges) -> bytes:
-    """tagged_hash("tpledger/state", prev || changes.encode())."""
-    if len(prev_state_digest) != 32:
-        raise ValueError("a state digest is 32 bytes")
-    return tagged_hash(STATE_DOMAIN, prev_state_digest + changes.encode())
+    kind.apply(view, ctx, stx, body, tx_id, signer, height)  # writes only if every check passes
 
 
 def apply_block_txs(
@@ -600,17 +499,24 @@ def describe(state: ClaimState) -> dict[str, Any]:
 
 
 __all__ = [
+    "OPTICIAN",
     "RULE_CODES",
+    "TX_KINDS",
     "CheckOnlyOverlay",
     "MemoryState",
+    "NewClaimState",
     "OverlayState",
     "RulesContext",
     "StateChanges",
     "StateView",
+    "TxKind",
     "apply_block_txs",
     "apply_tx",
     "check_vote_evidence",
     "describe",
     "evidence_signer",
+    "payer_role",
+    "share_of_payer",
     "state_digest",
+    "tx_kind",
 ]

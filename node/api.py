@@ -358,7 +358,7 @@ class Api:
         old = _int_arg(request, "old")
         new = _int_arg(request, "new")
         try:
-            path = self.node.store.consistency(old, new)
+            path = self.node.store.consistency_path(old, new)
         except LedgerError as exc:
             raise ApiError(400, "bad_sizes", str(exc)) from None
         return web.json_response({"old_size": old, "new_size": new,

@@ -25,7 +25,7 @@ import ssl
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -38,8 +38,9 @@ from ledger.genesis import Genesis
 from ledger.keys import KeyFile
 from ledger.lpp import LppTable
 from ledger.patient import sealed_digest
-from ledger.store import SCRUB_TABLES, Store
+from ledger.store import SCRUB_TABLES, CheckedBlock, Store
 from ledger.tx import Claim, SignedTx
+from ledger.validity import check_link
 from ledger.votes import CommitCertificate
 from node.auth import sign_request
 from node.clock import now_ms
@@ -71,17 +72,6 @@ class TxRejected(NodeError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-
-
-class _Checked(NamedTuple):
-    """What this node knows of one payload of the next height."""
-
-    block_id: bytes | None  # None: not a valid next block
-    block: Block | None  # decoded, when valid
-    tx_ids: list[bytes]  # of block.txs, when valid
-
-
-_INVALID = _Checked(None, None, [])
 
 
 class Node:
@@ -118,9 +108,9 @@ class Node:
         self.metrics = Metrics()
         self.rejected: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
         self.verified: OrderedDict[bytes, None] = OrderedDict()
-        # Payloads of the next height validated or built here, by payload hash: the verdict,
-        # and for a valid one its decoded block, reused when it is committed.
-        self.validated: OrderedDict[bytes, _Checked] = OrderedDict()
+        # Payloads of the next height validated or built here, by payload hash: None if
+        # invalid, else the store's CheckedBlock token, applied as is when it is committed.
+        self.validated: OrderedDict[bytes, CheckedBlock | None] = OrderedDict()
         self.evidence: list[Any] = []
         self.evidence_submitter = EvidenceSubmitter(self)  # vote evidence -> ledger tx
         self.consensus: Consensus | None = None
@@ -368,20 +358,18 @@ class Node:
     def _validate(self, height: int, payload: bytes) -> bytes | None:
         """Consensus validity callback: the block id if ``payload`` is a valid next block."""
         key = sha256(payload)
-        seen = self.validated.get(key)
-        if seen is not None:
-            return seen.block_id
-        result: bytes | None = None
-        block: Block | None = None
-        ids: list[bytes] = []
+        if key in self.validated:
+            seen = self.validated[key]
+            return None if seen is None else seen.header.hash()
+        checked: CheckedBlock | None = None
         try:
             block = Block.decode(payload)
             hdr = block.header
-            too_new = hdr.time_ms > now_ms() + self.genesis.params.max_clock_drift_ms
-            if height != self.store.height + 1 or hdr.height != height or too_new:
-                result = None
-            else:
+            if height == self.store.height + 1 and hdr.height == height:
+                # the header's link to our head first: cheap, before any signature
+                check_link(hdr, self.store.head(), self.genesis, now_ms())
                 txs = []
+                ids = []
                 for raw in block.txs:
                     tx_id = tagged_hash("tpledger/tx", raw)
                     pending = self.mempool.get(tx_id)
@@ -394,19 +382,20 @@ class Node:
                         txs.append(stx)
                     ids.append(tx_id)
                 if self._verify_signatures(txs, ids):
-                    self.store.check_block(block, check_signatures=False, decoded=txs)
-                    result = hdr.hash()
+                    checked = self.store.check_block(block, now_ms=now_ms(),
+                                                     check_signatures=False, decoded=txs)
         except StoreCorruption:
             raise  # our store, not the block, is bad: fatal (see _handle)
         except (LedgerError, EncodingError) as exc:
             log.info("invalid block proposed at height %d: %s", height, exc)
             self.metrics.inc("invalid_proposals_total")
-            result = None
+            checked = None
         if height == self.store.height + 1:
-            self._remember_checked(key, _Checked(result, block, ids) if result else _INVALID)
-        return result
+            self._remember_checked(key, checked)
+        return None if checked is None else checked.header.hash()
 
-    def _remember_checked(self, key: bytes, checked: _Checked) -> None:
+    def _remember_checked(self, key: bytes, checked: CheckedBlock | None) -> None:
+        """Keep the token of a checked payload (None: invalid) until the next commit."""
         self.validated[key] = checked
         while len(self.validated) > MAX_VALIDATED_REMEMBERED:
             self.validated.popitem(last=False)
@@ -418,7 +407,7 @@ class Node:
         pending = self.mempool.take(params.max_block_txs, params.max_block_bytes - 4096)
         prev_time = self.store.header(self.store.height).time_ms if self.store.height else 0
         time_ms = max(now_ms(), prev_time + 1)
-        block, rejected = self.store.build_block(
+        checked, rejected = self.store.build_block(
             [p.stx for p in pending], self.index, time_ms,
             max_txs=params.max_block_txs, max_bytes=params.max_block_bytes - 4096,
             check_signatures=False,  # every mempool tx was verified at admission
@@ -426,13 +415,10 @@ class Node:
         for tx_id, err in rejected:
             self._reject(tx_id, err.code, err.message)
         self.mempool.remove([tx_id for tx_id, _ in rejected])
-        payload = block.encode()
+        payload = checked.block.encode()
         # Valid by construction (signatures checked at admission, rules applied by the
-        # builder): the validity callback need not replay it, and apply_block reuses the
-        # builder's dry run.
-        id_of = {p.raw: p.tx_id for p in pending}
-        self._remember_checked(sha256(payload), _Checked(
-            block.header.hash(), block, [id_of[raw] for raw in block.txs]))
+        # builder): the validity callback need not replay it, and the commit applies it.
+        self._remember_checked(sha256(payload), checked)
         return payload
 
     def _apply_commit(self, c: Commit) -> None:
@@ -445,13 +431,14 @@ class Node:
             # We are behind (our consensus saw a quorum for a height we lack): catch up.
             self._request_catch_up(c.height)
             return
-        known = self.validated.get(sha256(c.payload))
-        if known is not None and known.block is not None:
-            block, ids = known.block, known.tx_ids
+        checked = self.validated.get(sha256(c.payload))
+        if checked is not None:  # the token of our own check of this payload
+            self.store.apply_block(checked, c.certificate)
+            self._after_apply(checked.block, checked.tx_ids())
         else:
-            block, ids = Block.decode(c.payload), None
-        self.store.apply_block(block, c.certificate, check_signatures=False)
-        self._after_apply(block, ids)
+            block = Block.decode(c.payload)
+            self.store.apply_certified(block, c.certificate, check_signatures=False)
+            self._after_apply(block)
 
     def _after_apply(self, block: Block, ids: list[bytes] | None = None) -> None:
         if ids is None:
@@ -506,7 +493,7 @@ class Node:
                         return
                     if h != self.store.height + 1:
                         continue  # consensus applied it meanwhile
-                    self.store.apply_block(block, cert, check_signatures=True)
+                    self.store.apply_certified(block, cert, check_signatures=True)
                     self._after_apply(block)
                     applied += 1
                 if applied and self.consensus is not None:

@@ -140,24 +140,24 @@ def certify(world: World, header: Header, signers: Sequence[int] = (0, 1, 2),
 
 
 def next_time_ms(store: Store) -> int:
-    return store.head_time_ms + 1000
+    return store.head().time_ms + 1000
 
 
 def make_block(world: World, store: Store, txs: Sequence[SignedTx],
                proposer: int | None = None) -> tuple[Block, CommitCertificate]:
     """Build the next block from ``txs`` (all must be valid) and certify it."""
     h = store.height + 1
-    block, rejected = store.build_block(
+    checked, rejected = store.build_block(
         txs, proposer=h % N_VALIDATORS if proposer is None else proposer,
         time_ms=next_time_ms(store),
     )
     assert not rejected, rejected
-    return block, certify(world, block.header)
+    return checked.block, certify(world, checked.header)
 
 
 def add_block(world: World, store: Store, txs: Sequence[SignedTx]) -> Block:
     block, cert = make_block(world, store, txs)
-    store.apply_block(block, cert)
+    store.apply_certified(block, cert)
     return block
 
 

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from ledger import merkle
 from ledger.errors import StoreError
 from ledger.merkle_tree import (
-    BatchNodeStore,
     MemoryNodeStore,
     NodeStore,
     OverlayNodeStore,
@@ -229,7 +228,6 @@ def test_read_and_write_bounds_at_100k() -> None:
 
 def test_batch_fast_paths_are_used() -> None:
     store = MemoryNodeStore()
-    assert isinstance(store, BatchNodeStore)
     calls: list[str] = []
     orig_get, orig_put = store.get_nodes, store.put_nodes
 

@@ -48,3 +48,20 @@ def test_wrongly_signed_txs_are_refused(case: str) -> None:
     }[case]()
     res = verify_bundle(_bundle_of(world, stx.encode()), world.genesis)
     assert not res.ok and res.failure_code == "participant", (res.failure_code, res.message)
+
+
+def test_a_kind_missing_from_the_table_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verifier asks the rules' table of kinds: a rightly signed cancel verifies, and the
+    same bundle fails once the table has no entry for cancels (no silent default)."""
+    from ledger import rules
+
+    world = h.make_world("roles")
+    claim_stx = h.make_claim(world, optician=0)
+    cancel = sign_tx(world.chain_id, world.opticians[0].signer, Cancel(claim_stx.tx_id(), "x"))
+    bundle = _bundle_of(world, cancel.encode())
+    ok = verify_bundle(bundle, world.genesis)
+    assert ok.ok and ok.tx_type == "cancel" and ok.claim_id == claim_stx.tx_id()
+    monkeypatch.setattr(rules, "TX_KINDS", {k: v for k, v in rules.TX_KINDS.items()
+                                            if k is not Cancel})
+    res = verify_bundle(bundle, world.genesis)
+    assert not res.ok and res.failure_code == "participant" and "no rule" in res.message

@@ -54,6 +54,7 @@ from ledger.tx import (
     SealedRef,
     SignedTx,
     TxBody,
+    VoteEvidence,
     sign_tx,
 )
 
@@ -583,3 +584,32 @@ def test_new_claims_stay_unbuilt_until_read_and_hash_as_built_states() -> None:
     raw_claim = claim(nonce=777)
     lazy = NewClaimState(raw_claim, 9)
     assert lazy.encode() == ClaimState.from_claim(raw_claim, 9).encode()
+
+
+def test_unknown_tx_kind(led: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body type with no entry in the table of kinds is refused, writing nothing; with its
+    entry back, the same tx applies (the table is what the rules dispatch through)."""
+    from ledger import rules
+
+    cid = led.submit()
+    monkeypatch.setattr(rules, "TX_KINDS", {k: v for k, v in rules.TX_KINDS.items()
+                                            if k is not Cancel})
+    led.reject("opt-1", Cancel(cid, "oops"), "unknown_tx_kind")
+    monkeypatch.undo()
+    led.do("opt-1", Cancel(cid, "oops"))
+    st_ = led.state.get_claim(cid)
+    assert st_ is not None and st_.cancelled
+
+
+def test_the_table_says_who_signs_what() -> None:
+    """One entry per body type the codec knows; roles as the rules apply them."""
+    from ledger.rules import TX_KINDS, payer_role, share_of_payer
+    from ledger.tx import BODY_TYPES
+
+    assert set(TX_KINDS) == set(BODY_TYPES)
+    assert {k.name for k in TX_KINDS.values()} == {"claim", "decision", "payment", "cancel",
+                                                   "evidence"}
+    assert [k for k, v in TX_KINDS.items() if v.signed_by_validator] == [VoteEvidence]
+    assert (payer_role(SHARE_AMO), payer_role(SHARE_AMC)) == ("cnam", "insurer")
+    assert share_of_payer("cnam") == SHARE_AMO and share_of_payer("insurer") == SHARE_AMC
+    assert share_of_payer("optician") is None

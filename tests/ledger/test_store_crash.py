@@ -35,7 +35,7 @@ print("open", store.height, flush=True)
 while True:
     block, cert = h.make_block(world, store, [h.make_claim(world, i % 2, i % 2)
                                               for i in range(60)])
-    store.apply_block(block, cert)
+    store.apply_certified(block, cert)
     print("applied", block.header.height, flush=True)
 """
 

@@ -1,0 +1,84 @@
+"""Proofs built from the LMDB store: inclusion bundles, checkpoints, consistency paths and
+proofs (used by :mod:`ledger.store`; each reads O(log n) tree nodes and O(log height) headers
+in the caller's read transaction)."""
+
+from __future__ import annotations
+
+import lmdb
+
+from ledger.errors import StoreError
+from ledger.genesis import Genesis
+from ledger.merkle_tree import PersistentTree
+from ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
+from ledger.store_layout import (
+    Dbs,
+    LmdbNodeStore,
+    read_cert,
+    read_header,
+    read_height,
+    read_location,
+    read_tx_bytes,
+)
+
+
+def height_for_size(txn: lmdb.Transaction, dbs: Dbs, tree_size: int) -> int:
+    """Lowest height whose header has exactly ``tree_size`` leaves (binary search)."""
+    lo, hi = 1, read_height(txn, dbs)
+    if hi == 0:
+        raise StoreError("no block yet")
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if read_header(txn, dbs, mid).tree_size < tree_size:
+            lo = mid + 1
+        else:
+            hi = mid
+    if read_header(txn, dbs, lo).tree_size != tree_size:
+        raise StoreError(f"no block ends at tree size {tree_size}")
+    return lo
+
+
+def inclusion_bundle(txn: lmdb.Transaction, dbs: Dbs, genesis: Genesis, genesis_hash: bytes,
+                     tx_id: bytes, tree_size: int | None, height: int | None) -> ProofBundle:
+    """See ``Store.proof``."""
+    loc = read_location(txn, dbs, tx_id)
+    if loc is None:
+        raise StoreError(f"unknown transaction {tx_id.hex()[:16]}")
+    if height is None:
+        height = (read_height(txn, dbs) if tree_size is None
+                  else height_for_size(txn, dbs, tree_size))
+    header = read_header(txn, dbs, height)
+    if tree_size is not None and header.tree_size != tree_size:
+        raise StoreError(f"block {height} does not end at tree size {tree_size}")
+    if loc.leaf_index >= header.tree_size:
+        raise StoreError(f"transaction is not yet in the log at height {height}")
+    cert = read_cert(txn, dbs, height)
+    tx = read_tx_bytes(txn, dbs, loc)
+    path = PersistentTree(LmdbNodeStore(txn, dbs)).inclusion_path(loc.leaf_index,
+                                                                   header.tree_size)
+    return ProofBundle(chain_id=genesis.chain_id, genesis_hash=genesis_hash, tx=tx,
+                       leaf_index=loc.leaf_index, tree_size=header.tree_size, path=tuple(path),
+                       header=header, certificate=cert)
+
+
+def checkpoint_at(txn: lmdb.Transaction, dbs: Dbs, height: int | None) -> Checkpoint:
+    h = read_height(txn, dbs) if height is None else height
+    return Checkpoint(read_header(txn, dbs, h), read_cert(txn, dbs, h))
+
+
+def consistency_path(txn: lmdb.Transaction, dbs: Dbs, old_size: int, new_size: int | None
+                     ) -> list[bytes]:
+    return PersistentTree(LmdbNodeStore(txn, dbs)).consistency_path(old_size, new_size)
+
+
+def consistency_proof(txn: lmdb.Transaction, dbs: Dbs, old_height: int,
+                      new_height: int | None) -> ConsistencyProof:
+    new_h = read_height(txn, dbs) if new_height is None else new_height
+    if not 1 <= old_height <= new_h:
+        raise StoreError("need 1 <= old_height <= new_height")
+    old, new = checkpoint_at(txn, dbs, old_height), checkpoint_at(txn, dbs, new_h)
+    path = consistency_path(txn, dbs, old.header.tree_size, new.header.tree_size)
+    return ConsistencyProof(old, new, tuple(path))
+
+
+__all__ = ["checkpoint_at", "consistency_path", "consistency_proof", "height_for_size",
+           "inclusion_bundle"]
