@@ -194,6 +194,13 @@ class VoteEvidence(Record):
 
 
 TxBody = Claim | Decision | Payment | Cancel | VoteEvidence
+
+
+def tx_id_of(encoded: bytes) -> bytes:
+    """The id of the tx whose canonical encoding is ``encoded`` (a block's or the log's
+    entry): ``SignedTx.decode(encoded).tx_id()`` without decoding it."""
+    return tagged_hash("tpledger/tx", encoded)
+
 BODY_TYPES: tuple[type[Record], ...] = (Claim, Decision, Payment, Cancel, VoteEvidence)
 
 
@@ -208,10 +215,10 @@ class SignedTx(Record):
     signature: bytes = spec(SIG)
 
     def tx_id(self) -> bytes:
-        """tagged_hash("tpledger/tx", encode()); a claim's id is its tx id (computed once)."""
+        """:func:`tx_id_of` ``encode()``; a claim's id is its tx id (computed once)."""
         cached: bytes | None = self.__dict__.get("_tx_id")
         if cached is None:
-            cached = self.__dict__["_tx_id"] = tagged_hash("tpledger/tx", self.encode())
+            cached = self.__dict__["_tx_id"] = tx_id_of(self.encode())
         return cached
 
     def parse(self) -> TxBody:
