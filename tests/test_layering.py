@@ -47,9 +47,7 @@ KNOWN_CYCLES: dict[str, set[frozenset[str]]] = {
     "cli": set(),
     "consensus": set(),
     "ledger": set(),
-    # node/api.py and node/runtime.py import each other inside functions, node/evidence.py
-    # imports node.api and (for a type) node.runtime: the issue-12 node/ work removes it.
-    "node": {frozenset({"node.api", "node.evidence", "node.runtime"})},
+    "node": set(),
 }
 
 

@@ -15,8 +15,9 @@ from ledger.encoding import pack
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
 from ledger.patient import make_test_birth_date, make_test_nir
+from node.clock import now_ms
 from node.config import NodeConfig
-from node.runtime import Node, now_ms
+from node.runtime import Node
 
 
 def _config(tmp_path: Path, retention_days: int) -> tuple[NodeConfig, Path]:
@@ -44,10 +45,10 @@ async def _commit_claims(node: Node, root: Path, n: int) -> tuple[list[bytes], l
                                       make_test_birth_date(rng), "", (("2261874", 1, 1204),)))
         items.append((pc.stx.encode(), list(pc.sealed)))
         ids.append(pc.claim_id)
-    results = node.admit_batch(items, gossip=True)
+    results = node.admission.admit_batch(items, gossip=True)
     assert [r["status"] for r in results] == ["pending"] * n
     for _ in range(200):
-        if all(node.tx_status(i)["status"] == "committed" for i in ids):
+        if all(node.admission.tx_status(i)["status"] == "committed" for i in ids):
             return ids, items
         await asyncio.sleep(0.05)
     raise AssertionError("claims not committed")
@@ -61,17 +62,17 @@ def test_openings_expire_after_retention(tmp_path: Path) -> None:
         await node.start()
         try:
             ids, submitted = await _commit_claims(node, root, 3)
-            assert all(sorted(node.openings_held(i)) == ["cnam", "mutuelle-a"] for i in ids)
+            assert all(sorted(node.openings_service.held(i)) == ["cnam", "mutuelle-a"] for i in ids)
             # Within the retention period nothing is deleted.
-            assert node.expire_openings(now_ms() + 29 * 86_400_000) == 0
+            assert node.openings_service.expire(now_ms() + 29 * 86_400_000) == 0
             assert node.openings.count() == 6
             # After it, every opening of these claims goes; the ledger keeps the claims.
-            assert node.expire_openings(now_ms() + 31 * 86_400_000) == 6
+            assert node.openings_service.expire(now_ms() + 31 * 86_400_000) == 6
             assert node.openings.count() == 0
             assert all(node.store.claim(i) is not None for i in ids)
             # Replaying a forgotten claim with its sealed boxes does not bring them back.
             raw, sealed = submitted[0]
-            results = node.admit_batch([(raw, sealed)], gossip=False)
+            results = node.admission.admit_batch([(raw, sealed)], gossip=False)
             assert results[0]["code"] == "duplicate_tx"
             assert node.openings.count() == 0
             assert "tpledger_openings_expired_total 6" in (node.refresh_metrics()
@@ -90,7 +91,7 @@ def test_no_retention_keeps_openings(tmp_path: Path) -> None:
         await node.start()
         try:
             await _commit_claims(node, root, 2)
-            assert node.expire_openings(now_ms() + 10_000 * 86_400_000) == 0
+            assert node.openings_service.expire(now_ms() + 10_000 * 86_400_000) == 0
             assert node.openings.count() == 4
         finally:
             await node.stop()
