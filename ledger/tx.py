@@ -221,6 +221,15 @@ class SignedTx(Record):
             cached = self.__dict__["_tx_id"] = tx_id_of(self.encode())
         return cached
 
+    @classmethod
+    def decode_with_id(cls, encoded: bytes, tx_id: bytes | None = None) -> SignedTx:
+        """``decode(encoded)`` with its tx id cached: ``tx_id`` when the caller has computed
+        ``tx_id_of(encoded)`` already (decoding checks that ``encoded`` is canonical, so this
+        is the id ``tx_id()`` would compute)."""
+        stx = cls.decode(encoded)
+        stx.__dict__["_tx_id"] = tx_id_of(encoded) if tx_id is None else tx_id
+        return stx
+
     def parse(self) -> TxBody:
         """Decode the body as one of the ``BODY_TYPES`` (raises EncodingError).
 

@@ -340,7 +340,7 @@ class Node:
                     if pending is not None and pending.raw == raw:
                         txs.append(pending.stx)
                     else:
-                        txs.append(SignedTx.decode(raw))
+                        txs.append(SignedTx.decode_with_id(raw, tx_id))
                     ids.append(tx_id)
                 if self._verify_signatures(txs, ids):
                     self.store.check_block(block, check_signatures=False, decoded=txs)
