@@ -73,12 +73,8 @@ class Admission:
                  openings: OpeningStore, metrics: Metrics,
                  broadcast: Callable[[int, bytes], None], on_admitted: Callable[[], None],
                  on_damage: Callable[[StoreCorruption, str], None]) -> None:
-        self.chain_id = chain_id
-        self.params = params
-        self.store = store
-        self.mempool = mempool
-        self.openings = openings
-        self.metrics = metrics
+        self.chain_id, self.params, self.store = chain_id, params, store
+        self.mempool, self.openings, self.metrics = mempool, openings, metrics
         self._broadcast = broadcast  # to the peers (a no-op before the links are up)
         self._on_admitted = on_admitted  # txs were added to the mempool
         self._on_damage = on_damage  # a damaged stored row was read (named in /v1/status)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -32,18 +33,16 @@ log = logging.getLogger("tpledger.node")
 FETCH_TIMEOUT_S = 5
 
 
+@dataclass(eq=False)
 class OpeningsService:
-    def __init__(self, genesis: Genesis, store: Store, openings: OpeningStore, metrics: Metrics,
-                 peers: tuple[PeerConfig, ...], limits: Limits,
-                 broadcast: Callable[[int, bytes], None]) -> None:
-        self.genesis = genesis
-        self.store = store
-        self.openings = openings
-        self.metrics = metrics
-        self.peers = peers
-        self.limits = limits
-        self._broadcast = broadcast
-        self.http: aiohttp.ClientSession | None = None  # set by the node once started
+    genesis: Genesis
+    store: Store
+    openings: OpeningStore
+    metrics: Metrics
+    peers: tuple[PeerConfig, ...]  # asked, in order, for an opening this node lacks
+    limits: Limits
+    broadcast: Callable[[int, bytes], None]  # to the peers (a no-op before the links are up)
+    http: aiohttp.ClientSession | None = None  # set by the node once started
 
     def get(self, claim_id: bytes, org: str) -> bytes | None:
         """``org``'s sealed opening of a committed claim, if held here."""
@@ -104,7 +103,7 @@ class OpeningsService:
         if self.openings.is_forgotten(loc):
             return 0, False
         n = self.openings.forget(loc, request=raw_request)
-        self._broadcast(FRAME_FORGET, raw_request)
+        self.broadcast(FRAME_FORGET, raw_request)
         self.metrics.inc("openings_forgotten_total", n, "sealed openings deleted")
         log.info("openings of a claim at %d/%d forgotten on a payer's request (%s)",
                  loc[0], loc[1], origin)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cli.claims import ClaimBuilder, ClaimInput
@@ -48,3 +49,17 @@ async def commit_claims(node: Node, root: Path, n: int) -> tuple[list[bytes], li
             return ids, items
         await asyncio.sleep(0.05)
     raise AssertionError("claims not committed")
+
+
+def run_with_node(cfg: NodeConfig, scenario: Callable[[Node], Awaitable[None]]) -> None:
+    """Start a node on ``cfg``, run ``scenario`` on it, stop it."""
+
+    async def main() -> None:
+        node = Node(cfg)
+        await node.start()
+        try:
+            await scenario(node)
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
