@@ -30,8 +30,6 @@ from typing import Any
 
 import nacl.signing
 
-from ledger.encoding import pack
-
 
 def ed25519_verifies_per_s(seconds: float = 1.0) -> float:
     """Single-core PyNaCl verification rate of a claim-sized message."""
@@ -47,7 +45,8 @@ def ed25519_verifies_per_s(seconds: float = 1.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def _make_claims(args: tuple[str, str, str, int, int]) -> list[tuple[bytes, list[list[Any]]]]:
+def _make_claims(args: tuple[str, str, str, int, int]
+                 ) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     cluster_dir, optician, insurer, n, seed = args
     from cli.claims import ClaimBuilder, ClaimInput
     from ledger.genesis import Genesis
@@ -64,7 +63,7 @@ def _make_claims(args: tuple[str, str, str, int, int]) -> list[tuple[bytes, list
         inp = ClaimInput(f"claim {i}", insurer, make_test_nir(rng), make_test_birth_date(rng),
                          "", (("2210546", 1, 3049), ("2261874", 2, 2408)))
         pc = builder.build(inp)
-        out.append((pc.stx.encode(), [list(p) for p in pc.sealed]))
+        out.append((pc.stx.encode(), list(pc.sealed)))
     return out
 
 
@@ -158,6 +157,7 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
         timeout_s: float = 300.0,
         timeout_commit_ms: int = LOCAL_TIMEOUT_COMMIT_MS) -> dict[str, Any]:
     from cli.cluster import LocalCluster, init_cluster
+    from node.submission import encode_submission
 
     cores = os.cpu_count() or 1
     vps_before = ed25519_verifies_per_s()
@@ -182,7 +182,7 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
                   "(not timed)", flush=True)
             jobs = []
             for i, items in enumerate(made):
-                batches = [pack([[tx, sealed] for tx, sealed in items[j:j + batch]])
+                batches = [encode_submission(items[j:j + batch])
                            for j in range(0, len(items), batch)]
                 jobs.append((cluster.urls, str(root), pairs[i % 2][0], batches, window,
                              timeout_s))

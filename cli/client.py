@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
 from ledger.jsonsafe import loads_bounded
 from ledger.keys import Signer
 from node.auth import sign_request
+from node.submission import encode_submission
 
 MAX_ANSWER_JSON_DEPTH = 16  # a node's answers are at most a few levels deep
 SealedItem = tuple[str, bytes]
@@ -193,11 +192,8 @@ class NodeClient:
 
     def submit(self, items: Sequence[TxItem]) -> list[dict[str, Any]]:
         """POST a batch of ``(signed_tx_bytes, [(payer_org, sealed_bytes), ...])``."""
-        payload = msgpack.packb(
-            [[tx, [[org, sealed] for org, sealed in sealed_items]] for tx, sealed_items in items],
-            use_bin_type=True,
-        )
-        _, data = self.request("POST", "/v1/txs", payload, content_type="application/msgpack")
+        _, data = self.request("POST", "/v1/txs", encode_submission(items),
+                               content_type="application/msgpack")
         body = _json_body(data)
         results = body.get("results") if isinstance(body, dict) else None
         if not isinstance(results, list) or len(results) != len(items):

@@ -194,6 +194,13 @@ class VoteEvidence(Record):
 
 
 TxBody = Claim | Decision | Payment | Cancel | VoteEvidence
+
+
+def tx_id_of(encoded: bytes) -> bytes:
+    """The id of the tx whose canonical encoding is ``encoded`` (a block's or the log's
+    entry): ``SignedTx.decode(encoded).tx_id()`` without decoding it."""
+    return tagged_hash("tpledger/tx", encoded)
+
 BODY_TYPES: tuple[type[Record], ...] = (Claim, Decision, Payment, Cancel, VoteEvidence)
 
 
@@ -208,11 +215,20 @@ class SignedTx(Record):
     signature: bytes = spec(SIG)
 
     def tx_id(self) -> bytes:
-        """tagged_hash("tpledger/tx", encode()); a claim's id is its tx id (computed once)."""
+        """:func:`tx_id_of` ``encode()``; a claim's id is its tx id (computed once)."""
         cached: bytes | None = self.__dict__.get("_tx_id")
         if cached is None:
-            cached = self.__dict__["_tx_id"] = tagged_hash("tpledger/tx", self.encode())
+            cached = self.__dict__["_tx_id"] = tx_id_of(self.encode())
         return cached
+
+    @classmethod
+    def decode_with_id(cls, encoded: bytes, tx_id: bytes | None = None) -> SignedTx:
+        """``decode(encoded)`` with its tx id cached: ``tx_id`` when the caller has computed
+        ``tx_id_of(encoded)`` already (decoding checks that ``encoded`` is canonical, so this
+        is the id ``tx_id()`` would compute)."""
+        stx = cls.decode(encoded)
+        stx.__dict__["_tx_id"] = tx_id_of(encoded) if tx_id is None else tx_id
+        return stx
 
     def parse(self) -> TxBody:
         """Decode the body as one of the ``BODY_TYPES`` (raises EncodingError).

@@ -20,19 +20,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from consensus.messages import AnyEvidence, Evidence
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
-from ledger.tx import VOTE_TYPE_NAMES, EvidenceRecord, VoteEvidence, sign_tx
-from node.api import _hex32, _int_arg
+from ledger.keys import Signer
+from ledger.proofs import ProofBundle
+from ledger.tx import VOTE_TYPE_NAMES, EvidenceRecord, SignedTx, VoteEvidence, sign_tx
 from node.errors import ApiError
-
-if TYPE_CHECKING:
-    from node.runtime import Node
+from node.httputil import hex32, int_arg
+from node.metrics import Metrics
+from node.submission import Item
 
 log = logging.getLogger("tpledger.evidence")
 
@@ -46,8 +48,14 @@ class EvidenceSubmitter:
     """Turns the consensus machine's vote evidence into evidence txs signed with this node's
     validator key, once per slot (the set of slots already sent is bounded)."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, chain_id: str, signer: Signer,
+                 admit: Callable[[list[Item], bool], list[dict[str, Any]]],
+                 stopping: Callable[[], bool], metrics: Metrics) -> None:
+        self.chain_id = chain_id
+        self.signer = signer
+        self._admit = admit  # admission with gossip (``Admission.admit_batch``)
+        self._stopping = stopping
+        self.metrics = metrics
         self._sent: OrderedDict[bytes, None] = OrderedDict()
 
     def on_evidence(self, ev: AnyEvidence) -> None:
@@ -66,14 +74,13 @@ class EvidenceSubmitter:
 
     def submit(self, body: VoteEvidence) -> dict[str, Any] | None:
         """Sign ``body`` with this validator's key and admit it (gossiped); the result."""
-        node = self.node
-        if node._stopping:
+        if self._stopping():
             return None
-        stx = sign_tx(node.chain_id, node.key.signer, body)
-        result = node.admit_batch([(stx.encode(), [])], gossip=True)[0]
+        stx = sign_tx(self.chain_id, self.signer, body)
+        result = self._admit([(stx.encode(), [])], True)[0]
         v = body.first.vote
         if result["status"] == "pending":
-            node.metrics.inc("evidence_submitted_total", 1,
+            self.metrics.inc("evidence_submitted_total", 1,
                              "evidence txs this node signed and admitted")
             log.warning("evidence tx %s submitted: validator %d at height %d round %d",
                         result["tx_id"][:16], v.validator, v.height, v.round)
@@ -101,16 +108,26 @@ def evidence_json(genesis: Genesis, rec: EvidenceRecord) -> dict[str, Any]:
     }
 
 
+class EvidenceReader(Protocol):
+    """What the evidence endpoints read of the ledger (``ledger.store.Store``)."""
+
+    def evidence_page(self, after: bytes | None = None, limit: int = 100
+                      ) -> list[tuple[bytes, EvidenceRecord]]: ...
+    def tx(self, tx_id: bytes) -> SignedTx | None: ...
+    def proof(self, tx_id: bytes, tree_size: int | None = None) -> ProofBundle: ...
+
+
 class EvidenceApi:
     """``GET /v1/evidence`` and ``GET /v1/evidence/{tx_id}/proof`` (public)."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, ledger: EvidenceReader, genesis: Genesis) -> None:
+        self.ledger = ledger
+        self.genesis = genesis
 
     async def list(self, request: web.Request) -> web.Response:
         """Recorded equivocations by (height, round, type, validator), paged: ``next`` is the
         cursor to pass as ``after``, null at the end."""
-        limit = _int_arg(request, "limit", DEFAULT_EVIDENCE_PAGE)
+        limit = int_arg(request, "limit", DEFAULT_EVIDENCE_PAGE)
         if not 1 <= limit <= MAX_EVIDENCE_PAGE:
             raise ApiError(400, "bad_parameter", f"limit is 1 to {MAX_EVIDENCE_PAGE}")
         after_raw = request.query.get("after")
@@ -123,24 +140,24 @@ class EvidenceApi:
             if len(after) != SLOT_KEY_BYTES:
                 raise ApiError(400, "bad_parameter",
                                f"after must be {2 * SLOT_KEY_BYTES} hex characters")
-        page = self.node.store.evidence_page(after, limit + 1)
+        page = self.ledger.evidence_page(after, limit + 1)
         more = len(page) > limit
         page = page[:limit]
         return web.json_response({
-            "evidence": [evidence_json(self.node.genesis, rec) for _, rec in page],
+            "evidence": [evidence_json(self.genesis, rec) for _, rec in page],
             "next": page[-1][0].hex() if more else None,
         })
 
     async def proof(self, request: web.Request) -> web.Response:
         """The proof bundle of an evidence tx (only of evidence: claims keep their read
         policy, and any other tx id answers the same 404)."""
-        tx_id = _hex32(request.match_info["tx_id"], "tx id")
-        store = self.node.store
+        tx_id = hex32(request.match_info["tx_id"], "tx id")
+        store = self.ledger
         stx = store.tx(tx_id)
         if stx is None or not isinstance(stx.parse(), VoteEvidence):
             raise ApiError(404, "unknown_evidence", "no committed evidence tx with this id")
         size = request.query.get("tree_size")
-        tree_size = _int_arg(request, "tree_size") if size is not None else None
+        tree_size = int_arg(request, "tree_size") if size is not None else None
         try:
             bundle = store.proof(tx_id, tree_size)
         except LedgerError as exc:
@@ -148,10 +165,12 @@ class EvidenceApi:
         return web.Response(body=bundle.to_bytes(), content_type="application/octet-stream")
 
 
-def add_evidence_routes(router: web.UrlDispatcher, node: Node) -> None:
-    api = EvidenceApi(node)
+def add_evidence_routes(router: web.UrlDispatcher, ledger: EvidenceReader,
+                        genesis: Genesis) -> None:
+    api = EvidenceApi(ledger, genesis)
     router.add_get("/v1/evidence", api.list)
     router.add_get("/v1/evidence/{tx_id}/proof", api.proof)
 
 
-__all__ = ["EvidenceApi", "EvidenceSubmitter", "add_evidence_routes", "evidence_json"]
+__all__ = ["EvidenceApi", "EvidenceReader", "EvidenceSubmitter", "add_evidence_routes",
+           "evidence_json"]

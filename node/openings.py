@@ -22,10 +22,11 @@ from pathlib import Path
 
 from ledger.errors import StoreCorruption
 from ledger.rowcheck import open_env, scrub_rows, seal, unseal
-from ledger.store import place_key, put_in_key_order
+from ledger.store import Store, place_key, put_in_key_order
 from node.errors import NodeError
+from node.submission import MAX_SEALED_BYTES
 
-MAX_SEALED_BYTES = 4096
+__all__ = ["MAX_SEALED_BYTES", "OpeningStore", "claim_location"]
 _LOC_BYTES = 12  # height u64 || position u32
 
 Location = tuple[int, int]  # (height, position) of a committed claim
@@ -134,3 +135,9 @@ class OpeningStore:
 
     def close(self) -> None:
         self.env.close()
+
+
+def claim_location(store: Store, claim_id: bytes) -> Location | None:
+    """(height, position) of a committed claim: where its openings are kept."""
+    loc = store.tx_location(claim_id)
+    return None if loc is None else (loc.height, loc.position)

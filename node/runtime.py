@@ -18,13 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
-import signal
-import ssl
 import time
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,46 +28,40 @@ from aiohttp import web
 
 from consensus import Commit, Consensus, ConsensusConfig, Ready, Timer
 from ledger.blocks import Block
-from ledger.encoding import pack, sha256, tagged_hash, unpack
+from ledger.encoding import sha256, unpack
 from ledger.errors import EncodingError, LedgerError, StoreCorruption
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
 from ledger.lpp import LppTable
-from ledger.patient import sealed_digest
 from ledger.store import SCRUB_TABLES, CheckedBlock, Store
-from ledger.tx import Claim, SignedTx
+from ledger.tx import SignedTx, tx_id_of
 from ledger.validity import check_link
 from ledger.votes import CommitCertificate
+from node.admission import Admission
+from node.api import ApiServices, build_app
 from node.auth import sign_request
 from node.clock import now_ms
 from node.config import NodeConfig
-from node.erasure import ForgetRefused, ForgetRequest, check_forget
 from node.errors import ConfigError, NodeError
 from node.evidence import EvidenceSubmitter
-from node.mempool import Mempool, MempoolFull, PendingTx
+from node.mempool import Mempool
 from node.metrics import Metrics
-from node.openings import MAX_SEALED_BYTES, OpeningStore
+from node.openings import OpeningStore
+from node.openings_service import OpeningsService
 from node.peers import FRAME_CONSENSUS, FRAME_FORGET, FRAME_TXS, PeerManager
 from node.scrub import Scrubber, ScrubSource
+from node.site import ssl_client_context, start_site
 
 log = logging.getLogger("tpledger.node")
 
 CONSENSUS_META_KEY = b"consensus-state"
-MAX_REJECTED_REMEMBERED = 100_000
-MAX_VERIFIED_REMEMBERED = 500_000
 MAX_VALIDATED_REMEMBERED = 64
-MAX_GOSSIP_ITEMS = 5_000
 CATCH_UP_BATCH = 64
 RETENTION_CHECK_S = 60.0
 MAX_EVIDENCE_KEPT = 1000  # in memory for /metrics and operators; each is also logged
 MAX_DAMAGED_REPORTED = 100  # damaged rows named in /v1/status (each is logged once)
 
 
-class TxRejected(NodeError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class Node:
@@ -106,13 +96,19 @@ class Node:
         self.openings = OpeningStore(cfg.data_dir / "openings")
         self.mempool = Mempool(cfg.limits.mempool_max_txs)
         self.metrics = Metrics()
-        self.rejected: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
-        self.verified: OrderedDict[bytes, None] = OrderedDict()
+        self.admission = Admission(self.chain_id, self.genesis.params, self.store, self.mempool,
+                                   self.openings, self.metrics, self._broadcast,
+                                   self._on_admitted, self.report_damage)
+        self.openings_service = OpeningsService(self.genesis, self.store, self.openings,
+                                                self.metrics, cfg.peers, cfg.limits,
+                                                self._broadcast)
         # Payloads of the next height validated or built here, by payload hash: None if
         # invalid, else the store's CheckedBlock token, applied as is when it is committed.
         self.validated: OrderedDict[bytes, CheckedBlock | None] = OrderedDict()
         self.evidence: list[Any] = []
-        self.evidence_submitter = EvidenceSubmitter(self)  # vote evidence -> ledger tx
+        self.evidence_submitter = EvidenceSubmitter(  # vote evidence -> ledger tx
+            self.chain_id, self.key.signer, self.admission.admit_batch, self._is_stopping,
+            self.metrics)
         self.consensus: Consensus | None = None
         self.peers: PeerManager | None = None
         self.runner: web.AppRunner | None = None
@@ -134,32 +130,7 @@ class Node:
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
-    def _ssl_client(self) -> ssl.SSLContext | None:
-        tls = self.cfg.tls
-        if tls.ca is None:
-            return None
-        ctx = ssl.create_default_context(cafile=str(tls.ca))
-        if tls.cert and tls.key:
-            ctx.load_cert_chain(str(tls.cert), str(tls.key))
-        return ctx
-
-    def _ssl_server(self) -> ssl.SSLContext | None:
-        tls = self.cfg.tls
-        if tls.cert is None or tls.key is None:
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(str(tls.cert), str(tls.key))
-        if tls.ca is not None:
-            # Peers present their consortium certificate; API clients (opticians' software)
-            # may not have one, so it is optional here: peers are also authenticated by their
-            # validator keys in the link handshake.
-            ctx.load_verify_locations(cafile=str(tls.ca))
-            ctx.verify_mode = ssl.CERT_OPTIONAL
-        return ctx
-
     async def start(self) -> None:
-        from node.api import build_app
-
         cc = self.cfg.consensus
         config = ConsensusConfig(
             propose_base_ms=cc.timeout_propose_ms,
@@ -182,7 +153,7 @@ class Node:
             persisted=self.store.meta_get(CONSENSUS_META_KEY),
             last_cert=self.store.certificate(self.store.height) if self.store.height else None,
         )
-        client_ssl = self._ssl_client()
+        client_ssl = ssl_client_context(self.cfg.tls)
         by_name = {v.name: i for i, v in enumerate(self.genesis.validators)}
         peers = []
         for p in self.cfg.peers:
@@ -199,19 +170,12 @@ class Node:
             timeout=aiohttp.ClientTimeout(total=30),
             connector=aiohttp.TCPConnector(ssl=client_ssl if client_ssl is not None else True),
         )
-        app = build_app(self)
-        # keepalive_timeout also bounds the wait for a request's headers (aiohttp closes a
-        # connection that has not delivered a whole request by then); bodies are bounded by
-        # the API's read-timeout middleware.
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                    keepalive_timeout=self.cfg.limits.http_read_timeout_ms / 1000)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, self.cfg.listen_host, self.cfg.listen_port,
-                           ssl_context=self._ssl_server(), reuse_address=True)
-        await site.start()
-        server: Any = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = int(server.sockets[0].getsockname()[1])
+        self.openings_service.http = self._http
+        app = build_app(ApiServices(
+            genesis=self.genesis, limits=self.cfg.limits, ledger=self.store,
+            submitter=self.admission, openings=self.openings_service, node=self,
+            peer_endpoint=self.peers.handle_ws))
+        self.runner, self.port = await start_site(app, self.cfg)
         await self.peers.start()
         self._handle(self.consensus.start())
         self._request_catch_up(0)
@@ -335,25 +299,14 @@ class Node:
         if kind == FRAME_CONSENSUS:
             self._handle(self.consensus.on_message(payload))
         elif kind == FRAME_TXS:
-            self._on_gossip(payload)
+            self.admission.on_gossip(payload)
         elif kind == FRAME_FORGET:
-            self._on_forget_frame(peer, payload)
+            self.openings_service.on_forget_frame(peer, payload)
 
     # ------------------------------------------------------------------------------------------
     # blocks
     def _verify_signatures(self, txs: list[SignedTx], ids: list[bytes]) -> bool:
-        for stx, tx_id in zip(txs, ids, strict=True):
-            if tx_id in self.verified:
-                continue
-            if not stx.verify(self.chain_id):
-                return False
-            self._remember_verified([tx_id])
-        return True
-
-    def _remember_verified(self, tx_ids: list[bytes]) -> None:
-        self.verified.update(dict.fromkeys(tx_ids))
-        while len(self.verified) > MAX_VERIFIED_REMEMBERED:
-            self.verified.popitem(last=False)
+        return self.admission.verify_signatures(txs, ids)  # the node's verified-ids cache
 
     def _validate(self, height: int, payload: bytes) -> bytes | None:
         """Consensus validity callback: the block id if ``payload`` is a valid next block."""
@@ -371,15 +324,13 @@ class Node:
                 txs = []
                 ids = []
                 for raw in block.txs:
-                    tx_id = tagged_hash("tpledger/tx", raw)
+                    tx_id = tx_id_of(raw)
                     pending = self.mempool.get(tx_id)
                     # Reuse the mempool's decoded tx when the bytes are the same.
                     if pending is not None and pending.raw == raw:
                         txs.append(pending.stx)
                     else:
-                        stx = SignedTx.decode(raw)
-                        stx.__dict__["_tx_id"] = tx_id  # raw is canonical: its id is tx_id
-                        txs.append(stx)
+                        txs.append(SignedTx.decode_with_id(raw, tx_id))
                     ids.append(tx_id)
                 if self._verify_signatures(txs, ids):
                     checked = self.store.check_block(block, now_ms=now_ms(),
@@ -413,7 +364,7 @@ class Node:
             check_signatures=False,  # every mempool tx was verified at admission
         )
         for tx_id, err in rejected:
-            self._reject(tx_id, err.code, err.message)
+            self.admission.reject(tx_id, err.code, err.message)
         self.mempool.remove([tx_id for tx_id, _ in rejected])
         payload = checked.block.encode()
         # Valid by construction (signatures checked at admission, rules applied by the
@@ -442,7 +393,7 @@ class Node:
 
     def _after_apply(self, block: Block, ids: list[bytes] | None = None) -> None:
         if ids is None:
-            ids = [tagged_hash("tpledger/tx", raw) for raw in block.txs]  # raw is canonical
+            ids = [tx_id_of(raw) for raw in block.txs]  # raw is canonical
         removed = self.mempool.remove(ids)
         now_ms_mono = time.monotonic() * 1000.0
         self.metrics.observe_commit_latencies(
@@ -521,255 +472,11 @@ class Node:
             raise NodeError("malformed block answer")
         return Block.decode(pair[0]), CommitCertificate.decode(pair[1])
 
-    # ------------------------------------------------------------------------------------------
-    # transactions
-    def _reject(self, tx_id: bytes, code: str, message: str) -> None:
-        self.rejected[tx_id] = (code, message)
-        while len(self.rejected) > MAX_REJECTED_REMEMBERED:
-            self.rejected.popitem(last=False)
-        self.metrics.inc(f'rejected_txs_total{{code="{code}"}}')
-
-    def _store_late_openings(
-        self, stx: SignedTx, tx_id: bytes, sealed: list[tuple[str, bytes]]
-    ) -> None:
-        try:
-            checked = self._check_sealed(stx, sealed)
-        except (TxRejected, EncodingError):
-            return
-        loc = self.claim_location(tx_id)
-        if loc is None:
-            return
-        held = set(self.openings.orgs(loc))
-        self.openings.put_many([(*loc, org, blob) for org, blob in checked if org not in held])
-
-    def _check_sealed(
-        self, stx: SignedTx, sealed: list[tuple[str, bytes]]
-    ) -> tuple[tuple[str, bytes], ...]:
-        if not sealed:
-            return ()
-        body = stx.parse()
-        if not isinstance(body, Claim):
-            raise TxRejected("unexpected_sealed", "only claims carry sealed openings")
-        refs = body.sealed  # at most MAX_SEALED: a scan beats building a dict per claim
-        for org, blob in sealed:
-            digest = sealed_digest(blob)
-            for r in refs:
-                if r.sealed_digest == digest and r.payer == org:
-                    break
-            else:
-                raise TxRejected("sealed_mismatch",
-                                 "a sealed opening does not match the claim's digest for its payer")
-        return tuple(sealed)
-
-    def admit_batch(
-        self, items: list[tuple[bytes, list[tuple[str, bytes]]]], gossip: bool,
-        report: bool = True,
-    ) -> list[dict[str, Any]]:
-        """Check submitted txs and add the good ones to the mempool; one result per item
-        (none at all when not ``report``: txs gossiped by a peer answer nobody).
-
-        Per tx: strict decoding and size, no duplicate (mempool or ledger), a valid signature
-        (verified once per node: cached by tx id), the rules against the current state (the
-        whole batch in one read transaction), sealed openings matching the signed digests,
-        room in the mempool. Accepted txs are gossiped to the peers when ``gossip``.
-        """
-        results: list[dict[str, Any] | None] = [None] * len(items)
-        staged: list[tuple[int, SignedTx, bytes]] = []
-
-        def reject(i: int, tx_id: bytes | None, code: str, message: str) -> None:
-            results[i] = {"tx_id": tx_id.hex() if tx_id else None, "status": "rejected",
-                          "code": code, "message": message}
-
-        for i, (raw, _) in enumerate(items):
-            try:
-                stx = SignedTx.decode(raw)
-            except EncodingError as exc:
-                reject(i, None, "malformed_tx", str(exc))
-                continue
-            tx_id = tagged_hash("tpledger/tx", raw)  # == stx.tx_id(): raw is canonical
-            stx.__dict__["_tx_id"] = tx_id  # so the rules do not hash it again
-            if len(raw) > self.genesis.params.max_tx_bytes:
-                reject(i, tx_id, "tx_too_large", "transaction exceeds max_tx_bytes")
-            elif tx_id in self.mempool:
-                results[i] = {"tx_id": tx_id.hex(), "status": "pending"}
-            elif tx_id not in self.verified and not stx.verify(self.chain_id):
-                reject(i, tx_id, "bad_signature", "transaction signature does not verify")
-            else:
-                staged.append((i, stx, tx_id))
-        self._remember_verified([tx_id for _, _, tx_id in staged])
-        verdicts = self.store.check_txs([stx for _, stx, _ in staged], check_signatures=False)
-        accepted = 0
-        gossip_items: list[list[Any]] = []
-        now_ms_mono = int(time.monotonic() * 1000)
-        for (i, stx, tx_id), err in zip(staged, verdicts, strict=True):
-            raw, sealed = items[i]
-            if err is not None:
-                if err.code == "duplicate_tx" and sealed:
-                    # The block may have reached us before the gossip carrying its openings:
-                    # keep the openings (checked against the signed digests) we lack.
-                    self._store_late_openings(stx, tx_id, sealed)
-                reject(i, tx_id, err.code, err.message)
-                continue
-            try:
-                sealed_t = self._check_sealed(stx, sealed)
-                if tx_id not in self.mempool:
-                    self.mempool.add(PendingTx(tx_id, raw, stx, sealed_t, now_ms_mono))
-            except TxRejected as exc:
-                reject(i, tx_id, exc.code, exc.message)
-                continue
-            except MempoolFull:
-                reject(i, tx_id, "mempool_full", "mempool is full; retry later")
-                continue
-            self.rejected.pop(tx_id, None)
-            if report:
-                results[i] = {"tx_id": tx_id.hex(), "status": "pending"}
-            accepted += 1
-            if gossip:
-                gossip_items.append([raw, [[o, b] for o, b in sealed]])
-        if accepted:
-            self.metrics.inc("admitted_txs_total", accepted,
-                             "transactions admitted to the mempool")
-        if accepted and self._payload_wanted is not None:
-            self._maybe_propose(force=False)
-        if gossip_items and self.peers is not None:
-            for j in range(0, len(gossip_items), MAX_GOSSIP_ITEMS):
-                self.peers.broadcast(FRAME_TXS, pack(gossip_items[j:j + MAX_GOSSIP_ITEMS]))
-        self.metrics.set("mempool_txs", len(self.mempool), "transactions waiting in the mempool")
-        if not report:
-            return []
-        out = [r for r in results if r is not None]
-        assert len(out) == len(items), "every submitted item gets exactly one result"
-        return out
-
-    def _on_gossip(self, payload: bytes) -> None:
-        try:
-            items = parse_submission(payload, MAX_GOSSIP_ITEMS)
-        except (EncodingError, NodeError):
-            self.metrics.inc("gossip_rejected_total")
-            return
-        try:
-            self.admit_batch(items, gossip=False, report=False)
-        except StoreCorruption as exc:  # admission read a damaged row: nothing admitted
-            self.report_damage(exc, "gossip")
-
-    def tx_status(self, tx_id: bytes) -> dict[str, Any]:
-        loc = self.store.tx_location(tx_id)
-        if loc is not None:
-            return {"tx_id": tx_id.hex(), "status": "committed", "height": loc.height,
-                    "leaf_index": loc.leaf_index}
-        if tx_id in self.mempool:
-            return {"tx_id": tx_id.hex(), "status": "pending"}
-        if tx_id in self.rejected:
-            code, msg = self.rejected[tx_id]
-            return {"tx_id": tx_id.hex(), "status": "rejected", "code": code, "message": msg}
-        return {"tx_id": tx_id.hex(), "status": "unknown"}
-
-    async def fetch_opening(self, claim_id: bytes, org: str, path_qs: str,
-                            authorization: str) -> bytes | None:
-        """Get ``org``'s sealed opening of a committed claim from a peer that holds it,
-        forwarding the payer's signed request; keep it if it matches the signed digest."""
-        loc = self.claim_location(claim_id)
-        if self._http is None or loc is None or self.openings.is_forgotten(loc):
-            return None
-        stx = self.store.tx(claim_id)
-        if stx is None:
-            return None
-        for peer in self.cfg.peers:
-            try:
-                async with self._http.get(
-                    peer.url + path_qs, timeout=aiohttp.ClientTimeout(total=5),
-                    headers={"Authorization": authorization, "X-Tpledger-Relayed": "1"},
-                ) as r:
-                    if r.status != 200:
-                        continue
-                    blob = await r.content.read(MAX_SEALED_BYTES + 1)
-            except (aiohttp.ClientError, OSError, TimeoutError):
-                continue
-            try:
-                checked = self._check_sealed(stx, [(org, blob)])
-            except (TxRejected, EncodingError):
-                log.warning("peer %s served an opening that does not match its digest", peer.name)
-                continue
-            self.openings.put_many([(*loc, org, checked[0][1])])
-            self.metrics.inc("openings_fetched_total", 1, "sealed openings fetched from peers")
-            return checked[0][1]
-        return None
-
-    def forget_openings(self, raw_request: bytes, origin: str) -> tuple[int, bool]:
-        """Obey a payer's signed forget request (``node/erasure.py``): check it, delete this
-        claim's sealed openings here, keep the request as the tombstone, and relay it to the
-        peers. Returns (openings deleted, newly forgotten); raises ForgetRefused, unless the
-        claim was forgotten here before (a replay: nothing changes, nothing is relayed)."""
-        try:
-            req = ForgetRequest.decode(raw_request)
-        except EncodingError:
-            raise ForgetRefused(400, "malformed_request", "not a forget request") from None
-        state = self.store.claim(req.claim_id)
-        check_forget(req, self.genesis, None if state is None else state.insurer, now_ms(),
-                     self.cfg.limits.forget_max_age_ms)
-        loc = self.claim_location(req.claim_id)
-        if loc is None:
-            raise ForgetRefused(404, "unknown_claim", "no committed claim with this id")
-        if self.openings.is_forgotten(loc):
-            return 0, False
-        n = self.openings.forget(loc, request=raw_request)
-        if self.peers is not None:
-            self.peers.broadcast(FRAME_FORGET, raw_request)
-        self.metrics.inc("openings_forgotten_total", n, "sealed openings deleted")
-        log.info("openings of a claim at %d/%d forgotten on a payer's request (%s)",
-                 loc[0], loc[1], origin)
-        return n, True
-
-    def _on_forget_frame(self, peer: int, payload: bytes) -> None:
-        try:
-            self.forget_openings(payload, origin=f"relayed by validator {peer}")
-        except ForgetRefused as exc:
-            self.metrics.inc("forget_frames_refused_total", 1,
-                             "forget frames from peers refused (no valid payer request)")
-            log.warning("validator %d relayed a forget frame that was refused: %s", peer, exc.code)
-
-    def claim_location(self, claim_id: bytes) -> tuple[int, int] | None:
-        """(height, position) of a committed claim: where its openings are kept."""
-        loc = self.store.tx_location(claim_id)
-        return None if loc is None else (loc.height, loc.position)
-
-    def openings_held(self, claim_id: bytes) -> list[str]:
-        """The payers whose sealed openings of this claim this node holds."""
-        loc = self.claim_location(claim_id)
-        return [] if loc is None else self.openings.orgs(loc)
-
-    def expire_openings(self, now_ms: int, max_claims: int = 10_000) -> int:
-        """Forget the openings of claims submitted more than ``retention_days`` ago.
-
-        Runs on this node only (every node runs it on the same ledger times, so all converge).
-        Returns how many openings were deleted. Openings are kept in log order, so this looks
-        at the oldest ones only and stops at the first claim still within the period; at most
-        ``max_claims`` claims per call.
-        """
-        days = self.cfg.limits.retention_days
-        if days <= 0:
-            return 0
-        cutoff_ms = now_ms - days * 86_400_000
-        deleted = 0
-        time_of: dict[int, int] = {}
-        for loc in self.openings.oldest(max_claims):
-            height = loc[0]
-            if height not in time_of:
-                time_of[height] = self.store.header(height).time_ms
-            if time_of[height] >= cutoff_ms:
-                break  # this claim and every later one are within the retention period
-            deleted += self.openings.forget(loc)
-        if deleted:
-            self.metrics.inc("openings_expired_total", deleted,
-                             "sealed openings deleted after the retention period")
-            log.info("retention: deleted %d sealed openings", deleted)
-        return deleted
-
     async def _retention_loop(self) -> None:
         while not self._stopping:
             await asyncio.sleep(RETENTION_CHECK_S)
             try:
-                self.expire_openings(now_ms())
+                self.openings_service.expire(now_ms())
             except (LedgerError, NodeError) as exc:
                 log.warning("retention pass failed: %s", exc)
 
@@ -828,79 +535,32 @@ class Node:
             "store_damaged": list(self.damaged),  # "table/key" rows to resync (operations.md)
         }
 
+    def metrics_text(self) -> str:
+        """``GET /metrics``: the metrics, refreshed."""
+        self.refresh_metrics()
+        return self.metrics.render()
 
-def parse_submission(body: bytes, max_items: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
-    """Strictly parse a msgpack submission: ``[[tx_bytes, [[org, sealed], ...]], ...]``.
+    def peers_up(self) -> list[str]:
+        """The names of the peers whose outbound link is up, sorted."""
+        peers = self.peers
+        return [] if peers is None else sorted(
+            peers.names()[i] for i, up in peers.outbound_up.items() if up)
 
-    The envelope is neither hashed nor signed, so its encoding need not be canonical, and the
-    loop below checks the type of everything it keeps (no separate walk); each tx is then
-    decoded strictly (canonical bytes, every field checked) on admission.
-    """
-    obj = unpack(body, 64 * 1024 * 1024, check_types=False, canonical=False)
-    if not isinstance(obj, list):
-        raise NodeError("submission must be an array of [tx, sealed] items")
-    if len(obj) > max_items:
-        raise NodeError(f"too many transactions in one batch (max {max_items})")
-    items: list[tuple[bytes, list[tuple[str, bytes]]]] = []
-    for item in obj:
-        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], bytes)
-                and isinstance(item[1], list) and len(item[1]) <= 4):
-            raise NodeError("each item must be [tx_bytes, [[payer_org, sealed_bytes], ...]]")
-        sealed = []
-        for pair in item[1]:
-            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
-                    and isinstance(pair[1], bytes) and len(pair[0]) <= 64
-                    and len(pair[1]) <= 4096):
-                raise NodeError("each sealed opening must be [payer_org, sealed_bytes]")
-            sealed.append((pair[0], pair[1]))
-        items.append((item[0], sealed))
-    return items
+    @property
+    def fatal_error(self) -> BaseException | None:
+        """The error that stopped the node, if one did (``node/shell.py`` exits non-zero)."""
+        return self._fatal
 
+    # ------------------------------------------------------------------------------------------
+    # callbacks of admission and the openings service
+    def _broadcast(self, kind: int, payload: bytes) -> None:
+        if self.peers is not None:
+            self.peers.broadcast(kind, payload)
 
-GC_GEN0_THRESHOLD = 50_000  # allocations between young collections (CPython's default: 700)
+    def _on_admitted(self) -> None:
+        if self._payload_wanted is not None:
+            self._maybe_propose(force=False)
 
+    def _is_stopping(self) -> bool:
+        return self._stopping
 
-def tune_gc() -> None:
-    """Make the cyclic GC cheap for a node's allocation pattern.
-
-    A loaded node allocates millions of short-lived containers (decoded lists, records) and
-    keeps few cycles. With CPython's default thresholds the young collections alone cost ~20%
-    of the cluster throughput (measured, docs/benchmarks.md). Objects alive after start-up
-    (modules, genesis, tables) are frozen out of every collection; collections still run.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, 50, 1000)
-
-
-async def serve(cfg: NodeConfig) -> None:
-    """Run a node until SIGTERM/SIGINT."""
-    node = Node(cfg)
-    stop = node.stop_requested
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await node.start()
-    except BaseException:
-        await node.stop()  # release what was opened (store, sessions) before reporting
-        raise
-    tune_gc()
-    try:
-        await stop.wait()
-    finally:
-        await node.stop()
-    fatal = node._fatal
-    if fatal is not None:  # one line on stderr, non-zero exit (cli.main)
-        why = str(fatal) if isinstance(fatal, LedgerError) else type(fatal).__name__
-        raise NodeError(f"node {cfg.name} stopped on a fatal error: {why}")
-
-
-def run_node(config_path: str | Path) -> None:
-    """Foreground entry point for ``tpledger node run CONFIG``."""
-    cfg = NodeConfig.load(config_path)
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s {cfg.name} %(levelname)s %(name)s: %(message)s",
-    )
-    asyncio.run(serve(cfg))

@@ -47,9 +47,7 @@ KNOWN_CYCLES: dict[str, set[frozenset[str]]] = {
     "cli": set(),
     "consensus": set(),
     "ledger": set(),
-    # node/api.py and node/runtime.py import each other inside functions, node/evidence.py
-    # imports node.api and (for a type) node.runtime: the issue-12 node/ work removes it.
-    "node": {frozenset({"node.api", "node.evidence", "node.runtime"})},
+    "node": set(),
 }
 
 
@@ -147,3 +145,12 @@ def test_cycle_finder_sees_function_level_and_package_imports(tmp_path: Path) ->
     (pkg / "d.py").write_text("from pkg.a import f\n")  # on no circle
     assert import_cycles(import_graph(tmp_path, "pkg")) == {
         frozenset({"pkg.a", "pkg.b"}), frozenset({"pkg.sub", "pkg.sub.c"})}
+
+
+def test_the_node_core_is_imported_by_the_shell_only() -> None:
+    """``node.runtime`` (the Node) is composed by ``node.shell``; the modules it uses (API,
+    admission, openings service, evidence, submission codec ...) never import it back, not even
+    for a type: they take narrow collaborators."""
+    graph = import_graph(ROOT, "node")
+    importers = sorted(m for m, deps in graph.items() if "node.runtime" in deps)
+    assert importers == ["node.shell"], importers

@@ -280,3 +280,19 @@ def test_new_claim_state_of_an_unchecked_claim_or_height_goes_through_the_specs(
     assert "_encoded" not in bad.__dict__
     with pytest.raises(EncodingError):
         bad.encode()
+
+
+def test_one_spelling_of_a_tx_id() -> None:
+    """``tx_id_of`` the encoding is ``tx_id()``; ``decode_with_id`` caches that very id (the
+    node hashes a block's txs before deciding whether to decode them)."""
+    from ledger.encoding import tagged_hash
+    from ledger.tx import tx_id_of
+    from tests.ledger.helpers import make_claim, make_world
+
+    stx = make_claim(make_world("tx-id"))
+    raw = stx.encode()
+    assert tx_id_of(raw) == stx.tx_id() == tagged_hash("tpledger/tx", raw)
+    assert SignedTx.decode_with_id(raw).tx_id() == stx.tx_id()
+    assert SignedTx.decode_with_id(raw, tx_id_of(raw)).tx_id() == stx.tx_id()
+    with pytest.raises(EncodingError):  # decoding stays strict
+        SignedTx.decode_with_id(raw + b"\x00")

@@ -215,9 +215,10 @@ def test_forged_evidence_is_committed_only_without_the_check(
         first = Vote(1, 0, PREVOTE, A, OFFENDER).sign(v0.chain_id, validator_key(root, 2).signer)
         forged = Vote(1, 0, PREVOTE, B, OFFENDER).sign(v0.chain_id, v0.key.signer)
         stx = sign_tx(v0.chain_id, v0.key.signer, VoteEvidence(first, forged))
-        assert v0.admit_batch([(stx.encode(), [])], gossip=True)[0]["code"] == "bad_evidence"
+        admit = v0.admission.admit_batch
+        assert admit([(stx.encode(), [])], gossip=True)[0]["code"] == "bad_evidence"
         monkeypatch.setattr(rules, "check_vote_evidence", lambda *a, **k: None)
-        assert v0.admit_batch([(stx.encode(), [])], gossip=True)[0]["status"] == "pending"
+        assert admit([(stx.encode(), [])], gossip=True)[0]["status"] == "pending"
         await _until(lambda: all(len(n.store.evidence_page()) == 1 for n in nodes),
                      "the forged evidence committed everywhere")
 
