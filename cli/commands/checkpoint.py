@@ -9,7 +9,14 @@ import click
 from cli import render
 from cli.client import NodeClient
 from cli.errors import UsageError
-from cli.options import CONTEXT, chain_genesis_option, json_option, node_option, output_option
+from cli.options import (
+    CONTEXT,
+    ca_option,
+    chain_genesis_option,
+    json_option,
+    node_option,
+    output_option,
+)
 from ledger.genesis import Genesis
 
 
@@ -68,6 +75,7 @@ Examples:
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
 @chain_genesis_option()
 @click.option("--node", "node_url", help="Fetch the consistency path from this node.")
+@ca_option
 @click.option("--proof", "proof_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A consistency proof file (instead of --node).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
