@@ -57,7 +57,7 @@ def proof_get(claim_id: str, node_url: str, key_path: Path, output: Path,
 @json_option()
 @click.pass_context
 def proof_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -> None:
-    """Verify a proof bundle offline against the genesis: exit 0 if valid, 1 if not."""
+    """Verify a proof bundle offline against the genesis: exit 0 if valid, 7 if not."""
     from cli.bounded_files import read_prefix
     from ledger.proofs import MAX_BUNDLE_FILE_BYTES, verify_bundle
 
