@@ -25,20 +25,14 @@ from cli.options import (
     timeout_option,
     wait_option,
 )
+from ledger import tx
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
-from ledger.tx import (
-    CLAIM_ACCEPTED,
-    CLAIM_CANCELLED,
-    CLAIM_PAID,
-    CLAIM_PARTIALLY_DECIDED,
-    CLAIM_REJECTED,
-    CLAIM_SUBMITTED,
-    TxBody,
-)
+from ledger.tx import TxBody
 
-CLAIM_STATUSES = (CLAIM_SUBMITTED, CLAIM_PARTIALLY_DECIDED, CLAIM_ACCEPTED, CLAIM_REJECTED,
-                  CLAIM_PAID, CLAIM_CANCELLED)
+# the overall statuses of ledger.tx.ClaimState.status(), in the order a claim goes through them
+CLAIM_STATUSES = (tx.CLAIM_SUBMITTED, tx.CLAIM_PARTIALLY_DECIDED, tx.CLAIM_ACCEPTED,
+                  tx.CLAIM_REJECTED, tx.CLAIM_PAID, tx.CLAIM_CANCELLED)
 
 
 @click.group(context_settings=CONTEXT)

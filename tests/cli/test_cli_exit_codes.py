@@ -43,6 +43,7 @@ def test_codes_distinct_and_documented_once(capsys: pytest.CaptureFixture[str]) 
     (["claim", "pay", "ab" * 32, "--amount", "1,5", "--reference", "R", "--node", CLOSED],
      "--amount"),
     (["claim", "cancel", "ab" * 32, "--reason", "Bad Reason", "--node", CLOSED], "--reason"),
+    (["status", "--node", "ftp://127.0.0.1:9"], "not an http(s) node URL"),
 ])
 def test_usage_errors_are_one_line_exit_2(argv: list[str], needle: str | None,
                                           cluster_dir: Path,
