@@ -17,12 +17,12 @@ import click
 
 from cli import render
 from cli.client import ClientError, NodeClient
-from cli.errors import CliError
+from cli.errors import CliError, Exit
 from cli.witness import Outcome, Witness
 from ledger.errors import LedgerError
 from ledger.proofs import Checkpoint
 
-FORK_EXIT_CODE = 3  # ``tpledger witness``: two valid certificates for one height
+FORK_EXIT_CODE = int(Exit.FORK)  # ``tpledger witness``: two valid certificates for one height
 
 
 def fetch_consistency_path(client: NodeClient, old_size: int,

@@ -32,6 +32,7 @@ DEFAULT_BATCH = 500
 MAX_CLAIMS_FILE_BYTES = 512 * 1024 * 1024
 MAX_CLAIM_LINE_BYTES = 1024 * 1024  # one JSON-lines record
 MAX_CLAIM_JSON_DEPTH = 8
+MAX_REPORTED_ERRORS = 1000  # bad lines listed one by one; past this, only counted
 _CLAIM_KEYS = {"insurer", "patient", "lines", "amo", "amc"}
 _PATIENT_KEYS = {"nir", "birth_date", "member_number"}
 _LINE_KEYS = {"lpp", "qty", "amount"}
@@ -70,8 +71,9 @@ class PreparedClaim:
         return self.stx.encode(), self.sealed
 
 
-class ClaimInputError(CliError):
-    """Bad claim input; the message names the claim and the field, never personal data."""
+class ClaimInputError(UsageError):
+    """Bad claim input (exit 2: nothing is sent); the message names the claim and the field,
+    never personal data."""
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -172,7 +174,16 @@ def _no_unknown(obj: dict[str, Any], known: set[str], where: str) -> None:
 
 
 def read_claims_file(path: str | Path) -> Iterator[ClaimInput]:
-    """Claims of a JSON-lines file (blank lines and ``#`` comments skipped), or ``-`` = stdin."""
+    """Claims of a JSON-lines file (blank lines and ``#`` comments skipped), or ``-`` = stdin.
+    Stops at the first bad line; :func:`prepare_claims_file` reports them all."""
+    for item in _claims_of_file(path):
+        if isinstance(item, ClaimInputError):
+            raise item
+        yield item
+
+
+def _claims_of_file(path: str | Path) -> Iterator[ClaimInput | ClaimInputError]:
+    """Every record of the file, parsed, or the error of its line (never raised)."""
     p = Path(path)
     try:
         if str(path) == "-":
@@ -182,12 +193,15 @@ def read_claims_file(path: str | Path) -> Iterator[ClaimInput]:
                 raise ClaimInputError(f"{p}: claims file too large")
             text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ClaimInputError(f"{p}: cannot read claims file: {exc.strerror}") from None
+        raise CliError(f"{p}: cannot read claims file: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ClaimInputError(f"{p}: not UTF-8 (byte {exc.start})") from None
     for lineno, line in enumerate(text.splitlines(), start=1):
         if line.strip() and not line.lstrip().startswith("#"):
-            yield parse_claim_json(line, f"line {lineno}")
+            try:
+                yield parse_claim_json(line, f"line {lineno}")
+            except ClaimInputError as exc:
+                yield exc
 
 
 # -- building --------------------------------------------------------------------------------
@@ -257,6 +271,41 @@ class ClaimBuilder:
         return PreparedClaim(
             where, stx, ((insurer.org, sealed_ins), (self.cnam.org, sealed_cnam)), stx.tx_id()
         )
+
+
+def prepare_all(builder: ClaimBuilder, inputs: Iterator[ClaimInput | ClaimInputError],
+                report: Callable[[str], None],
+                max_reported: int = MAX_REPORTED_ERRORS) -> list[PreparedClaim]:
+    """Build every claim. Nothing is sent unless every claim is good: one bad claim is raised
+    as :class:`ClaimInputError` (one line); several are each reported (``report``, line number
+    first, at most ``max_reported``) before raising their count."""
+    prepared: list[PreparedClaim] = []
+    errors: list[str] = []
+    bad = 0
+    for item in inputs:
+        if not isinstance(item, ClaimInputError):
+            try:
+                prepared.append(builder.build(item))
+                continue
+            except ClaimInputError as exc:
+                item = exc
+        bad += 1
+        if bad <= max_reported:
+            errors.append(str(item))
+    if bad == 1:
+        raise ClaimInputError(f"{errors[0]} (nothing was sent)")
+    if bad:
+        for message in errors:
+            report(message)
+        more = f", {bad - max_reported} not shown" if bad > max_reported else ""
+        raise ClaimInputError(f"{bad} bad claims{more}; nothing was sent")
+    return prepared
+
+
+def prepare_claims_file(builder: ClaimBuilder, path: str | Path,
+                        report: Callable[[str], None]) -> list[PreparedClaim]:
+    """Every claim of a JSON-lines file, built; every bad line reported before raising."""
+    return prepare_all(builder, _claims_of_file(path), report)
 
 
 # -- submitting ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,12 @@ from node.submission import encode_submission
 MAX_ANSWER_JSON_DEPTH = 16  # a node's answers are at most a few levels deep
 SealedItem = tuple[str, bytes]
 TxItem = tuple[bytes, Sequence[SealedItem]]
+
+
+# The CA the running command trusts (``--ca``, ``TPLEDGER_CA`` or the profile's ``ca``), set by
+# the ``--ca`` option of cli.options; a client's own ``ca_file`` wins over it.
+CA_FILE: ContextVar[str | None] = ContextVar("tpledger_ca_file", default=None)
+TLS_HINT = "give the consortium CA with --ca FILE or TPLEDGER_CA (e.g. c/tls/ca.crt)"
 
 
 class ClientError(Exception):
@@ -104,7 +111,7 @@ class NodeClient:
 
     def _ssl_context(self) -> ssl.SSLContext:
         """Trust the consortium CA named by ``ca_file`` or ``$TPLEDGER_CA`` (else the system's)."""
-        ca = self.ca_file or os.environ.get("TPLEDGER_CA") or None
+        ca = self.ca_file or CA_FILE.get() or os.environ.get("TPLEDGER_CA") or None
         try:
             return ssl.create_default_context(cafile=str(ca) if ca else None)
         except (OSError, ssl.SSLError) as exc:
@@ -138,6 +145,11 @@ class NodeClient:
                 if attempt == 1:
                     msg = f"{self.url}: connection lost ({type(exc).__name__})"
                     raise ClientError("unreachable", msg) from None
+            except ssl.SSLCertVerificationError as exc:
+                self.close()
+                why = exc.verify_message or "certificate verify failed"
+                raise ClientError("tls", f"{self.url}: TLS verification failed ({why}); "
+                                  f"{TLS_HINT}") from None
             except TimeoutError:
                 self.close()
                 msg = f"{self.url}: no answer in {self.timeout_s:g} s"

@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from cli.errors import CliError
+from cli.errors import UsageError
 from ledger.patient import shown
 
 MAX_EUROS_CENTS = 10**10  # same ceiling as ledger.tx.MAX_AMOUNT_CENTS
 _EUROS_RE = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,2})?")
 
 
-class AmountError(CliError):
+class AmountError(UsageError):
     """A euro amount that is not a non-negative decimal string with at most 2 decimals."""
 
 

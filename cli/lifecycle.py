@@ -13,12 +13,12 @@ payment's bank reference is sent only as :func:`reference_digest`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from cli.client import ClientError, NodeClient
-from cli.errors import CliError
+from cli.errors import CliError, Rejected, TimedOut, UsageError, VerificationFailed
 from ledger.encoding import tagged_hash
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
@@ -44,6 +44,9 @@ REFERENCE_DOMAIN = "tpledger/payment-reference/v1"
 MAX_REFERENCE_LEN = 140  # a SEPA end-to-end id is 35, a remittance text 140
 PAYER_ROLES = ("insurer", "cnam")
 PAGE = 500
+MIN_PREFIX_CHARS = 4  # git's minimum abbreviation
+MAX_SHOWN_MATCHES = 5  # candidates named by an "ambiguous prefix" error
+_HEX = frozenset("0123456789abcdef")
 
 
 # -- pure helpers ----------------------------------------------------------------------------
@@ -55,6 +58,15 @@ def share_for_role(role: str) -> int:
     return share
 
 
+def check_claim_ref(text: str) -> str:
+    """A claim id (64 hex) or a prefix of one (at least 4 hex characters), lower-cased."""
+    ref = text.strip().lower()
+    if not MIN_PREFIX_CHARS <= len(ref) <= 64 or not set(ref) <= _HEX:
+        raise UsageError(f"a claim id is 64 hex characters, or a unique prefix of at least "
+                         f"{MIN_PREFIX_CHARS} (git style): {text[:70]!r}")
+    return ref
+
+
 def share_key(share: int) -> str:
     """``"amo"`` or ``"amc"``: the key of the share in the node's claim JSON."""
     return SHARE_NAMES[share]
@@ -64,16 +76,16 @@ def reference_digest(reference: str) -> bytes:
     """Digest of a bank transfer reference; the reference itself never leaves the payer."""
     ref = reference.strip()
     if not ref:
-        raise CliError("--reference must not be empty")
+        raise UsageError("--reference must not be empty")
     if len(ref) > MAX_REFERENCE_LEN:
-        raise CliError(f"--reference is longer than {MAX_REFERENCE_LEN} characters")
+        raise UsageError(f"--reference is longer than {MAX_REFERENCE_LEN} characters")
     return tagged_hash(REFERENCE_DOMAIN, ref.encode("utf-8"))
 
 
 def check_reason(reason: str, what: str = "--reject") -> str:
     """A reason code: 1 to 64 characters among a-z, 0-9, '_' and '-'."""
     if not 1 <= len(reason) <= MAX_REASON_LEN or any(c not in REASON_CHARS for c in reason):
-        raise CliError(f"{what}: a reason code is 1 to {MAX_REASON_LEN} characters among "
+        raise UsageError(f"{what}: a reason code is 1 to {MAX_REASON_LEN} characters among "
                        "a-z, 0-9, '_' and '-', e.g. not_covered")
     return reason
 
@@ -123,6 +135,51 @@ def iter_claims(client: NodeClient, page: int = PAGE) -> Iterator[dict[str, Any]
         after = nxt
 
 
+def list_claims(client: NodeClient, keep: Callable[[dict[str, Any]], bool],
+                limit: int | None = None, after: str | None = None,
+                page: int = PAGE) -> tuple[list[dict[str, Any]], str | None]:
+    """The claims ``keep`` keeps, from cursor ``after`` on, at most ``limit`` of them; and the
+    cursor of the next page (None when the listing is complete)."""
+    out: list[dict[str, Any]] = []
+    cursor = after
+    for _ in range(MAX_PAGES):
+        rows, nxt = client.claims_page(page, cursor)
+        for i, c in enumerate(rows):
+            if not keep(c):
+                continue
+            out.append(c)
+            if limit is not None and len(out) >= limit:
+                last = i == len(rows) - 1 and (nxt is None or nxt == cursor)
+                return out, None if last else str(c.get("claim_id"))
+        if nxt is None or nxt == cursor:
+            return out, None
+        cursor = nxt
+    return out, cursor
+
+
+def resolve_claim_id(client: NodeClient, text: str) -> str:
+    """The full id of claim ``text``: itself when 64 hex, else the one claim the signer can
+    list (``GET /v1/claims``, paged) whose id starts with it; ambiguous prefixes are refused
+    naming a few candidates."""
+    ref = check_claim_ref(text)
+    if len(ref) == 64:
+        return ref
+    matches: list[str] = []
+    for c in iter_claims(client):
+        cid = str(c.get("claim_id", ""))
+        if cid.startswith(ref):
+            matches.append(cid)
+            if len(matches) >= MAX_SHOWN_MATCHES:
+                break
+    if not matches:
+        raise CliError(f"no claim id starts with {ref} among the claims this key can list")
+    if len(matches) > 1:
+        raise UsageError(f"claim id prefix {ref} is ambiguous ({', '.join(matches)}"
+                         f"{', …' if len(matches) >= MAX_SHOWN_MATCHES else ''}): "
+                         "give more characters")
+    return matches[0]
+
+
 @dataclass(frozen=True, repr=False)
 class OpenedClaim:
     """A claim whose opening was checked against the on-ledger commitment."""
@@ -151,22 +208,24 @@ def open_claim(client: NodeClient, key: KeyFile, genesis: Genesis, claim_id: str
     proof = client.proof(claim_id)
     res = verify_bundle(proof, genesis)
     if not res.ok or res.claim_id is None:
-        raise CliError(f"the claim's proof does not verify ({res.failure_code}): {res.message}")
+        raise VerificationFailed(f"the claim's proof does not verify ({res.failure_code}): "
+                                 f"{res.message}")
     if res.claim_id.hex() != claim_id.lower() or res.tx_type != "claim":
-        raise CliError("the node's proof is not the proof of this claim")
+        raise VerificationFailed("the node's proof is not the proof of this claim")
     bundle = ProofBundle.from_bytes(proof)
     body = SignedTx.decode(bundle.tx).parse()
     if not isinstance(body, Claim):  # pragma: no cover - checked through res.tx_type
         raise CliError("the node's proof is not the proof of a claim")
     refs = {r.payer: r.sealed_digest for r in body.sealed}
     if refs.get(key.org) != sealed_digest(sealed):
-        raise CliError("the sealed opening does not match the digest signed into the claim")
+        raise VerificationFailed("the sealed opening does not match the digest signed into the "
+                                 "claim")
     try:
         opening = open_sealed(key.box, sealed)
     except LedgerError as exc:
-        raise CliError(str(exc)) from None
+        raise VerificationFailed(str(exc)) from None
     if not verify_opening(opening, body.patient_commitment):
-        raise CliError("the opening does NOT match the claim's patient commitment")
+        raise VerificationFailed("the opening does NOT match the claim's patient commitment")
     return OpenedClaim(claim_id.lower(), body, opening, int(res.height or 0))
 
 
@@ -177,7 +236,7 @@ def _claim_id_bytes(claim_id: str) -> bytes:
     except ValueError:
         b = b""
     if len(b) != 32:
-        raise CliError("a claim id is 64 hex characters")
+        raise UsageError("a claim id is 64 hex characters")
     return b
 
 
@@ -191,14 +250,14 @@ def decision_body(claim: dict[str, Any], role: str, accept: bool, amount_cents: 
             s = claim.get(share_key(share))
             amount_cents = int(s.get("asked_cents") or 0) if isinstance(s, dict) else 0
         if amount_cents <= 0:
-            raise CliError("an acceptance approves more than 0 EUR (use --reject REASON)")
+            raise UsageError("an acceptance approves more than 0 EUR (use --reject REASON)")
         return Decision(cid, share, True, amount_cents, "")
     return Decision(cid, share, False, 0, check_reason(reason or ""))
 
 
 def payment_body(claim_id: str, role: str, amount_cents: int, reference: str) -> Payment:
     if amount_cents <= 0:
-        raise CliError("--amount must be more than 0 EUR")
+        raise UsageError("--amount must be more than 0 EUR")
     return Payment(_claim_id_bytes(claim_id), share_for_role(role), amount_cents,
                    reference_digest(reference))
 
@@ -248,12 +307,13 @@ def submit_signed(client: NodeClient, stx: SignedTx, wait: bool, timeout_s: floa
 
 
 def raise_if_refused(row: dict[str, Any], wait: bool, timeout_s: float) -> None:
-    """One-line error (exit 1) for a refused or, with --wait, an uncommitted transaction."""
+    """One-line error for a refused transaction (exit 4) or, with --wait, an uncommitted one
+    (exit 5, timed out)."""
     if row["status"] == "rejected":
-        raise CliError(f"the ledger refused the transaction: {row.get('code', '?')}: "
+        raise Rejected(f"the ledger refused the transaction: {row.get('code', '?')}: "
                        f"{row.get('message', '')}")
     if wait and row["status"] != "committed":
-        raise CliError(f"transaction {row['tx_id']} not committed after {timeout_s:g} s")
+        raise TimedOut(f"transaction {row['tx_id']} not committed after {timeout_s:g} s")
 
 
 def fetch_claim(client: NodeClient, claim_id: str) -> dict[str, Any]:
@@ -269,16 +329,19 @@ def fetch_claim(client: NodeClient, claim_id: str) -> dict[str, Any]:
 __all__ = [
     "OpenedClaim",
     "cancel_body",
+    "check_claim_ref",
     "decision_body",
     "fetch_claim",
     "is_awaiting",
     "is_mine",
     "iter_claims",
+    "list_claims",
     "my_share_cents",
     "open_claim",
     "payment_body",
     "raise_if_refused",
     "reference_digest",
+    "resolve_claim_id",
     "send_tx",
     "share_for_role",
     "submit_signed",

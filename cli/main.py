@@ -2,9 +2,8 @@
 
 This module only composes: the root group, the registration of every command group (one
 module each under :mod:`cli.commands`) and :func:`run`, the one place exceptions become exit
-codes. Exit codes: 0 success; 1 an error of input, environment, the ledger or a node (one line
-``error: ...`` on stderr); 2 bad usage; 70 an unexpected internal error (traceback only with
-``TPLEDGER_DEBUG=1``); 130 interrupted.
+codes (the table is :data:`cli.errors.EXIT_CODES`, printed by ``tpledger --help``). Every
+error is one line ``error: ...`` on stderr; a traceback only with ``TPLEDGER_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import traceback
 
 import click
 
-from cli.client import ClientError
+from cli.client import CA_FILE, ClientError
 from cli.commands.audit import audit
 from cli.commands.bench import bench
 from cli.commands.checkpoint import checkpoint
@@ -30,8 +29,9 @@ from cli.commands.proof import proof
 from cli.commands.stats import stats
 from cli.commands.status import status
 from cli.commands.witness import witness
-from cli.errors import CliError, UsageError
+from cli.errors import EXIT_CODES, CliError, Exit
 from cli.options import CONTEXT
+from cli.profile import select_profile
 from cli.render import one_line
 from ledger.errors import LedgerError
 from node.errors import NodeError
@@ -42,7 +42,16 @@ COMMANDS: tuple[click.Command, ...] = (
 )
 
 
-@click.group(context_settings=CONTEXT)
+def _exit_code_epilog() -> str:
+    rows = "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES)
+    return f"\b\nExit codes:\n{rows}\n\nDefaults: flag > TPLEDGER_* environment > profile " \
+           "file (~/.config/tpledger/config.toml; TPLEDGER_CONFIG) > built-in."
+
+
+@click.group(context_settings=CONTEXT, epilog=_exit_code_epilog())
+@click.option("--profile", envvar="TPLEDGER_PROFILE", metavar="NAME", is_eager=True,
+              expose_value=False, callback=lambda ctx, _p, v: select_profile(ctx, v),
+              help="Named [profiles.NAME] of the profile file (or TPLEDGER_PROFILE).")
 @click.version_option(package_name="tpledger", prog_name="tpledger")
 def cli() -> None:
     """tpledger: a neutral, append-only ledger for optical tiers payant.
@@ -64,17 +73,39 @@ def _error(message: str) -> None:
         click.echo(f"error: {one_line(message)}", err=True)
 
 
-def _failed(message: str, debug: bool) -> int:
-    """An expected failure: a one-line error (a traceback only when debugging), exit 1."""
+def _failed(message: str, debug: bool, code: int = Exit.ERROR) -> int:
+    """An expected failure: a one-line error (a traceback only when debugging)."""
     if debug:
         traceback.print_exc()
     _error(message)
-    return 1
+    return int(code)
+
+
+def _client_exit(exc: ClientError) -> int:
+    """A node client's failure: unreachable (no answer, TLS), malformed id/URL, or an error."""
+    if exc.status == 0 and exc.code in ("unreachable", "timeout", "tls"):
+        return Exit.UNREACHABLE
+    if exc.status == 0 and exc.code in ("bad_id", "bad_url"):
+        return Exit.USAGE
+    return Exit.ERROR
+
+
+def _click_error(exc: click.ClickException) -> int:
+    """click's errors in one line (its usage errors are three), with the --help to read."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        exc.show()
+        return Exit.USAGE
+    hint = ""
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        hint = f" (see '{exc.ctx.command_path} --help')"
+    _error(exc.format_message() + hint)
+    return exc.exit_code
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code; the one place exceptions become exit codes."""
     debug = os.environ.get("TPLEDGER_DEBUG") == "1"
+    CA_FILE.set(None)  # set again by --ca (or TPLEDGER_CA, the profile) of this command
     try:
         rv = cli.main(args=argv, prog_name="tpledger", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -82,23 +113,23 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Abort:
         _error("interrupted")
-        return 130
+        return Exit.INTERRUPTED
     except click.ClickException as exc:  # usage errors (exit 2) and friends
-        exc.show()
-        return exc.exit_code
-    except UsageError as exc:
-        _error(str(exc))
-        return 2
-    except (CliError, LedgerError, NodeError, ClientError) as exc:
+        return _click_error(exc)
+    except CliError as exc:
+        return _failed(str(exc), debug and exc.exit_code != Exit.USAGE, exc.exit_code)
+    except ClientError as exc:
+        return _failed(str(exc), debug, _client_exit(exc))
+    except (LedgerError, NodeError) as exc:
         return _failed(str(exc), debug)
     except KeyboardInterrupt:
         _error("interrupted")
-        return 130
+        return Exit.INTERRUPTED
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except BrokenPipeError:
-        return 1
+        return Exit.ERROR
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _failed(f"{where}{exc.strerror or type(exc).__name__}", debug)
@@ -107,7 +138,7 @@ def run(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         _error(f"internal error ({type(exc).__name__}); rerun with TPLEDGER_DEBUG=1 for details")
-        return 70
+        return Exit.INTERNAL
 
 
 def main() -> None:

@@ -6,13 +6,16 @@ order of the options in ``--help``); an option used by one command only stays wi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from cli.client import CA_FILE
 from cli.errors import UsageError
+from cli.profile import profile_default, profile_path
 from ledger.genesis import Genesis
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,12 +26,49 @@ READER_KEY = "Key of the claim's optician, its insurer, or the CNAM."
 PAYER_KEY = "Key of the payer (insurer: AMC share, CNAM: AMO share)."
 CHAIN_GENESIS = "The chain's genesis file."
 
-node_option = click.option("--node", "node_url", required=True, help="Node API URL.")
+OUTPUT_FORMATS = ("table", "json", "wide")
+
+
+def _from_profile(key: str) -> Callable[[], str | None]:
+    return functools.partial(profile_default, key)
+
+
+def _required(what: str, env: str, key: str) -> Callable[..., Any]:
+    """A callback refusing a missing value, naming the three places it may come from."""
+    def check(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            raise UsageError(f"missing {what}: give it, set {env}, or set {key} in the profile "
+                             f"file {profile_path()}")
+        return value
+    return check
+
+
+def _use_ca(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    CA_FILE.set(str(value) if value is not None else None)
+    return value
+
+
+ca_option = click.option(
+    "--ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="TPLEDGER_CA",
+    default=_from_profile("ca"), expose_value=False, callback=_use_ca,
+    help="CA certificate that signs the nodes' TLS certificates (https nodes; TPLEDGER_CA).")
+
+
+def node_option(f: F) -> F:
+    """``--node URL`` (required; TPLEDGER_NODE, the profile's ``node``) and ``--ca FILE``."""
+    f = ca_option(f)
+    return click.option("--node", "node_url", required=True, envvar="TPLEDGER_NODE",
+                        default=_from_profile("node"),
+                        callback=_required("--node URL", "TPLEDGER_NODE", "node"),
+                        help="Node API URL (TPLEDGER_NODE, or the profile's node).")(f)
+
 
 # --genesis next to --key: optional, found next to the key's cluster directory when absent.
 genesis_option = click.option(
     "--genesis", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Genesis file (default: genesis.json of the key's cluster directory).")
+    envvar="TPLEDGER_GENESIS", default=_from_profile("genesis"),
+    help="Genesis file (TPLEDGER_GENESIS, the profile's genesis, else genesis.json of the "
+         "key's cluster directory).")
 
 wait_option = click.option("--wait", is_flag=True,
                            help="Wait until the transaction is committed.")
@@ -39,23 +79,44 @@ timeout_option = click.option("--timeout", type=click.FloatRange(0.1, 3600), def
 
 def key_option(help_text: str) -> Callable[[F], F]:
     """``--key FILE`` (required, an existing file): the signer's key file."""
-    return click.option("--key", "key_path", required=True,
+    return click.option("--key", "key_path", required=True, envvar="TPLEDGER_KEY",
+                        default=_from_profile("key"),
+                        callback=_required("--key FILE", "TPLEDGER_KEY", "key"),
                         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                        help=help_text)
+                        help=f"{help_text} (TPLEDGER_KEY, or the profile's key)")
 
 
 def chain_genesis_option(help_text: str = CHAIN_GENESIS, *,
                          must_exist: bool = False) -> Callable[[F], F]:
     """``--genesis FILE`` (required): the genesis an offline check trusts. Without
     ``must_exist`` a missing file is an error of the command (exit 1), not of usage (exit 2)."""
-    return click.option("--genesis", required=True,
+    return click.option("--genesis", required=True, envvar="TPLEDGER_GENESIS",
+                        default=_from_profile("genesis"),
+                        callback=_required("--genesis FILE", "TPLEDGER_GENESIS", "genesis"),
                         type=click.Path(exists=must_exist, dir_okay=False, path_type=Path),
-                        help=help_text)
+                        help=f"{help_text} (TPLEDGER_GENESIS, or the profile's genesis)")
 
 
 def json_option(help_text: str = "Print the result as JSON.") -> Callable[[F], F]:
     """``--json``: machine-readable output on stdout (parameter ``as_json``)."""
     return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+def format_option(f: F) -> F:
+    """``-o/--output table|json|wide`` and ``--json`` (short for ``-o json``), handed to the
+    command as one parameter ``fmt``."""
+    @functools.wraps(f)
+    def wrapper(*args: Any, output_format: str | None, as_json: bool, **kwargs: Any) -> Any:
+        if as_json and output_format not in (None, "json"):
+            raise UsageError(f"--json is -o json: it does not go with -o {output_format}")
+        return f(*args, fmt="json" if as_json else output_format or "table", **kwargs)
+
+    wrapper = click.option("--json", "as_json", is_flag=True, help="Short for -o json.")(wrapper)
+    wrapper = click.option(
+        "-o", "--output", "output_format", type=click.Choice(OUTPUT_FORMATS),
+        help="table (terminal: cut ids; piped: tab-separated, full ids), json, or wide "
+             "(full ids).")(wrapper)
+    return wrapper  # type: ignore[return-value]
 
 
 def output_option(help_text: str) -> Callable[[F], F]:
@@ -78,9 +139,12 @@ def load_genesis_for(key_path: Path, genesis: Path | None) -> Genesis:
 __all__ = [
     "CHAIN_GENESIS",
     "CONTEXT",
+    "OUTPUT_FORMATS",
     "PAYER_KEY",
     "READER_KEY",
+    "ca_option",
     "chain_genesis_option",
+    "format_option",
     "genesis_option",
     "json_option",
     "key_option",

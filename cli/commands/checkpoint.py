@@ -9,7 +9,14 @@ import click
 from cli import render
 from cli.client import NodeClient
 from cli.errors import UsageError
-from cli.options import CONTEXT, chain_genesis_option, json_option, node_option, output_option
+from cli.options import (
+    CONTEXT,
+    ca_option,
+    chain_genesis_option,
+    json_option,
+    node_option,
+    output_option,
+)
 from ledger.genesis import Genesis
 
 
@@ -43,7 +50,7 @@ def checkpoint_get(node_url: str, output: Path, height: int | None) -> None:
 @json_option()
 @click.pass_context
 def checkpoint_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -> None:
-    """Verify a checkpoint offline against the genesis: exit 0 if valid, 1 if not."""
+    """Verify a checkpoint offline against the genesis: exit 0 if valid, 7 if not."""
     from cli.bounded_files import read_checkpoint
     from ledger.proofs import verify_checkpoint
 
@@ -68,6 +75,7 @@ Examples:
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
 @chain_genesis_option()
 @click.option("--node", "node_url", help="Fetch the consistency path from this node.")
+@ca_option
 @click.option("--proof", "proof_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A consistency proof file (instead of --node).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -77,7 +85,7 @@ Examples:
 def checkpoint_consistency(ctx: click.Context, old: Path, new: Path, genesis: Path,
                            node_url: str | None, proof_path: Path | None, output: Path | None,
                            as_json: bool) -> None:
-    """Prove that the log at checkpoint NEW extends the log at OLD (RFC 9162); exit 0/1."""
+    """Prove that the log at checkpoint NEW extends the log at OLD (RFC 9162); exit 0, or 7."""
     from cli.bounded_files import read_checkpoint, read_consistency_proof, write_atomically
     from cli.checkpoint_source import fetch_consistency_path
     from ledger.proofs import ConsistencyProof, verify_consistency_proof

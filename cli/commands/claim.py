@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +10,13 @@ import click
 
 from cli import render
 from cli.client import NodeClient
-from cli.errors import CliError, UsageError
+from cli.errors import CliError, Rejected, TimedOut, UsageError
 from cli.euros import format_cents
 from cli.options import (
     CONTEXT,
     PAYER_KEY,
     READER_KEY,
+    format_option,
     genesis_option,
     json_option,
     key_option,
@@ -23,8 +25,14 @@ from cli.options import (
     timeout_option,
     wait_option,
 )
+from ledger import tx
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
+from ledger.tx import TxBody
+
+# the overall statuses of ledger.tx.ClaimState.status(), in the order a claim goes through them
+CLAIM_STATUSES = (tx.CLAIM_SUBMITTED, tx.CLAIM_PARTIALLY_DECIDED, tx.CLAIM_ACCEPTED,
+                  tx.CLAIM_REJECTED, tx.CLAIM_PAID, tx.CLAIM_CANCELLED)
 
 
 @click.group(context_settings=CONTEXT)
@@ -75,7 +83,8 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
         ClaimBuilder,
         ClaimInput,
         parse_line_spec,
-        read_claims_file,
+        prepare_all,
+        prepare_claims_file,
         submit_with_progress,
     )
     from cli.euros import parse_euros
@@ -87,7 +96,7 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
     gen = load_genesis_for(key_path, genesis)
     builder = ClaimBuilder(key, gen)
     if from_json is not None:
-        inputs = list(read_claims_file(from_json))
+        prepared = prepare_claims_file(builder, from_json, render.input_error)
     else:
         missing = [n for n, v in (("--insurer", insurer), ("--nir", nir),
                                   ("--birth-date", birth_date), ("--line", lines)) if not v]
@@ -95,25 +104,24 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
             raise UsageError(f"missing {', '.join(missing)} (or use --from-json FILE)")
         if (amo is None) != (amc is None):
             raise UsageError("give both --amo and --amc, or neither (default shares)")
-        inputs = [ClaimInput(
+        prepared = prepare_all(builder, iter([ClaimInput(
             "claim 1", str(insurer), str(nir), str(birth_date), member_number,
             tuple(parse_line_spec(s, f"--line {i}") for i, s in enumerate(lines, start=1)),
             parse_euros(amo, "--amo") if amo is not None else None,
             parse_euros(amc, "--amc") if amc is not None else None,
-        )]
-    if not inputs:
+        )]), render.input_error)
+    if not prepared:
         raise CliError("no claims to submit")
-    prepared = [builder.build(inp) for inp in inputs]
     rows = submit_with_progress(node_url, key, gen, prepared, batch_size, wait, timeout)
     render.submitted_claims(rows, as_json)
     bad = [r for r in rows if r["status"] == "rejected"]
     late = [r for r in rows if wait and r["status"] == "pending"]
     if bad:
         first = bad[0]
-        raise CliError(f"{len(bad)} of {len(rows)} claims rejected (first: {first['where']}: "
+        raise Rejected(f"{len(bad)} of {len(rows)} claims rejected (first: {first['where']}: "
                        f"{first.get('code', '?')}: {first.get('message', '')})")
     if late:
-        raise CliError(f"{len(late)} of {len(rows)} claims not committed after {timeout:g} s")
+        raise TimedOut(f"{len(late)} of {len(rows)} claims not committed after {timeout:g} s")
 
 
 @claim.command("status", epilog="Example: tpledger claim status 3fa1…e9 --node "
@@ -121,24 +129,30 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
 @click.argument("claim_id")
 @node_option
 @key_option(READER_KEY)
-@json_option("Print the claim state as JSON.")
-def claim_status(claim_id: str, node_url: str, key_path: Path, as_json: bool) -> None:
-    """Show the ledger state of claim CLAIM_ID (hex)."""
+@format_option
+def claim_status(claim_id: str, node_url: str, key_path: Path, fmt: str) -> None:
+    """Show the ledger state of claim CLAIM_ID (hex id, or a unique prefix of it)."""
+    from cli.lifecycle import check_claim_ref, resolve_claim_id
+
+    check_claim_ref(claim_id)
     key = KeyFile.load(key_path)
     with NodeClient(node_url, signer=key.signer) as client:
-        state = client.claim(claim_id)
-    if as_json:
+        state = client.claim(resolve_claim_id(client, claim_id))
+    if fmt == "json":
         render.print_json(state)
         return
     render.claim_state(state)
 
 
-def _send(node_url: str, key: KeyFile, gen: Genesis, body: Any, wait: bool,
-          timeout: float, as_json: bool, what: str) -> None:
-    """Send one transaction and report it; a refusal is a one-line error naming the code."""
-    from cli.lifecycle import raise_if_refused, send_tx
+def _send(node_url: str, key: KeyFile, gen: Genesis, claim_ref: str,
+          make_body: Callable[[NodeClient, str], TxBody], wait: bool, timeout: float,
+          as_json: bool, what: str) -> None:
+    """Resolve the claim id, build the transaction, send it and report it; a refusal is a
+    one-line error naming the ledger's code (exit 4), a --wait timeout exits 5."""
+    from cli.lifecycle import raise_if_refused, resolve_claim_id, send_tx
 
     with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
+        body = make_body(client, resolve_claim_id(client, claim_ref))
         row = send_tx(client, key, gen, body, wait, timeout)
     render.tx_row(row, as_json, what)
     raise_if_refused(row, wait, timeout)
@@ -148,8 +162,8 @@ def _send(node_url: str, key: KeyFile, gen: Genesis, body: Any, wait: bool,
                                "--key c/keys/mutuelle-a.key --json")
 @node_option
 @key_option("Key of a payer: an insurer (AMC share) or the CNAM (AMO share).")
-@json_option()
-def claim_inbox(node_url: str, key_path: Path, as_json: bool) -> None:
+@format_option
+def claim_inbox(node_url: str, key_path: Path, fmt: str) -> None:
     """Claims awaiting my decision on my share (insurer: AMC, CNAM: AMO)."""
     from cli.lifecycle import is_awaiting, iter_claims, share_for_role, share_key
 
@@ -158,11 +172,11 @@ def claim_inbox(node_url: str, key_path: Path, as_json: bool) -> None:
     with NodeClient(node_url, signer=key.signer) as client:
         rows = [render.claim_summary(c) for c in iter_claims(client)
                 if is_awaiting(c, key.org, key.role)]
-    if as_json:
+    if fmt == "json":
         render.print_json({"org": key.org, "share": share, "claims": rows})
         return
     render.claims_table(rows, f"{len(rows)} claims awaiting {key.org}'s {share.upper()} "
-                              "decision")
+                              "decision", wide=fmt == "wide")
 
 
 @claim.command("list", epilog="Example: tpledger claim list --mine --node http://127.0.0.1:7000 "
@@ -171,24 +185,32 @@ def claim_inbox(node_url: str, key_path: Path, as_json: bool) -> None:
 @key_option("Key of an optician, an insurer or the CNAM.")
 @click.option("--mine", is_flag=True, default=True, show_default=True,
               help="Claims where I am the optician or a payer (the only listing offered).")
-@click.option("--status", "status_filter", help="Only claims with this overall status.")
-@json_option()
+@click.option("--status", "status_filter", type=click.Choice(CLAIM_STATUSES),
+              help="Only claims with this overall status.")
+@click.option("--limit", type=click.IntRange(1, 1_000_000),
+              help="At most this many claims; the cursor of the next page is printed.")
+@click.option("--after", metavar="CURSOR", help="Start after this cursor (a claim id).")
+@format_option
 def claim_list(node_url: str, key_path: Path, mine: bool, status_filter: str | None,
-               as_json: bool) -> None:
+               limit: int | None, after: str | None, fmt: str) -> None:
     """My claims: status per payer and overall, and what is still owed."""
-    from cli.lifecycle import is_mine, iter_claims
+    from cli.lifecycle import check_claim_ref, is_mine, list_claims
 
+    if after is not None and len(check_claim_ref(after)) != 64:
+        raise UsageError("--after takes the 64-hex cursor printed by the previous page")
     key = KeyFile.load(key_path)
     with NodeClient(node_url, signer=key.signer) as client:
-        rows = [render.claim_summary(c) for c in iter_claims(client)
-                if is_mine(c, key.org, key.role)
-                and (status_filter is None or c.get("status") == status_filter)]
+        claims, nxt = list_claims(client, lambda c: is_mine(c, key.org, key.role) and (
+            status_filter is None or c.get("status") == status_filter), limit, after)
+    rows = [render.claim_summary(c) for c in claims]
     owed = sum(int(r.get("owed_cents") or 0) for r in rows)
-    if as_json:
-        render.print_json({"org": key.org, "claims": rows, "owed_cents": owed})
+    if fmt == "json":
+        render.print_json({"org": key.org, "claims": rows, "owed_cents": owed, "next": nxt})
         return
     render.claims_table(rows, f"{len(rows)} claims of {key.org}; still owed "
-                              f"{format_cents(owed)} EUR")
+                              f"{format_cents(owed)} EUR", wide=fmt == "wide")
+    if nxt is not None:
+        click.echo(f"next page: --after {nxt}", err=not render.stdout_is_terminal())
 
 
 @claim.command("open", epilog="""\b
@@ -196,7 +218,8 @@ Example:
   tpledger claim open 3fa1…e9 --node http://127.0.0.1:7000 --key c/keys/mutuelle-a.key
 \b
 By default only the verification is shown; --show-identity also prints the member number, the
-NIR and the birth date (on this terminal only: never pipe it to a log).""")
+NIR and the birth date, to a terminal only: it is refused (exit 2) when stdout is a pipe or a
+file, with --json too, so that the identity never lands in a log.""")
 @click.argument("claim_id")
 @node_option
 @key_option("Key of the claim's insurer or of the CNAM (its X25519 secret opens the opening).")
@@ -207,12 +230,16 @@ NIR and the birth date (on this terminal only: never pipe it to a log).""")
 def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
                show_identity: bool, as_json: bool) -> None:
     """Fetch my sealed patient opening, open it, verify it against the claim's commitment."""
-    from cli.lifecycle import open_claim
+    from cli.lifecycle import check_claim_ref, open_claim, resolve_claim_id
 
+    if show_identity and not render.stdout_is_terminal():
+        raise UsageError("--show-identity prints the patient's identity to a terminal only and "
+                         "stdout is not one (a pipe or a file): run it without redirection")
+    check_claim_ref(claim_id)
     key = KeyFile.load(key_path)
     gen = load_genesis_for(key_path, genesis)
     with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
-        opened = open_claim(client, key, gen, claim_id)
+        opened = open_claim(client, key, gen, resolve_claim_id(client, claim_id))
     body: dict[str, Any] = {"claim_id": opened.claim_id, "verified": True,
                             "height": opened.height}
     if show_identity:
@@ -251,20 +278,30 @@ def claim_decide(claim_id: str, node_url: str, key_path: Path, genesis: Path | N
                  timeout: float, as_json: bool) -> None:
     """Accept or reject my share of claim CLAIM_ID (the share follows from my role)."""
     from cli.euros import parse_euros
-    from cli.lifecycle import decision_body, fetch_claim, share_for_role
+    from cli.lifecycle import (
+        check_claim_ref,
+        check_reason,
+        decision_body,
+        fetch_claim,
+        share_for_role,
+    )
 
     if accept == (reject_reason is not None):
         raise UsageError("give exactly one of --accept or --reject REASON")
     if amount is not None and not accept:
         raise UsageError("--amount goes with --accept")
+    check_claim_ref(claim_id)
+    if reject_reason is not None:
+        check_reason(reject_reason)
     key = KeyFile.load(key_path)
     share_for_role(key.role)
     gen = load_genesis_for(key_path, genesis)
     cents = parse_euros(amount, "--amount") if amount is not None else None
-    with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
-        state = fetch_claim(client, claim_id)
-    body = decision_body(state, key.role, accept, cents, reject_reason)
-    _send(node_url, key, gen, body, wait, timeout, as_json,
+
+    def body(client: NodeClient, cid: str) -> TxBody:
+        return decision_body(fetch_claim(client, cid), key.role, accept, cents, reject_reason)
+
+    _send(node_url, key, gen, claim_id, body, wait, timeout, as_json,
           "accepted" if accept else "rejected")
 
 
@@ -285,12 +322,16 @@ def claim_pay(claim_id: str, node_url: str, key_path: Path, genesis: Path | None
               reference: str, wait: bool, timeout: float, as_json: bool) -> None:
     """Record a payment (possibly partial) of my accepted share of CLAIM_ID."""
     from cli.euros import parse_euros
-    from cli.lifecycle import payment_body
+    from cli.lifecycle import check_claim_ref, payment_body
 
+    cents = parse_euros(amount, "--amount")
     key = KeyFile.load(key_path)
+    payment_body("00" * 32, key.role, cents, reference)  # every value checked before sending
+    check_claim_ref(claim_id)
     gen = load_genesis_for(key_path, genesis)
-    body = payment_body(claim_id, key.role, parse_euros(amount, "--amount"), reference)
-    _send(node_url, key, gen, body, wait, timeout, as_json, "payment")
+    _send(node_url, key, gen, claim_id,
+          lambda _c, cid: payment_body(cid, key.role, cents, reference), wait, timeout,
+          as_json, "payment")
 
 
 @claim.command("cancel", epilog="Example: tpledger claim cancel 3fa1…e9 --reason wrong_lens "
@@ -306,12 +347,14 @@ def claim_pay(claim_id: str, node_url: str, key_path: Path, genesis: Path | None
 def claim_cancel(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
                  reason: str, wait: bool, timeout: float, as_json: bool) -> None:
     """Withdraw claim CLAIM_ID (optician; only before any payer decided)."""
-    from cli.lifecycle import cancel_body
+    from cli.lifecycle import cancel_body, check_claim_ref
 
     key = KeyFile.load(key_path)
+    cancel_body("00" * 32, key.role, reason)  # role and reason checked before sending
+    check_claim_ref(claim_id)
     gen = load_genesis_for(key_path, genesis)
-    _send(node_url, key, gen, cancel_body(claim_id, key.role, reason), wait, timeout,
-          as_json, "cancelled")
+    _send(node_url, key, gen, claim_id, lambda _c, cid: cancel_body(cid, key.role, reason),
+          wait, timeout, as_json, "cancelled")
 
 
 @claim.command("forget", epilog="Example: tpledger claim forget 3fa1…e9 "
@@ -322,10 +365,12 @@ def claim_cancel(claim_id: str, node_url: str, key_path: Path, genesis: Path | N
 @json_option()
 def claim_forget(claim_id: str, node_url: str, key_path: Path, as_json: bool) -> None:
     """Delete the claim's sealed patient openings on every node (the commitment stays)."""
-    from cli.lifecycle import fetch_claim
+    from cli.lifecycle import check_claim_ref, fetch_claim, resolve_claim_id
 
+    check_claim_ref(claim_id)
     key = KeyFile.load(key_path)
     with NodeClient(node_url, signer=key.signer) as client:
+        claim_id = resolve_claim_id(client, claim_id)
         fetch_claim(client, claim_id)
         res = client.forget(claim_id)
     if as_json:

@@ -7,7 +7,7 @@ import click
 from cli import render
 from cli.client import NodeClient
 from cli.evidence import iter_evidence
-from cli.options import CONTEXT, json_option, node_option
+from cli.options import CONTEXT, format_option, node_option
 
 
 @click.group("evidence", context_settings=CONTEXT)
@@ -17,10 +17,10 @@ def evidence() -> None:
 
 @evidence.command("list", epilog="Example: tpledger evidence list --node http://127.0.0.1:7000")
 @node_option
-@json_option('Print {"evidence": [...]} as JSON (one object per recorded equivocation).')
-def evidence_list(node_url: str, as_json: bool) -> None:
+@format_option
+def evidence_list(node_url: str, fmt: str) -> None:
     """List the equivocations recorded on the ledger: offender, slot, the two values, and the
     height and tx that recorded them (public: no key needed)."""
     with NodeClient(node_url) as client:
         rows = iter_evidence(client)
-    render.evidence_list(rows, as_json)
+    render.evidence_list(rows, fmt)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli import render
-from cli.options import CONTEXT, json_option
+from cli.options import CONTEXT, format_option
 
 
 @click.group(context_settings=CONTEXT)
@@ -18,10 +18,10 @@ def lpp() -> None:
 @lpp.command("list", epilog="Example: tpledger lpp list --json")
 @click.option("--table", "table_path", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="LPP CSV (default: the shipped seed table).")
-@json_option("Print a JSON array of entries.")
-def lpp_list(table_path: Path | None, as_json: bool) -> None:
+@format_option
+def lpp_list(table_path: Path | None, fmt: str) -> None:
     """List LPP codes with label, class, category and price limit (euros)."""
     from ledger.lpp import LppTable
 
     table = LppTable.load_csv(table_path) if table_path else LppTable.default()
-    render.lpp_list(render.lpp_rows(table), table.version, as_json)
+    render.lpp_list(render.lpp_rows(table), table.version, fmt)

@@ -36,13 +36,16 @@ def proof() -> None:
 @click.option("--tree-size", type=click.IntRange(1), help="Prove against this tree size.")
 def proof_get(claim_id: str, node_url: str, key_path: Path, output: Path,
               tree_size: int | None) -> None:
-    """Download the inclusion proof bundle of claim CLAIM_ID (or of an evidence tx) into a
-    file."""
+    """Download the inclusion proof bundle of claim CLAIM_ID (a unique prefix will do; an
+    evidence tx by its full id) into a file."""
     from cli.bounded_files import write_atomically
+    from cli.lifecycle import check_claim_ref, resolve_claim_id
 
+    check_claim_ref(claim_id)
     key = KeyFile.load(key_path)
     with NodeClient(node_url, signer=key.signer) as client:
-        data = proof_bytes(client, claim_id, tree_size)  # a claim's, or an evidence tx's
+        # a claim's (a prefix resolved), or an evidence tx's (its full id)
+        data = proof_bytes(client, resolve_claim_id(client, claim_id), tree_size)
     write_atomically(output, data)
     render.stderr().print(f"proof written to {output} ({len(data)} bytes)")
 
@@ -54,7 +57,7 @@ def proof_get(claim_id: str, node_url: str, key_path: Path, output: Path,
 @json_option()
 @click.pass_context
 def proof_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -> None:
-    """Verify a proof bundle offline against the genesis: exit 0 if valid, 1 if not."""
+    """Verify a proof bundle offline against the genesis: exit 0 if valid, 7 if not."""
     from cli.bounded_files import read_prefix
     from ledger.proofs import MAX_BUNDLE_FILE_BYTES, verify_bundle
 

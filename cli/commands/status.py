@@ -6,18 +6,18 @@ import click
 
 from cli import render
 from cli.client import NodeClient
-from cli.options import CONTEXT, json_option, node_option
+from cli.options import CONTEXT, format_option, node_option
 
 
 @click.command("status", context_settings=CONTEXT,
                epilog="Example: tpledger status --node http://127.0.0.1:7000 --json")
 @node_option
-@json_option("Print the node status as JSON.")
-def status(node_url: str, as_json: bool) -> None:
+@format_option
+def status(node_url: str, fmt: str) -> None:
     """Show a node's height, head, Merkle tree size and root, peers."""
     with NodeClient(node_url) as client:
         st = client.status()
-    if as_json:
+    if fmt == "json":
         render.print_json(st)
         return
     render.node_status(st)

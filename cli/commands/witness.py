@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli.errors import CliError
-from cli.options import CONTEXT, chain_genesis_option, json_option
+from cli.options import CONTEXT, ca_option, chain_genesis_option, json_option
 from ledger.genesis import Genesis
 
 
@@ -20,6 +20,7 @@ Exit codes: 0 done (--once / --max-polls), 1 an invalid or inconsistent checkpoi
 answered, 3 a fork: two valid certificates for one height (evidence on stdout).""")
 @click.option("--node", "node_urls", required=True, multiple=True,
               help="Node API URL (repeatable: compare several nodes).")
+@ca_option
 @chain_genesis_option(must_exist=True)
 @click.option("--state", "state_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path),

@@ -179,7 +179,7 @@ def test_submit_bad_nir_in_file(cluster_info: ClusterInfo, tmp_path: Path,
     rc = run(["claim", "submit", "--node", "http://127.0.0.1:9", "--key", str(key),
               "--from-json", str(f)])
     out, err = capsys.readouterr()
-    assert rc == 1
+    assert rc == 2  # was 1: issue 14, a malformed value (nothing sent) is a usage error
     assert err.startswith("error: line 2: ") and "control key" in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert bad not in err + out and NIR not in err + out and BIRTH not in err + out
@@ -202,5 +202,5 @@ def test_submit_genesis_found_next_to_key(cluster_info: ClusterInfo,
               "--line", "2261874:1:12.04"])
     _, err = capsys.readouterr()
     # genesis was found and the claim built; only the (closed) port fails, in one line
-    assert rc == 1 and err.startswith("error: unreachable") and err.count("\n") == 1
+    assert rc == 6 and err.startswith("error: unreachable") and err.count("\n") == 1
     assert NIR not in err and BIRTH not in err

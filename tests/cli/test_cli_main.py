@@ -44,7 +44,7 @@ def test_key_file_with_open_mode_refused(cluster_info: ClusterInfo, tmp_path: Pa
 def test_unreachable_node(capsys: pytest.CaptureFixture[str]) -> None:
     rc = run(["status", "--node", "http://127.0.0.1:9"])
     _, err = capsys.readouterr()
-    assert rc == 1
+    assert rc == 6  # Exit.UNREACHABLE (was 1: issue 14 tells an unreachable node apart)
     assert_one_line_error(err)
     assert "unreachable" in err
 
@@ -61,7 +61,7 @@ def test_unexpected_exception_exit_70(monkeypatch: pytest.MonkeyPatch,
     def boom(*_: object, **__: object) -> None:
         raise ZeroDivisionError("secret 185057800608436")
 
-    monkeypatch.setattr(render, "stdout", boom)
+    monkeypatch.setattr(render, "lpp_rows", boom)
     monkeypatch.delenv("TPLEDGER_DEBUG", raising=False)
     rc = run(["lpp", "list"])
     _, err = capsys.readouterr()

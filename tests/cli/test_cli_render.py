@@ -24,7 +24,7 @@ def _verdict(ok: bool, as_json: bool) -> int:
 def test_verdict_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert _verdict(True, as_json=True) == 0
     assert json.loads(capsys.readouterr().out) == {"ok": True}
-    assert _verdict(False, as_json=True) == 1  # the body is printed, then exit 1
+    assert _verdict(False, as_json=True) == 7  # the body is printed, then exit 7 (invalid)
     assert json.loads(capsys.readouterr().out) == {"ok": False}
     assert _verdict(True, as_json=False) == 0
     assert capsys.readouterr().out == "good thing\n"

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from cli import render
 from cli.client import ClientError, NodeClient
 from cli.cluster import LocalCluster
 from cli.lifecycle import submit_signed
@@ -103,7 +104,8 @@ def claim_state(e: Env, org: str, claim_id: str, node: int = 0) -> dict[str, Any
 
 
 # ---------------------------------------------------------------------------------------------
-def test_lifecycle_through_the_cli(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lifecycle_through_the_cli(env: Env, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
     e = env
     paris = submit_claims(capsys, e, "optic-paris", "mutuelle-a", 4, seed=11)
     lyon = submit_claims(capsys, e, "optic-lyon", "mutuelle-b", 2, seed=12)
@@ -129,8 +131,15 @@ def test_lifecycle_through_the_cli(env: Env, capsys: pytest.CaptureFixture[str])
         assert "member number" not in out  # identity data only with --show-identity
         for nir, bd in e.patients:
             assert nir not in out + err and bd not in out + err
+    # --show-identity prints to a terminal only (issue 14): refused on a pipe, even as JSON...
+    rc, out, err = tp(capsys, "claim", "open", paid_a, "--node", e.url(0), "--key",
+                      e.key("mutuelle-a"), "--show-identity", "--json")
+    assert rc == 2 and out == "" and "terminal" in err
+    # ...and shown when stdout is one (pytest's capture is not: pretend).
+    monkeypatch.setattr(render, "stdout_is_terminal", lambda: True)
     body = tp_json(capsys, "claim", "open", paid_a, "--node", e.url(0), "--key",
                    e.key("mutuelle-a"), "--show-identity")
+    monkeypatch.undo()
     assert body["verified"] is True and (body["nir"], body["birth_date"]) == e.patients[0]
     assert body["member_number"].startswith("M")
 
@@ -184,9 +193,10 @@ def test_lifecycle_through_the_cli(env: Env, capsys: pytest.CaptureFixture[str])
     assert by_id[paid_b]["status"] == "paid" and by_id[paid_b]["owed_cents"] == 0
     assert by_id[partial]["owed_cents"] == 800 + by_id[partial]["amo"]["approved_cents"]
     assert mine_l["owed_cents"] == by_id[partial]["owed_cents"]
-    rc, out, _ = tp(capsys, "claim", "list", "--mine", "--node", e.url(2), "--key",
-                    e.key("optic-lyon"))
-    assert rc == 0 and "still owed" in out
+    rc, out, err = tp(capsys, "claim", "list", "--mine", "--node", e.url(2), "--key",
+                      e.key("optic-lyon"))
+    # piped: the rows on stdout (tab-separated), the summary on stderr (issue 14)
+    assert rc == 0 and "still owed" in err and "\t" in out
     inbox_a = tp_json(capsys, "claim", "inbox", "--node", e.url(1), "--key", e.key("mutuelle-a"))
     assert [c["claim_id"] for c in inbox_a["claims"]] == [forgotten]
 
@@ -253,15 +263,16 @@ def test_roles_and_replays_are_refused(env: Env, capsys: pytest.CaptureFixture[s
     assert rc == 0, err
     rc, _, err = tp(capsys, "claim", "pay", cid, "--amount", "10.01", "--reference", "R1",
                     "--key", e.key("mutuelle-a"), *args)
-    assert rc == 1 and "payment_exceeds_approved" in err and "Traceback" not in err
+    # Exit.REJECTED (was 1: issue 14 tells a refusal of the ledger apart)
+    assert rc == 4 and "payment_exceeds_approved" in err and "Traceback" not in err
     # A second decision on one share is refused too.
     rc, _, err = tp(capsys, "claim", "decide", cid, "--reject", "late", "--key",
                     e.key("mutuelle-a"), *args)
-    assert rc == 1 and "already_decided" in err
+    assert rc == 4 and "already_decided" in err
     # The optician may not cancel once a share is decided.
     rc, _, err = tp(capsys, "claim", "cancel", cid, "--reason", "oops", "--key",
                     e.key("optic-paris"), *args)
-    assert rc == 1 and "cancel_after_decision" in err
+    assert rc == 4 and "cancel_after_decision" in err
 
     # A replayed payment (same signed bytes) is refused once committed.
     ka = e.cluster.key("mutuelle-a")
@@ -310,7 +321,7 @@ def test_checkpoints_consistency_witness(env: Env, capsys: pytest.CaptureFixture
     # reversed: NEW does not extend OLD
     rc, _, err = tp(capsys, "checkpoint", "consistency", str(cp2), str(cp1), "--genesis",
                     e.genesis, "--node", e.url(2))
-    assert rc == 1 and err.startswith("error: ")
+    assert rc == 1 and err.startswith("error: ")  # the node refuses a path from NEW to OLD
 
     # A flipped byte in a checkpoint file fails verification (exit 1, one line).
     data = bytearray(cp2.read_bytes())
@@ -318,7 +329,7 @@ def test_checkpoints_consistency_witness(env: Env, capsys: pytest.CaptureFixture
     bad = tmp_path / "bad.ckp"
     bad.write_bytes(bytes(data))
     rc, _, err = tp(capsys, "checkpoint", "verify", str(bad), "--genesis", e.genesis)
-    assert rc == 1 and err.count("\n") == 1
+    assert rc == 7 and err.count("\n") == 1
 
     # The witness advances from its state over every node.
     rc, out, err = tp(capsys, "witness", *[a for u in e.cluster.urls for a in ("--node", u)],

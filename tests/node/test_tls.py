@@ -60,4 +60,11 @@ def test_cluster_over_tls(tmp_path: Path, capsys: pytest.CaptureFixture[str],
         with pytest.raises(urllib.error.URLError) as ei:
             urllib.request.urlopen(c.urls[3] + "/v1/status", timeout=5)
         assert isinstance(ei.value.reason, ssl.SSLCertVerificationError)
-        assert run(["status", "--node", c.urls[3]]) == 1
+        capsys.readouterr()
+        assert run(["status", "--node", c.urls[3]]) == 6  # unreachable (was 1, issue 14)
+        err = capsys.readouterr().err
+        assert "TLS verification failed" in err and "--ca" in err and "TPLEDGER_CA" in err
+        # The --ca flag does what TPLEDGER_CA does.
+        assert run(["status", "--node", c.urls[3], "--ca", str(root / "tls" / "ca.crt"),
+                    "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["tree_size"] == 1

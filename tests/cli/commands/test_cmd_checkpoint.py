@@ -40,14 +40,15 @@ def test_consistency_offline(world: World, files: dict[str, Path], tmp_path: Pat
     assert run(["checkpoint", "consistency", str(files["c1"]), str(files["c2"]), *g,
                 "--proof", str(proof)]) == 0
     assert capsys.readouterr().out.startswith("consistent: ")
-    # a path that does not link the roots: refused, as JSON (exit 1) and as one line (exit 1)
+    # a path that does not link the roots: refused, as JSON and as one line (exit 7, invalid
+    # proof; 1 before issue 14)
     proof.write_bytes(ConsistencyProof(cp(world, 1, 5), cp(world, 2, 9), tuple(
         consistency_path([b"x" + e for e in ENTRIES[:9]], 5))).to_bytes())
     bad = ["checkpoint", "consistency", str(files["c1"]), str(files["c2"]), *g, "--proof",
            str(proof)]
-    assert run([*bad, "--json"]) == 1
+    assert run([*bad, "--json"]) == 7
     assert json.loads(capsys.readouterr().out)["ok"] is False
-    assert run(bad) == 1
+    assert run(bad) == 7
     err = capsys.readouterr().err
     assert_one_line_error(err)
     assert "not consistent (" in err

@@ -24,7 +24,8 @@ def test_bad_usage_is_one_line_without_traceback(cluster_dir: Path,
     rc = run(["claim", "pay", CID, "--amount", "-1", "--reference", "R", "--node", node,
               "--key", key])
     _, err = capsys.readouterr()
-    assert rc == 1 and err.startswith("error: --amount") and err.count("\n") == 1
+    # a malformed value is a usage error, exit 2 (was 1 before issue 14)
+    assert rc == 2 and err.startswith("error: --amount") and err.count("\n") == 1
     rc = run(["claim", "cancel", CID, "--reason", "x", "--node", node, "--key", key])
     _, err = capsys.readouterr()
     assert rc == 1 and "only the claim's optician" in err

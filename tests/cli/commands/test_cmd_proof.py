@@ -17,7 +17,7 @@ def test_proof_verify_bad_file(cluster_dir: Path, tmp_path: Path,
     bad.write_bytes(b"not a proof at all")
     rc = run(["proof", "verify", str(bad), "--genesis", str(cluster_dir / "genesis.json")])
     out, err = capsys.readouterr()
-    assert rc == 1 and out == ""
+    assert rc == 7 and out == ""  # Exit.INVALID_PROOF (was 1, issue 14)
     assert_one_line_error(err)
     assert "proof invalid (decode)" in err
 
@@ -29,7 +29,7 @@ def test_proof_verify_bad_file_json(cluster_dir: Path, tmp_path: Path,
     rc = run(["proof", "verify", str(bad), "--genesis", str(cluster_dir / "genesis.json"),
               "--json"])
     out, _ = capsys.readouterr()
-    assert rc == 1
+    assert rc == 7  # Exit.INVALID_PROOF (was 1, issue 14)
     body = json.loads(out)
     assert body["ok"] is False and body["failure"] == "decode"
 
