@@ -157,8 +157,8 @@ def refuse_unknown_keys(raw: dict[str, Any], text: str, path: Path) -> None:
             where = f"{path}:{line}" if line else str(path)
             label = f"[{table}]" if table else "top level"
             raise ConfigError(
-                f"{where}: unknown key {key!r} in {label}; known keys: "
-                f"{', '.join(sorted(KNOWN_KEYS[table]))}"
+                f"{where}: unknown keys in {label}: {key!r} (known keys: "
+                f"{', '.join(sorted(KNOWN_KEYS[table]))})"
             )
 
 
