@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.client import ClientError, NodeClient
+from cli.client import ClientError
 from cli.cluster import NODE_PID_FILE, ClusterInfo, LocalCluster, init_cluster
-from cli.claims import PreparedClaim
 from cli.main import run
+from tests.deploy.helpers import commit
 from tests.node.conftest import make_claims, status, wait_until
 
 pytestmark = [pytest.mark.cluster]
@@ -56,17 +56,6 @@ def height(url: str) -> int:
         return int(str(status(url)["height"]))
     except ClientError:
         return -1
-
-
-def commit(c: NodeClient, claims: list[PreparedClaim], timeout_s: float = 30) -> None:
-    """Submit claims through ``c`` and wait until every one is committed."""
-    with c:
-        res = c.submit([pc.item for pc in claims])
-        assert all(r.get("status") != "rejected" for r in res), res
-        for pc in claims:
-            tx = pc.stx.tx_id().hex()
-            wait_until(lambda tx=tx: c.tx_status(tx, wait_ms=1000)["status"] == "committed",
-                       timeout_s, f"claim {tx[:12]} committed")
 
 
 def test_one_node_stopped_the_others_keep_committing(tmp_path: Path) -> None:
