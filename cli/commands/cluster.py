@@ -88,7 +88,9 @@ def _event_line(event: NodeEvent, directory: Path) -> str:
                 f"`tpledger cluster restart {directory} {event.name}` starts it again")
     if event.kind == "ignored":
         return f"node {event.name}: unknown control request {event.detail!r} ignored"
-    return f"node {event.name} {event.kind} on request (exit code {event.code})"
+    if event.kind == "restarted":
+        return f"node {event.name} restarted on request"
+    return f"node {event.name} stopped on request (exit code {event.code})"
 
 
 @cluster.command("restart", epilog="Example: tpledger cluster restart ./c v2")

@@ -100,3 +100,45 @@ def test_restart_needs_a_running_cluster_up(tmp_path: Path,
     assert "no `tpledger cluster up" in capsys.readouterr().err
     assert run(["cluster", "restart", str(tmp_path / "c"), "v9"]) == 1
     assert "no node 'v9'" in capsys.readouterr().err
+
+
+def test_supervisor_requests_and_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor's bookkeeping, with sleeping stand-ins for nodes."""
+    import cli.cluster as cluster_mod
+
+    monkeypatch.setattr(cluster_mod, "node_command",
+                        lambda cfg: [sys.executable, "-c", "import time; time.sleep(60)"])
+    init_cluster(tmp_path / "c", validators=2, base_port=0)
+    lc = LocalCluster(tmp_path / "c", stop_timeout_s=5)
+    sup = cluster_mod.Supervisor(lc)
+    control = tmp_path / "c" / "nodes" / "v1" / cluster_mod.CONTROL_FILE
+    try:
+        lc.start()
+        assert sup.poll() == []
+        lc.kill_node("v0")
+        [ev] = sup.poll()
+        assert (ev.name, ev.kind, ev.code) == ("v0", "exited", -signal.SIGKILL)
+        assert sup.poll() == []  # reported once
+        control.write_text("stop\n")
+        assert [(e.name, e.kind) for e in sup.poll()] == [("v1", "stopped")]
+        assert not control.exists() and sorted(lc.dead_nodes()) == ["v0", "v1"]
+        assert sup.poll() == []  # a node stopped on request is not reported again as exited
+        control.write_text("restart\n")
+        assert [(e.name, e.kind) for e in sup.poll()] == [("v1", "restarted")]
+        assert lc.dead_nodes() == ["v0"]
+        control.write_text("rm -rf /\n")
+        assert [(e.kind, e.detail) for e in sup.poll()] == [("ignored", "rm -rf /")]
+        assert lc.dead_nodes() == ["v0"]
+    finally:
+        lc.stop()
+
+
+def test_second_cluster_up_refused(tmp_path: Path) -> None:
+    import cli.cluster as cluster_mod
+
+    with cluster_mod.up_pid_file(tmp_path):
+        (tmp_path / cluster_mod.UP_PID_FILE).write_text(f"{os.getppid()}\n")  # another live up
+        with pytest.raises(cluster_mod.CliError, match="already runs it"), \
+                cluster_mod.up_pid_file(tmp_path):
+            pass
+    assert not (tmp_path / cluster_mod.UP_PID_FILE).exists()
