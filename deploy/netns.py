@@ -107,7 +107,9 @@ class Deployment:
 
     @classmethod
     def new(cls, root: Path, prefix: str | None = None) -> Deployment:
-        prefix = prefix or f"tpl{secrets.token_hex(2)}"  # short: link names stay < 16 chars
+        existing = ip("netns", "list", check=False).stdout
+        while prefix is None or f"{prefix}-" in existing:  # never reuse a live deployment's
+            prefix = f"tpl{secrets.token_hex(2)}"  # short: link names stay < 16 chars
         hosts = tuple(Host(org, f"v{i}", f"{prefix}-v{i}", f"{SUBNET}.{11 + i}", f"v{i}")
                       for i, org in enumerate(ORGS))
         return cls(root.resolve(), prefix, hosts)

@@ -4,6 +4,7 @@ committing; restored: the node catches up. Everything torn down, even on failure
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -18,13 +19,17 @@ from tests.deploy.helpers import load_netns
 netns = load_netns()
 
 pytestmark = [pytest.mark.cluster]
-REASON = netns.unavailable_reason()
+
+
+@functools.cache
+def unavailable() -> str | None:
+    return netns.unavailable_reason()  # type: ignore[no-any-return]
 
 
 @pytest.fixture()
 def deployment(tmp_path: Path) -> Iterator[Any]:
-    if REASON:
-        pytest.skip(f"network namespaces unavailable: {REASON}")
+    if unavailable():
+        pytest.skip(f"network namespaces unavailable: {unavailable()}")
     d = netns.up(tmp_path / "d", timeout_s=40)
     try:
         yield d
@@ -65,8 +70,8 @@ def test_cut_one_host_others_commit_then_it_catches_up(deployment: Any) -> None:
 
 
 def test_down_is_safe_twice_and_after_a_failed_up(tmp_path: Path) -> None:
-    if REASON:
-        pytest.skip(f"network namespaces unavailable: {REASON}")
+    if unavailable():
+        pytest.skip(f"network namespaces unavailable: {unavailable()}")
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "junk").write_text("x")
     with pytest.raises(netns.DeployError, match="not empty"):
@@ -74,3 +79,8 @@ def test_down_is_safe_twice_and_after_a_failed_up(tmp_path: Path) -> None:
     d = netns.Deployment.new(tmp_path / "e")
     netns.down(d)  # nothing there: no error
     netns.down(d)
+
+
+def test_unavailable_reason_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert netns.unavailable_reason() == "needs root (ip netns add)"
