@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import tomli_w
 
+from cli.bounded_files import write_atomically
 from cli.client import ClientError, NodeClient
 from cli.errors import CliError
 from ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
@@ -565,7 +566,7 @@ def request_node_action(directory: Path, name: str, action: str,
         raise CliError(f"no `tpledger cluster up {directory}` is running "
                        f"(no live {info.root / UP_PID_FILE})")
     path = info.root / "nodes" / name / CONTROL_FILE
-    path.write_text(action + "\n")
+    write_atomically(path, (action + "\n").encode())  # never seen half-written
     deadline = time.monotonic() + timeout_s
     while path.exists():
         if time.monotonic() > deadline:
