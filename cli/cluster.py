@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import tomli_w
 
+from cli.bounded_files import write_atomically
 from cli.client import ClientError, NodeClient
 from cli.errors import CliError
 from ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
@@ -44,6 +45,11 @@ PARTICIPANTS: tuple[tuple[str, str], ...] = (
     ("cnam", "cnam"),
 )
 CLIENT_ROLES = ("optician", "insurer", "cnam")
+NODE_PID_FILE = "node.pid"  # nodes/NAME/node.pid: the running node's pid (written at start)
+CONTROL_FILE = "control"  # nodes/NAME/control: "stop" or "restart", consumed by `cluster up`
+UP_PID_FILE = "up.pid"  # DIR/up.pid: the pid of the `cluster up` supervising DIR
+CONTROL_ACTIONS = ("stop", "restart")
+MAX_CONTROL_BYTES = 64
 
 
 def validator_orgs(n: int) -> list[str]:
@@ -226,7 +232,16 @@ def init_cluster(
         params=DEFAULT_PARAMS,
     ).validated()
     genesis.save(root / GENESIS_FILE)
+    return write_layout(root, ports, host, tls, clients)
 
+
+def write_layout(root: Path, ports: list[int], host: str, tls: bool,
+                 clients: list[dict[str, str]]) -> ClusterInfo:
+    """Node configs (and TLS material) and ``cluster.json`` around the keys and genesis already
+    in ``root`` (``genesis.json``, ``nodes/vI/validator.key``): used by ``init_cluster`` and
+    to run a cluster from genesis-ceremony files."""
+    validators = len(ports)
+    names = [f"v{i}" for i in range(validators)]
     scheme = "https" if tls else "http"
     if tls:  # a consortium CA and one certificate per node, as in configs/deployment
         from cli.tls import make_ca, make_node_cert
@@ -354,7 +369,7 @@ class LocalCluster:
             old.close()
         log = open(self.log_path(name), "ab")  # noqa: SIM115 - closed in stop()
         self._logs[name] = log
-        self.procs[name] = subprocess.Popen(
+        proc = self.procs[name] = subprocess.Popen(
             node_command(node.config),
             cwd=node.config.parent,
             stdin=subprocess.DEVNULL,
@@ -363,6 +378,7 @@ class LocalCluster:
             env=env,
             start_new_session=True,  # our stop() signals it; a terminal Ctrl-C reaches only us
         )
+        (self.log_path(name).parent / NODE_PID_FILE).write_text(f"{proc.pid}\n")
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
         """Wait until every node answers ``/v1/status``; raise CliError naming a dead node."""
@@ -455,3 +471,123 @@ class LocalCluster:
 
     def processes(self) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         yield from self.procs.items()
+
+
+@dataclass(frozen=True)
+class NodeEvent:
+    """Something that happened to one node under ``cluster up``."""
+
+    name: str
+    kind: str  # "exited" (on its own), "stopped" or "restarted" (on request), "ignored"
+    code: int | None = None
+    detail: str = ""
+
+
+class Supervisor:
+    """What ``cluster up`` does every tick: report nodes that exited (once each) and carry out
+    the stop/restart requests that ``tpledger cluster stop|restart`` leave in
+    ``nodes/NAME/control``. The other nodes keep running whatever happens to one."""
+
+    def __init__(self, lc: LocalCluster) -> None:
+        self.lc = lc
+        self.down: set[str] = set()  # nodes already reported as not running
+
+    def poll(self) -> list[NodeEvent]:
+        events: list[NodeEvent] = []
+        for name in self.lc.dead_nodes():
+            if name not in self.down:
+                self.down.add(name)
+                events.append(NodeEvent(name, "exited", self.lc.procs[name].returncode,
+                                        self.lc.log_tail(name)))
+        for node in self.lc.info.nodes:
+            action = self._take_request(node.name)
+            if action is None:
+                continue
+            if action not in CONTROL_ACTIONS:
+                events.append(NodeEvent(node.name, "ignored", detail=action[:32]))
+                continue
+            code = self.lc.stop_node(node.name)
+            self.down.add(node.name)
+            if action == "restart":
+                self.lc.start_node(node.name)
+                self.down.discard(node.name)
+                events.append(NodeEvent(node.name, "restarted", code))
+            else:
+                events.append(NodeEvent(node.name, "stopped", code))
+        return events
+
+    def _take_request(self, name: str) -> str | None:
+        path = self.lc.log_path(name).parent / CONTROL_FILE
+        try:
+            with path.open("rb") as fh:
+                data = fh.read(MAX_CONTROL_BYTES)
+            path.unlink()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"unreadable ({exc.strerror})"
+        return data.decode("ascii", "replace").strip()
+
+
+def pid_alive(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if that process is alive, else None."""
+    try:
+        pid = int(pid_file.read_text()[:32].strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+@contextlib.contextmanager
+def up_pid_file(root: Path) -> Iterator[None]:
+    """Mark ``root`` as supervised by this process (refusing a second ``cluster up``)."""
+    path = root / UP_PID_FILE
+    other = pid_alive(path)
+    if other is not None and other != os.getpid():
+        raise CliError(f"{root}: `tpledger cluster up` already runs it (pid {other})")
+    path.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def request_node_action(directory: Path, name: str, action: str,
+                        timeout_s: float = 30.0) -> ClusterInfo:
+    """Ask the ``cluster up`` of ``directory`` to stop or restart node ``name``; wait until it
+    took the request. Raises CliError if no ``cluster up`` runs or it does not answer."""
+    info = ClusterInfo.load(directory)
+    if all(n.name != name for n in info.nodes):
+        raise CliError(f"no node {name!r} in {info.root / CLUSTER_FILE} "
+                       f"(nodes: {', '.join(n.name for n in info.nodes)})")
+    if pid_alive(info.root / UP_PID_FILE) is None:
+        raise CliError(f"no `tpledger cluster up {directory}` is running "
+                       f"(no live {info.root / UP_PID_FILE})")
+    path = info.root / "nodes" / name / CONTROL_FILE
+    write_atomically(path, (action + "\n").encode())  # never seen half-written
+    deadline = time.monotonic() + timeout_s
+    while path.exists():
+        if time.monotonic() > deadline:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise CliError(f"`cluster up` did not take the {action} request in {timeout_s:g} s")
+        time.sleep(0.1)
+    return info
+
+
+def wait_node_answers(info: ClusterInfo, name: str, timeout_s: float) -> None:
+    """Wait until node ``name`` answers ``/v1/status``; CliError after ``timeout_s``."""
+    api = next(n.api for n in info.nodes if n.name == name)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with NodeClient(api, timeout_s=2.0, max_retries=0, ca_file=info.ca) as c:
+                c.status()
+            return
+        except ClientError:
+            if time.monotonic() > deadline:
+                raise CliError(f"node {name} not answering /v1/status after {timeout_s:g} s "
+                               f"(log: {info.root / 'nodes' / name / 'node.log'})") from None
+            time.sleep(0.2)

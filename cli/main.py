@@ -23,6 +23,8 @@ from cli.commands.claim import claim
 from cli.commands.cluster import cluster
 from cli.commands.demo import demo
 from cli.commands.evidence import evidence
+from cli.commands.genesis import genesis
+from cli.commands.keygen import keygen
 from cli.commands.lpp import lpp
 from cli.commands.node import node
 from cli.commands.proof import proof
@@ -40,6 +42,7 @@ COMMANDS: tuple[click.Command, ...] = (
     audit, bench, checkpoint, claim, cluster, demo, evidence, lpp, node, proof, stats, status,
     witness,
 )
+COMMANDS += (genesis, keygen)  # the genesis ceremony (cli/ceremony.py)
 
 
 def _exit_code_epilog() -> str:

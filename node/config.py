@@ -46,6 +46,7 @@ ca = ""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,60 @@ class ScrubConfig:
     rows_per_s: int = 1_000  # rows of the stores re-checked per second; 0: no scrub
 
 
+def _names(kls: type[Any]) -> frozenset[str]:
+    return frozenset(kls.__dataclass_fields__)
+
+
+# Every key a node.toml may hold, per table ("" is the top level; "peers" each [[peers]]).
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset({"name", "data_dir", "genesis", "validator_key", "lpp_table", "api", "peers",
+                   "limits", "consensus", "scrub", "tls"}),
+    "api": frozenset({"listen"}),
+    "peers": _names(PeerConfig),
+    "limits": _names(Limits),
+    "consensus": _names(ConsensusTimeouts),
+    "scrub": _names(ScrubConfig),
+    "tls": _names(TlsConfig),
+}
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?")
+_KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
+
+
+def key_line(text: str, table: str, key: str) -> int | None:
+    """The 1-based line of ``key`` inside ``[table]`` ("" top level), by a scan of the text
+    (tomllib gives no positions); None if not found (e.g. written as a dotted or inline key)."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _HEADER.match(line)
+        if header:
+            current = header.group(1).strip()
+            continue
+        found = _KEY.match(line)
+        if found and current == table and found.group(1).strip("\"'") == key:
+            return number
+    return None
+
+
+def refuse_unknown_keys(raw: dict[str, Any], text: str, path: Path) -> None:
+    """Refuse a key no table knows (a typo like ``listne`` would else be silently ignored),
+    naming the key, its table and its line in the file."""
+    tables: list[tuple[str, Any]] = [("", raw)]
+    tables += [(name, raw.get(name)) for name in KNOWN_KEYS if name not in ("", "peers")]
+    peers = raw.get("peers")
+    tables += [("peers", p) for p in peers] if isinstance(peers, list) else []
+    for table, body in tables:
+        if not isinstance(body, dict):
+            continue  # absent, or a wrong type that from_dict reports
+        for key in sorted(set(body) - KNOWN_KEYS[table]):
+            line = key_line(text, table, key)
+            where = f"{path}:{line}" if line else str(path)
+            label = f"[{table}]" if table else "top level"
+            raise ConfigError(
+                f"{where}: unknown keys in {label}: {key!r} (known keys: "
+                f"{', '.join(sorted(KNOWN_KEYS[table]))})"
+            )
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     path: Path
@@ -129,11 +184,13 @@ class NodeConfig:
         try:
             if p.stat().st_size > MAX_CONFIG_BYTES:
                 raise ConfigError(f"{p}: config file larger than {MAX_CONFIG_BYTES} bytes")
-            raw = tomllib.loads(p.read_text())
+            text = p.read_text()
+            raw = tomllib.loads(text)
         except OSError as exc:
             raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+        refuse_unknown_keys(raw, text, p)
         return cls.from_dict(raw, p)
 
     @classmethod

@@ -6,13 +6,15 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from cli import render
-from cli.errors import CliError
 from cli.options import CONTEXT, json_option
+
+if TYPE_CHECKING:
+    from cli.cluster import NodeEvent
 
 
 @click.group(context_settings=CONTEXT)
@@ -49,8 +51,11 @@ def cluster_init(directory: Path, validators: int, base_port: int, chain_id: str
 @click.option("--startup-timeout", type=click.FloatRange(1, 600), default=60, show_default=True,
               help="Seconds to wait for every node's /v1/status.")
 def cluster_up(directory: Path, startup_timeout: float) -> None:
-    """Run every node of DIRECTORY as a child process until Ctrl-C or SIGTERM."""
-    from cli.cluster import ClusterInfo, LocalCluster
+    """Run every node of DIRECTORY as a child process until Ctrl-C or SIGTERM.
+
+    A node that exits is reported (exit code, last log line) and the others keep running;
+    `tpledger cluster restart DIRECTORY NODE` (another terminal) starts it again."""
+    from cli.cluster import ClusterInfo, LocalCluster, Supervisor, up_pid_file
 
     ClusterInfo.load(directory)  # a clear error if this is not a cluster directory
     err = render.stderr()
@@ -58,24 +63,59 @@ def cluster_up(directory: Path, startup_timeout: float) -> None:
                                                                       signal.SIGINT)}
     lc = LocalCluster(directory, startup_timeout_s=startup_timeout)
     try:
-        with lc:
+        with up_pid_file(lc.info.root), lc:
             for n in lc.info.nodes:
                 click.echo(f"{n.name} {n.api}")
             err.print(f"{len(lc.info.nodes)} nodes up; logs in {lc.info.root / 'nodes'}; "
                       "Ctrl-C stops them")
+            supervisor = Supervisor(lc)
             while True:
-                dead = lc.dead_nodes()
-                if dead:
-                    name = dead[0]
-                    raise CliError(f"node {name} exited with code "
-                                   f"{lc.procs[name].returncode}: {lc.log_tail(name)}")
-                time.sleep(0.5)
+                for event in supervisor.poll():
+                    err.print(_event_line(event, directory))
+                time.sleep(0.2)
     except KeyboardInterrupt:
         err.print("stopping nodes…")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     err.print("all nodes stopped")
+
+
+def _event_line(event: NodeEvent, directory: Path) -> str:
+    if event.kind == "exited":
+        return (f"node {event.name} stopped (exit code {event.code}; last log line: "
+                f"{event.detail}); the other nodes keep running; "
+                f"`tpledger cluster restart {directory} {event.name}` starts it again")
+    if event.kind == "ignored":
+        return f"node {event.name}: unknown control request {event.detail!r} ignored"
+    if event.kind == "restarted":
+        return f"node {event.name} restarted on request"
+    return f"node {event.name} stopped on request (exit code {event.code})"
+
+
+@cluster.command("restart", epilog="Example: tpledger cluster restart ./c v2")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("node_name", metavar="NODE")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(1, 600), default=60,
+              show_default=True, help="Seconds to wait for the node's /v1/status.")
+def cluster_restart(directory: Path, node_name: str, timeout_s: float) -> None:
+    """Ask the running `cluster up` of DIRECTORY to (re)start NODE; wait until it answers."""
+    from cli.cluster import request_node_action, wait_node_answers
+
+    info = request_node_action(directory, node_name, "restart", timeout_s)
+    wait_node_answers(info, node_name, timeout_s)
+    click.echo(f"{node_name} restarted")
+
+
+@cluster.command("stop", epilog="Example: tpledger cluster stop ./c v2")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("node_name", metavar="NODE")
+def cluster_stop(directory: Path, node_name: str) -> None:
+    """Ask the running `cluster up` of DIRECTORY to stop NODE alone (the others keep going)."""
+    from cli.cluster import request_node_action
+
+    request_node_action(directory, node_name, "stop")
+    click.echo(f"{node_name} stopped")
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> NoReturn:
