@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/tpledger demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check ledger consensus node cli tests bench
+	$(BIN)/ruff check ledger consensus node cli tests bench deploy
 	$(BIN)/mypy
 
 test: lint
