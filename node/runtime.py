@@ -35,6 +35,7 @@ from ledger.encoding import pack, sha256, tagged_hash, unpack
 from ledger.errors import EncodingError, LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
+from ledger.limits import BLOCK_ENVELOPE_BYTES
 from ledger.lpp import LppTable
 from ledger.patient import sealed_digest
 from ledger.store import Store
@@ -168,7 +169,7 @@ class Node:
             precommit_base_ms=cc.timeout_precommit_ms,
             precommit_delta_ms=cc.timeout_delta_ms,
             timeout_commit_ms=cc.timeout_commit_ms,
-            max_payload_bytes=self.genesis.params.max_block_bytes + 1024,
+            max_payload_bytes=self.genesis.params.max_block_bytes + BLOCK_ENVELOPE_BYTES,
         )
         self.consensus = Consensus(
             chain_id=self.chain_id,
