@@ -67,6 +67,7 @@ SIM_CONFIG = ConsensusConfig(
     propose_base_ms=400, propose_delta_ms=100, prevote_base_ms=200, prevote_delta_ms=100,
     precommit_base_ms=200, precommit_delta_ms=100, timeout_commit_ms=20, rebroadcast_ms=600,
     max_payload_bytes=4096, height_window=4, round_window=8, max_buffered_messages=256,
+    max_buffered_bytes=64 * 1024,
 )
 
 Factory = Callable[..., Consensus]
@@ -701,12 +702,13 @@ class Simulation:
         votes at far-future rounds: the buffers must stay bounded."""
         rng, c = self.rng, self.cfg.consensus
         h = max((len(o.chain) for o in self.honest_nodes()), default=0) + 1
-        fh = h + rng.randrange(1, c.height_window + 1)
-        r = (nd.validator - fh) % self.cfg.n + self.cfg.n * rng.randrange(4)
-        payload = make_payload(fh, r, nd.validator, rng.randrange(1000))
-        payload += b"f" * max(0, c.max_payload_bytes - len(payload))
-        self._broadcast(nd, Proposal(fh, r, None, payload, nd.validator)
-                        .sign(CHAIN_ID, nd.signer).encode())
+        for _ in range(4):
+            fh = h + rng.randrange(1, c.height_window + 1)
+            r = (nd.validator - fh) % self.cfg.n + self.cfg.n * rng.randrange(4)
+            payload = make_payload(fh, r, nd.validator, rng.randrange(1000))
+            payload += b"f" * max(0, c.max_payload_bytes - len(payload))
+            self._broadcast(nd, Proposal(fh, r, None, payload, nd.validator)
+                            .sign(CHAIN_ID, nd.signer).encode())
         for far in (rng.randrange(c.round_window + 1, 10**6), rng.randrange(2**31)):
             self._broadcast(nd, Vote(h + rng.randrange(2), far, PREVOTE, None, nd.validator)
                             .sign(CHAIN_ID, nd.signer).encode())

@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from consensus import Consensus, ConsensusConfig, Ready, Timer
-from consensus.machine import _RoundLog
 from consensus.messages import (
     REBROADCAST,
     TIMEOUT_COMMIT,
@@ -27,7 +26,8 @@ from consensus.messages import (
 )
 from consensus.sim import make_payload, sim_validate, sim_value_of
 from ledger.keys import Signer
-from ledger.votes import PREVOTE, SignedVote, Vote
+from ledger.votes import PREVOTE, Vote
+from tests.consensus.broken_variants import OldVoteSlots
 
 CHAIN = "tpledger-pol-attack"
 CFG = ConsensusConfig(propose_base_ms=300, propose_delta_ms=100, prevote_base_ms=200,
@@ -37,14 +37,6 @@ SIGNERS = [Signer(bytes([i + 41]) * 32) for i in range(4)]
 KEYS = [s.public for s in SIGNERS]
 BYZ = 3
 HONEST = (0, 1, 2)
-
-
-class OldVoteSlots(Consensus):
-    """Deliberately broken: the rule before issue 11 (two values per slot, the rest dropped)."""
-
-    def _slot_admits(self, log: _RoundLog, old: Sequence[SignedVote],
-                     value_id: bytes | None) -> bool:
-        return len(old) < 2
 
 
 class Cluster:
