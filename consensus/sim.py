@@ -756,10 +756,14 @@ def persisted_covers(st: PersistedState | None, sv: SignedVote) -> bool:
 def round_bound_after_gst(cfg: SimConfig) -> int:
     """Highest round at which a height started after GST may be decided (docs/consensus.md).
 
-    r_sync is the first round whose shortest timeout, on the slowest clock, exceeds four
-    network delays (a proposal, prevotes, precommits and a round-skip message all arrive
-    before anyone times out); from then on, the honest validator holding the highest lock
-    proposes within n rounds, every honest node accepts its value and it is decided."""
+    r_sync is the first round whose shortest timeout, on the fastest-running clock, exceeds
+    four network delays (a proposal, prevotes, precommits and a round-skip message all arrive
+    before anyone times out). From r_sync on, a round with an honest proposer whose value every
+    honest node may accept is decided in that round, and a lock can only be created by a
+    Byzantine proposer, held by >= f+1 honest nodes; any n consecutive rounds contain a run of
+    more than f consecutive honest proposers (f <= 2), one of whom holds the newest lock and
+    re-proposes it with its ProofOfLock. Hence decided by r_sync + 3n (argument in
+    docs/consensus.md)."""
     c = cfg.consensus
     base = min(c.propose_base_ms, c.prevote_base_ms, c.precommit_base_ms)
     delta = min(c.propose_delta_ms, c.prevote_delta_ms, c.precommit_delta_ms)
@@ -770,7 +774,7 @@ def round_bound_after_gst(cfg: SimConfig) -> int:
         if delta == 0:
             return 10**9  # timeouts never grow: no bound can be stated
         r_sync += 1
-    return r_sync + cfg.n
+    return r_sync + 3 * cfg.n
 
 
 def _short(value_id: bytes | None) -> str:
