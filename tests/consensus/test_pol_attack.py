@@ -14,25 +14,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-from consensus import Consensus, ConsensusConfig, Ready, Timer
-from consensus.messages import (
-    REBROADCAST,
-    TIMEOUT_COMMIT,
-    TIMEOUT_PRECOMMIT,
-    TIMEOUT_PREVOTE,
-    TIMEOUT_PROPOSE,
-    SignedProposal,
-)
-from consensus.sim import make_payload, sim_validate, sim_value_of
+from consensus import Consensus, Ready, Timer
+from consensus import messages as cm
+from consensus.sim import SIM_CONFIG, make_payload, sim_validate, sim_value_of
 from ledger.keys import Signer
 from ledger.votes import PREVOTE, Vote
 from tests.consensus.broken_variants import OldVoteSlots
 
 CHAIN = "tpledger-pol-attack"
-CFG = ConsensusConfig(propose_base_ms=300, propose_delta_ms=100, prevote_base_ms=200,
-                      prevote_delta_ms=50, precommit_base_ms=200, precommit_delta_ms=50,
-                      timeout_commit_ms=0, rebroadcast_ms=1000, max_payload_bytes=4096)
+CFG = replace(SIM_CONFIG, timeout_commit_ms=0)
 SIGNERS = [Signer(bytes([i + 41]) * 32) for i in range(4)]
 KEYS = [s.public for s in SIGNERS]
 BYZ = 3
@@ -91,15 +83,15 @@ class Cluster:
             due = [t for t in self.timers[i] if t.kind == kind]
             self.timers[i] = [t for t in self.timers[i] if t.kind != kind]
             for t in due:
-                if t.height == m.height and (kind in (REBROADCAST, TIMEOUT_COMMIT)
+                if t.height == m.height and (kind in (cm.REBROADCAST, cm.TIMEOUT_COMMIT)
                                              or t.round == m.round):
                     self.handle(i, m.on_timeout(t))
             self.settle()
 
     def tick(self) -> None:
         """One synchronous round: every current timer fires, everything is delivered."""
-        for kind in (REBROADCAST, TIMEOUT_COMMIT, TIMEOUT_PROPOSE, TIMEOUT_PREVOTE,
-                     TIMEOUT_PRECOMMIT):
+        for kind in (cm.REBROADCAST, cm.TIMEOUT_COMMIT, cm.TIMEOUT_PROPOSE, cm.TIMEOUT_PREVOTE,
+                     cm.TIMEOUT_PRECOMMIT):
             self.fire(HONEST, kind)
 
 
@@ -110,21 +102,21 @@ def junk(round: int, k: int) -> bytes:
 def split_locks(cluster: Cluster, resend: bool) -> tuple[bytes, bytes]:
     """Rounds 0 and 1 of the attack; returns the values node 0 and node 1 lock on."""
     c = cluster
-    c.hold = lambda src, dst, m: dst == 2 and m[1] == SignedProposal.TAG  # node 2 is slow
+    c.hold = lambda src, dst, m: dst == 2 and m[1] == cm.SignedProposal.TAG  # node 2 is slow
     for i in HONEST:
         c.handle(i, c.ms[i].start())
     c.settle()
     v = sim_validate(1, make_payload(1, 0, 1, 0))
     assert v is not None
-    c.fire([2], TIMEOUT_PROPOSE)  # node 2 prevotes nil
+    c.fire([2], cm.TIMEOUT_PROPOSE)  # node 2 prevotes nil
     c.byz([1, 2], 0, junk(0, 1))
     c.byz([1, 2], 0, junk(0, 2))
     c.byz([0], 0, v)  # node 0 alone sees 2f+1 prevotes for v: it locks
     if resend:
         c.byz([1, 2], 0, v)  # the old rule drops this as a third value
     c.release()
-    c.fire(HONEST, TIMEOUT_PREVOTE)
-    c.fire(HONEST, TIMEOUT_PRECOMMIT)
+    c.fire(HONEST, cm.TIMEOUT_PREVOTE)
+    c.fire(HONEST, cm.TIMEOUT_PRECOMMIT)
     if any(c.decided.values()):
         return v, v  # the new rule: the re-sent vote was admitted, v committed in round 0
     w = sim_validate(1, make_payload(1, 1, 2, 0))
@@ -136,8 +128,8 @@ def split_locks(cluster: Cluster, resend: bool) -> tuple[bytes, bytes]:
     c.byz([1], 1, w)  # node 1 alone sees 2f+1 prevotes for w: it locks
     if resend:
         c.byz([0, 2], 1, w)
-    c.fire(HONEST, TIMEOUT_PREVOTE)
-    c.fire(HONEST, TIMEOUT_PRECOMMIT)
+    c.fire(HONEST, cm.TIMEOUT_PREVOTE)
+    c.fire(HONEST, cm.TIMEOUT_PRECOMMIT)
     return v, w
 
 
