@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import ledger.limits as limits
 from ledger.encoding import (
     HASH32,
     PUBKEY,
@@ -25,13 +26,6 @@ from ledger.encoding import (
     spec,
 )
 from ledger.errors import EncodingError, GenesisError
-from ledger.limits import (
-    MAX_BLOCK_BYTES,
-    MAX_TX_BYTES,
-    MIN_BLOCK_BYTES,
-    MIN_TX_BYTES,
-    block_limits_error,
-)
 from ledger.votes import MAX_VALIDATORS, max_faulty, quorum
 
 PARTICIPANT_ROLES = ("optician", "insurer", "cnam", "auditor")
@@ -62,12 +56,12 @@ class Params(Record):
 
     TAG: ClassVar[int] = 0x22
     max_block_txs: int = spec(Int(1, 100_000))
-    max_block_bytes: int = spec(Int(MIN_BLOCK_BYTES, MAX_BLOCK_BYTES))
-    max_tx_bytes: int = spec(Int(MIN_TX_BYTES, MAX_TX_BYTES))
+    max_block_bytes: int = spec(Int(limits.MIN_BLOCK_BYTES, limits.MAX_BLOCK_BYTES))
+    max_tx_bytes: int = spec(Int(limits.MIN_TX_BYTES, limits.MAX_TX_BYTES))
     max_clock_drift_ms: int = spec(U32)
 
     def __post_init__(self) -> None:
-        why = block_limits_error(self.max_block_bytes, self.max_tx_bytes)
+        why = limits.block_limits_error(self.max_block_bytes, self.max_tx_bytes)
         if why is not None:  # refuse a chain the node could not run (ledger/limits.py)
             raise GenesisError(why)
 

@@ -21,12 +21,14 @@ MAX_CONSENSUS_PAYLOAD_BYTES = MAX_BLOCK_BYTES + BLOCK_ENVELOPE_BYTES
 PROPOSAL_OVERHEAD_BYTES = 2 * KIB  # signed proposal around its payload
 MAX_CONSENSUS_MESSAGE_BYTES = MAX_CONSENSUS_PAYLOAD_BYTES + PROPOSAL_OVERHEAD_BYTES
 DEFAULT_HTTP_BODY_BYTES = 8 * MIB  # default ``limits.max_body_bytes`` of a node
-MAX_HTTP_BODY_BYTES = 32 * MIB  # largest ``limits.max_body_bytes`` a node accepts
 PEER_FRAME_OVERHEAD_BYTES = 64 * KIB
-# A peer frame carries one consensus message or one gossiped batch of transactions (at most one
-# HTTP body's worth), plus framing.
-MAX_PEER_FRAME_BYTES = max(MAX_CONSENSUS_MESSAGE_BYTES, MAX_HTTP_BODY_BYTES) \
-    + PEER_FRAME_OVERHEAD_BYTES
+# A peer frame (``node.peers.MAX_FRAME_BYTES``, pinned to this by tests/consensus/test_limits.py)
+# carries one consensus message or one gossiped batch of transactions (at most one HTTP body's
+# worth), plus framing.
+MAX_PEER_FRAME_BYTES = 32 * MIB
+MAX_HTTP_BODY_BYTES = MAX_PEER_FRAME_BYTES - PEER_FRAME_OVERHEAD_BYTES  # largest max_body_bytes
+if MAX_CONSENSUS_MESSAGE_BYTES + PEER_FRAME_OVERHEAD_BYTES > MAX_PEER_FRAME_BYTES:
+    raise ImportError("ledger/limits.py: a largest consensus message must fit in a peer frame")
 
 
 def block_limits_error(max_block_bytes: int, max_tx_bytes: int) -> str | None:

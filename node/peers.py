@@ -32,13 +32,12 @@ from aiohttp import web
 from ledger.encoding import HASH32, SIG, U8, Bytes, Int, Record, Str, VarBytes, pack, spec
 from ledger.errors import EncodingError
 from ledger.keys import Signer, verify
-from ledger.limits import MAX_PEER_FRAME_BYTES
 from node.errors import PeerAuthError
 
 log = logging.getLogger("tpledger.peers")
 
 PEER_AUTH_KIND = "peer-auth"
-MAX_FRAME_BYTES = MAX_PEER_FRAME_BYTES  # ledger/limits.py: fits any consensus message
+MAX_FRAME_BYTES = 32 * 1024 * 1024
 FRAME_CONSENSUS = 1
 FRAME_TXS = 2
 FRAME_FORGET = 3
