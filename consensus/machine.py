@@ -122,8 +122,9 @@ class _RoundLog:
                  "proposal_count", "proposals", "quorum_values")
 
     def __init__(self) -> None:
-        # validator -> its votes of this round; two entries only for an equivocator, whose
-        # votes count for each value they name (as in Algorithm 1, which counts messages).
+        # validator -> its votes of this round; several entries only for an equivocator
+        # (at most MAX_VOTES_PER_SLOT, see _slot_admits), whose votes count for each value
+        # they name (as in Algorithm 1, which counts messages).
         self.prevotes: dict[int, list[SignedVote]] = {}
         self.precommits: dict[int, list[SignedVote]] = {}
         self.prevote_counts: Counter[bytes | None] = Counter()
