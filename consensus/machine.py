@@ -34,11 +34,18 @@ Additions, not in Algorithm 1 (gossip is assumed there):
 * Rebroadcast timer (every ``rebroadcast_ms``): re-send our votes of this and the previous
   round (a peer still in the previous round may miss our precommit to time out), our
   proposal of the current round, the Q prevotes justifying validRound (the POL), and the
-  certificate of the previous height. A proposal with pol_round is sent together with its POL.
+  certificate of the previous height. A proposal with pol_round is sent together with its POL,
+  as one ProofOfLock record.
+* Vote slots (issue 11, docs/consensus.md): a slot (round, type, validator) takes any value
+  while it holds fewer than MAX_FREE_VOTES_PER_SLOT votes, and nil or a *named* value (a valid
+  proposal of that round, or a value with a verified quorum in it: ProofOfLock, certificate)
+  always; a verified ProofOfLock names its value, so all its votes are admitted. An equivocator
+  can therefore never hide a POL that an honest node acted on.
 * A received CommitCertificate for our height is read as Q precommits (R49 then applies);
   for a higher height it sets ``catch_up``.
-* Messages for heights h+1 .. h+height_window are verified and buffered (bounded, per
-  validator), replayed on entering that height; rounds above round+round_window only count
+* Messages for heights h+1 .. h+height_window and rounds <= round_window are deduplicated,
+  verified and buffered (bounded per validator in messages and bytes), replayed on entering
+  that height; rounds above round+round_window only count
   for R55. Everything else bad is dropped and counted in ``self.stats``.
 
 CRASH SAFETY: every signature we make is preceded by ``Ready.persist`` holding a
