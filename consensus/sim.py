@@ -439,6 +439,8 @@ class Simulation:
 
     def _check_own_votes(self, nd: _Node, msgs: list[bytes]) -> None:
         for m in msgs:
+            if len(m) > 1 and m[1] == SignedProposal.TAG:
+                self._check_own_proposal(nd, m)
             if len(m) < 2 or m[1] != SignedVote.TAG:
                 continue
             try:
@@ -455,6 +457,21 @@ class Simulation:
             if not persisted_covers(self._disk_state(nd), sv):
                 self._fail("persist-before-send", f"n{nd.node_id} sent its vote {key} "
                            f"value={_short(v.value_id)} but its disk does not cover it")
+
+    def _check_own_proposal(self, nd: _Node, m: bytes) -> None:
+        """A proposal leaving an honest validator: its disk must record that it proposed in
+        that round (or be past it), else a restart could sign a second proposal."""
+        try:
+            p = SignedProposal.decode(m).proposal
+        except LedgerError:
+            return
+        st = self._disk_state(nd)
+        if p.proposer != nd.validator:
+            return
+        if st is None or (st.height, st.round) < (p.height, p.round) or (
+                (st.height, st.round) == (p.height, p.round) and st.proposed_round != p.round):
+            self._fail("persist-before-send", f"n{nd.node_id} sent its proposal "
+                       f"h={p.height} r={p.round} but its disk does not cover it")
 
     def _broadcast(self, src: _Node, msg: bytes) -> None:
         cfg, rng = self.cfg, self.rng

@@ -33,3 +33,12 @@ class LateRounds(Consensus):
 
     def _start_round(self, round: int) -> None:
         super()._start_round(max(round, 30))
+
+
+class ForgetsProposalOnDisk(Consensus):
+    """Persists before sending, but not the round it proposed in: after a crash it may sign a
+    second proposal for that round."""
+
+    def _persisted_state(self) -> PersistedState:
+        st = super()._persisted_state()
+        return PersistedState(**{**st.__dict__, "proposed_round": None})

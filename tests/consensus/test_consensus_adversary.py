@@ -28,7 +28,12 @@ from consensus.sim import (
 )
 from ledger.keys import Signer
 from ledger.votes import PRECOMMIT, PREVOTE, Vote
-from tests.consensus.broken_variants import ForgetsVotesOnDisk, LateRounds, OldVoteSlots
+from tests.consensus.broken_variants import (
+    ForgetsProposalOnDisk,
+    ForgetsVotesOnDisk,
+    LateRounds,
+    OldVoteSlots,
+)
 
 
 def _kvalues(seed: int) -> SimConfig:
@@ -65,6 +70,9 @@ def test_persist_check_proves_the_disk_covers_the_vote() -> None:
     with pytest.raises(SimViolation) as exc:
         run_one(SimConfig(seed=1, n=4), ForgetsVotesOnDisk)
     assert exc.value.kind == "persist-before-send" and "does not cover" in exc.value.detail
+    with pytest.raises(SimViolation) as exc:
+        run_one(SimConfig(seed=1, n=4), ForgetsProposalOnDisk)
+    assert exc.value.kind == "persist-before-send" and "proposal" in exc.value.detail
 
 
 def test_every_crash_point_is_hit_and_survived() -> None:
