@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from consensus import ConsensusConfig
@@ -16,7 +18,8 @@ from ledger.limits import (
     MAX_PEER_FRAME_BYTES,
     MAX_TX_BYTES,
 )
-from node.config import Limits
+from node.config import Limits, NodeConfig
+from node.errors import ConfigError
 from node.peers import MAX_FRAME_BYTES, PeerFrame
 
 
@@ -50,3 +53,14 @@ def test_genesis_refuses_what_the_node_cannot_run(block: int, tx: int) -> None:
 def test_consensus_refuses_payloads_beyond_the_wire_ceiling() -> None:
     with pytest.raises(ValueError):
         ConsensusConfig(max_payload_bytes=MAX_PAYLOAD_BYTES_LIMIT + 1)
+
+
+def test_node_config_refuses_a_body_limit_beyond_the_peer_frame(tmp_path: Path) -> None:
+    base = 'name = "v0"\ngenesis = "g.json"\nvalidator_key = "k"\n[limits]\n'
+    ok = tmp_path / "ok.toml"
+    ok.write_text(base + f"max_body_bytes = {MAX_HTTP_BODY_BYTES}\n")
+    assert NodeConfig.load(ok).limits.max_body_bytes == MAX_HTTP_BODY_BYTES
+    bad = tmp_path / "bad.toml"
+    bad.write_text(base + f"max_body_bytes = {MAX_HTTP_BODY_BYTES + 1}\n")
+    with pytest.raises(ConfigError, match="max_body_bytes"):
+        NodeConfig.load(bad)
