@@ -226,9 +226,12 @@ class Simulation:
     # ---------------------------------------------------------------------------------------
     def _new_machine(self, nd: _Node) -> Consensus:
         factory = self.factory if nd.honest else Consensus
+        # As the node does, pass the certificate of the last stored block: a crash between
+        # applying a commit and persisting (CRASH_POINTS) leaves it only in the block store.
         return factory(chain_id=CHAIN_ID, validator_keys=self.keys, my_index=nd.validator,
                        signer=nd.signer, config=self.cfg.consensus, validate=sim_validate,
-                       height=len(nd.chain) + 1, persisted=nd.disk)
+                       height=len(nd.chain) + 1, persisted=nd.disk,
+                       last_cert=nd.chain[-1][2] if nd.chain else None)
 
     def _schedule_faults(self) -> None:
         cfg, rng = self.cfg, self.rng
