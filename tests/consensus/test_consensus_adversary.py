@@ -211,3 +211,11 @@ def test_memory_under_flood_is_bounded() -> None:
             assert len(slot) <= MAX_VOTES_PER_SLOT
     assert m.stats["dropped_unnamed_vote"] > 0 and m.stats["dropped_proposal_flood"] > 0
     assert m.stats["far_round"] >= 2000 and len(m._seen_round) <= 1
+
+
+@pytest.mark.parametrize("seed, n", [(1_015_683, 4)])
+def test_soak_regressions(seed: int, n: int) -> None:
+    """Seeds the soak once failed on. 1015683: a crash between applying a commit and persisting
+    restarted a node without the certificate of its last block (the simulator did not pass it,
+    the node does), so two peers waited forever for its precommit."""
+    assert run_one(random_scenario(seed, n)).heights >= 4
