@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+import ledger.limits as limits
+import ledger.votes as ledger_votes
 from ledger.encoding import (
     HASH32,
     SIG,
@@ -36,11 +38,10 @@ from ledger.encoding import (
     spec,
 )
 from ledger.keys import Signer, verify
-from ledger.limits import MAX_CONSENSUS_PAYLOAD_BYTES, PROPOSAL_OVERHEAD_BYTES
-from ledger.votes import MAX_VALIDATORS, PREVOTE, CommitCertificate, SignedVote
+from ledger.votes import MAX_VALIDATORS, CommitCertificate, SignedVote
 
 PROPOSAL_KIND = "proposal"
-MAX_PAYLOAD_BYTES_LIMIT = MAX_CONSENSUS_PAYLOAD_BYTES  # wire ceiling; the config sets the real one
+MAX_PAYLOAD_BYTES_LIMIT = limits.MAX_CONSENSUS_PAYLOAD_BYTES  # wire ceiling; config: the real one
 
 # Steps of one round (Algorithm 1's step_p, plus NEW_HEIGHT for the timeout_commit pause).
 STEP_NEW_HEIGHT = 0
@@ -78,7 +79,7 @@ class Proposal(Record):
 @dataclass(frozen=True)
 class SignedProposal(Record):
     TAG: ClassVar[int] = 0x71
-    MAX_BYTES: ClassVar[int] = MAX_PAYLOAD_BYTES_LIMIT + PROPOSAL_OVERHEAD_BYTES
+    MAX_BYTES: ClassVar[int] = MAX_PAYLOAD_BYTES_LIMIT + limits.PROPOSAL_OVERHEAD_BYTES
     proposal: Proposal = spec(Nested(Proposal))
     signature: bytes = spec(SIG)
 
@@ -189,7 +190,7 @@ class ProofOfLock(Record):
         for sv in self.votes:
             v = sv.vote
             if (v.height, v.round, v.vote_type, v.value_id) != (
-                    self.height, self.round, PREVOTE, self.value_id):
+                    self.height, self.round, ledger_votes.PREVOTE, self.value_id):
                 return "vote_mismatch"
             if v.validator >= n or v.validator in seen:
                 return "validator"
