@@ -34,11 +34,18 @@ Additions, not in Algorithm 1 (gossip is assumed there):
 * Rebroadcast timer (every ``rebroadcast_ms``): re-send our votes of this and the previous
   round (a peer still in the previous round may miss our precommit to time out), our
   proposal of the current round, the Q prevotes justifying validRound (the POL), and the
-  certificate of the previous height. A proposal with pol_round is sent together with its POL.
+  certificate of the previous height. A proposal with pol_round is sent together with its POL,
+  as one ProofOfLock record.
+* Vote slots (issue 11, docs/consensus.md): a slot (round, type, validator) takes any value
+  while it holds fewer than MAX_FREE_VOTES_PER_SLOT votes, and nil or a *named* value (a valid
+  proposal of that round, or a value with a verified quorum in it: ProofOfLock, certificate)
+  always; a verified ProofOfLock names its value, so all its votes are admitted. An equivocator
+  can therefore never hide a POL that an honest node acted on.
 * A received CommitCertificate for our height is read as Q precommits (R49 then applies);
   for a higher height it sets ``catch_up``.
-* Messages for heights h+1 .. h+height_window are verified and buffered (bounded, per
-  validator), replayed on entering that height; rounds above round+round_window only count
+* Messages for heights h+1 .. h+height_window and rounds <= round_window are deduplicated,
+  verified and buffered (bounded per validator in messages and bytes), replayed on entering
+  that height; rounds above round+round_window only count
   for R55. Everything else bad is dropped and counted in ``self.stats``.
 
 CRASH SAFETY: every signature we make is preceded by ``Ready.persist`` holding a
@@ -69,6 +76,7 @@ from consensus.messages import (
     ConsensusConfig,
     Evidence,
     PersistedState,
+    ProofOfLock,
     Proposal,
     ProposalEvidence,
     Ready,
@@ -78,6 +86,7 @@ from consensus.messages import (
 from ledger.encoding import Record, decode_any
 from ledger.errors import LedgerError
 from ledger.keys import Signer
+from ledger.limits import PROPOSAL_OVERHEAD_BYTES
 from ledger.votes import (
     MAX_VALIDATORS,
     PRECOMMIT,
@@ -90,9 +99,17 @@ from ledger.votes import (
 )
 
 Validate = Callable[[int, bytes], "bytes | None"]
-_MESSAGE_TYPES: tuple[type[Record], ...] = (SignedProposal, SignedVote, CommitCertificate)
-MAX_PROPOSALS_PER_ROUND = 2  # the first one, and one conflicting (kept for R36/R49)
-MAX_VOTES_PER_SLOT = 2  # per (round, type, validator): the first vote and one conflicting
+_MESSAGE_TYPES: tuple[type[Record], ...] = (SignedProposal, SignedVote, CommitCertificate,
+                                            ProofOfLock)
+MAX_PROPOSALS_PER_ROUND = 2  # the first one, and one conflicting (kept for R36/R49); more only
+#   for a value with a verified quorum in that round
+MAX_QUORUM_VALUES_PER_ROUND = 2  # values with a verified POL/certificate in one round (<= 1
+#   within the fault model: two need 2f+2 honest prevotes of one round)
+MAX_FREE_VOTES_PER_SLOT = 2  # per (round, type, validator), votes for values nobody named
+# Hard bound on distinct values per slot: the free ones, nil, the values of the round's
+# proposals and of its verified quorums (a broken bound is our bug: ConsensusInvariantError).
+MAX_VOTES_PER_SLOT = (MAX_FREE_VOTES_PER_SLOT + 1 + MAX_PROPOSALS_PER_ROUND
+                      + MAX_QUORUM_VALUES_PER_ROUND)
 
 
 class ConsensusInvariantError(RuntimeError):
@@ -108,16 +125,23 @@ class _ProposalEntry:
 class _RoundLog:
     """Votes and proposals received for one round of the current height."""
 
-    __slots__ = ("precommit_counts", "precommits", "prevote_counts", "prevotes", "proposals")
+    __slots__ = ("named", "precommit_counts", "precommits", "prevote_counts", "prevotes",
+                 "proposal_count", "proposals", "quorum_values")
 
     def __init__(self) -> None:
-        # validator -> its votes of this round; two entries only for an equivocator, whose
-        # votes count for each value they name (as in Algorithm 1, which counts messages).
+        # validator -> its votes of this round; several entries only for an equivocator
+        # (at most MAX_VOTES_PER_SLOT, see _slot_admits), whose votes count for each value
+        # they name (as in Algorithm 1, which counts messages).
         self.prevotes: dict[int, list[SignedVote]] = {}
         self.precommits: dict[int, list[SignedVote]] = {}
         self.prevote_counts: Counter[bytes | None] = Counter()
         self.precommit_counts: Counter[bytes | None] = Counter()
         self.proposals: list[_ProposalEntry] = []
+        self.proposal_count = 0  # proposals ever accepted (``proposals`` of old rounds is cleared)
+        # Values a vote of this round may name past its free slots: the round's valid proposals
+        # and the values of verified quorums (POLs, certificates). Never shrinks in a height.
+        self.named: set[bytes] = set()
+        self.quorum_values: set[bytes] = set()
 
 
 class Consensus:
@@ -156,7 +180,8 @@ class Consensus:
         self._signer = signer
         self.config = config
         self._validate_cb = validate
-        self._max_message_bytes = config.max_payload_bytes + 2048
+        self._max_message_bytes = max(config.max_payload_bytes + PROPOSAL_OVERHEAD_BYTES,
+                                      ProofOfLock.MAX_BYTES)
         self.stats: Counter[str] = Counter()
         # Decision state (Algorithm 1: h_p, round_p, step_p, locked*, valid*).
         self.height = height
@@ -176,8 +201,11 @@ class Consensus:
         self.last_cert: CommitCertificate | None = (
             last_cert if last_cert is not None and last_cert.height == height - 1 else None)
         self._reset_height_logs()
-        self._future: dict[int, list[Record]] = {}
+        # Future heights: height -> {message: size in bytes} (a dict: replays are deduplicated),
+        # bounded per validator in messages and bytes, rounds <= round_window only.
+        self._future: dict[int, dict[Record, int]] = {}
         self._future_count: Counter[int] = Counter()  # buffered messages per validator
+        self._future_bytes: Counter[int] = Counter()  # buffered bytes per validator
         self._resumed = False
         self._started = False
         self._clear_out()
@@ -215,7 +243,7 @@ class Consensus:
         except LedgerError:
             self.stats["dropped_bad_encoding"] += 1
             return self._flush()
-        self._dispatch(msg, verified=False)
+        self._dispatch(msg, False, len(data))
         self._run_rules()
         return self._flush()
 
@@ -364,6 +392,8 @@ class Consensus:
         self._proposed_round = st.proposed_round
         self._own_votes = [sv for sv in st.votes if sv.vote.round == st.round]
         self._prev_own_votes = [sv for sv in st.votes if sv.vote.round != st.round]
+        if st.valid_round is not None and st.valid_value is not None:
+            self._name_quorum_value(self._rlog(st.valid_round), st.valid_value)
         for sv in (*st.valid_pol, *st.votes):
             self._store_vote(sv)
 
@@ -439,8 +469,11 @@ class Consensus:
         self._my_proposal = sp
         self._messages.append(sp.encode())
         if pol_round is not None:
-            self._messages.extend(sv.encode() for sv in self._pol_votes(pol_round, value_id))
-        self._rlog(self.round).proposals.append(_ProposalEntry(sp, value_id))
+            self._send_pol(pol_round, value_id)
+        log = self._rlog(self.round)
+        log.proposals.append(_ProposalEntry(sp, value_id))
+        log.proposal_count += 1
+        log.named.add(value_id)
 
     def _vote(self, vote_type: int, value_id: bytes | None) -> None:
         if self._signer is None or self.my_index is None:
@@ -470,36 +503,54 @@ class Consensus:
             raise ConsensusInvariantError("validate callback must return 32 bytes or None")
         return value_id
 
-    def _dispatch(self, msg: Record, verified: bool) -> None:
+    def _dispatch(self, msg: Record, verified: bool, size: int) -> None:
         if isinstance(msg, SignedVote):
-            self._on_vote(msg, verified)
+            self._on_vote(msg, verified, size)
         elif isinstance(msg, SignedProposal):
-            self._on_proposal(msg, verified)
+            self._on_proposal(msg, verified, size)
         elif isinstance(msg, CommitCertificate):
             self._on_certificate(msg)
+        elif isinstance(msg, ProofOfLock):
+            self._on_pol(msg)
 
-    def _height_filter(self, height: int, sender: int, msg: Record, verify: Callable[[], bool],
-                       verified: bool) -> bool:
-        """True if the message is for our height; buffers/drops others."""
+    def _height_filter(self, height: int, round: int, sender: int, msg: Record,
+                       verify: Callable[[], bool], verified: bool, size: int) -> bool:
+        """True if the message is for our height; buffers (bounded, deduplicated) or drops
+        others, counting why in ``stats``."""
         if height == self.height:
             return True
         if height < self.height:
             self.stats["dropped_old_height"] += 1
         elif height > self.height + self.config.height_window:
             self.stats["dropped_far_future"] += 1
+        elif round > self.config.round_window:  # we enter that height at round 0
+            self.stats["dropped_future_far_round"] += 1
+        elif msg in self._future.get(height, {}):
+            self.stats["dropped_future_duplicate"] += 1
+        elif self._future_count[sender] >= self._future_quota_messages():
+            self.stats["dropped_buffer_full"] += 1
+        elif self._future_bytes[sender] + size > self._future_quota_bytes():
+            self.stats["dropped_buffer_bytes"] += 1
         elif not verified and not verify():
             self.stats["dropped_bad_signature"] += 1
-        elif self._future_count[sender] >= max(1, self.config.max_buffered_messages // self.n):
-            self.stats["dropped_buffer_full"] += 1
         else:
-            self._future.setdefault(height, []).append(msg)
+            self._future.setdefault(height, {})[msg] = size
             self._future_count[sender] += 1
+            self._future_bytes[sender] += size
             self.stats["buffered_future"] += 1
         return False
 
+    def _future_quota_messages(self) -> int:
+        return max(1, self.config.max_buffered_messages // self.n)
+
+    def _future_quota_bytes(self) -> int:
+        return max(self.config.max_buffered_bytes // self.n, self._max_message_bytes)
+
     def _drop_future(self, height: int) -> None:
-        for m in self._future.pop(height, []):
-            self._future_count[self._sender(m)] -= 1
+        for m, size in self._future.pop(height, {}).items():
+            sender = self._sender(m)
+            self._future_count[sender] -= 1
+            self._future_bytes[sender] -= size
 
     @staticmethod
     def _sender(m: Record) -> int:
@@ -510,10 +561,10 @@ class Consensus:
         raise ConsensusInvariantError("only votes and proposals are buffered")
 
     def _replay_future(self) -> None:
-        msgs = self._future.get(self.height, [])
+        msgs = list(self._future.get(self.height, {}).items())
         self._drop_future(self.height)
-        for m in msgs:
-            self._dispatch(m, verified=True)
+        for m, size in msgs:
+            self._dispatch(m, True, size)
 
     def _note_round(self, validator: int, round: int) -> None:
         if round > self.round and self._seen_round.get(validator, -1) < round:
@@ -525,7 +576,31 @@ class Consensus:
             log = self._rounds[round] = _RoundLog()
         return log
 
-    def _on_vote(self, sv: SignedVote, verified: bool) -> None:
+    def _far_round(self, validator: int, round: int, verify: Callable[[], bool],
+                   verified: bool) -> bool:
+        """Rounds above round+round_window only count for R55 (one number per validator)."""
+        if round <= self.round + self.config.round_window:
+            return False
+        if not verified and not verify():
+            self.stats["dropped_bad_signature"] += 1
+            return True
+        self.stats["far_round"] += 1
+        self._note_round(validator, round)
+        return True
+
+    def _slot_admits(self, log: _RoundLog, old: Sequence[SignedVote],
+                     value_id: bytes | None) -> bool:
+        """THE RULE (docs/consensus.md): a validator's slot takes any value while it has free
+        room, and nil or a named value (a valid proposal of the round, or a value with a
+        verified quorum in it) always. Tests override this to rebuild the old, broken rule."""
+        return len(old) < MAX_FREE_VOTES_PER_SLOT or value_id is None or value_id in log.named
+
+    def _slot(self, sv: SignedVote) -> list[SignedVote]:
+        v = sv.vote
+        log = self._rlog(v.round)
+        return (log.prevotes if v.vote_type == PREVOTE else log.precommits).get(v.validator, [])
+
+    def _on_vote(self, sv: SignedVote, verified: bool, size: int) -> None:
         v = sv.vote
         if v.validator >= self.n:
             self.stats["dropped_unknown_validator"] += 1
@@ -534,26 +609,23 @@ class Consensus:
         def check() -> bool:
             return sv.verify(self.chain_id, self.validator_keys)
 
-        if not self._height_filter(v.height, v.validator, sv, check, verified):
+        if not self._height_filter(v.height, v.round, v.validator, sv, check, verified, size) \
+                or self._far_round(v.validator, v.round, check, verified):
             return
-        if v.round > self.round + self.config.round_window:
-            if not verified and not check():
-                self.stats["dropped_bad_signature"] += 1
-                return
-            self.stats["far_round"] += 1
-            self._note_round(v.validator, v.round)
-            return
-        log = self._rlog(v.round)
-        old = (log.prevotes if v.vote_type == PREVOTE else log.precommits).get(v.validator, [])
+        old = self._slot(sv)
         if any(o.vote.value_id == v.value_id for o in old):
             self.stats["duplicate"] += 1
             return
-        if len(old) >= MAX_VOTES_PER_SLOT:
-            self.stats["dropped_equivocation_flood"] += 1
+        if not self._slot_admits(self._rlog(v.round), old, v.value_id):
+            self.stats["dropped_unnamed_vote"] += 1
             return
         if not verified and not check():
             self.stats["dropped_bad_signature"] += 1
             return
+        self._accept_vote(sv, old)
+
+    def _accept_vote(self, sv: SignedVote, old: Sequence[SignedVote]) -> None:
+        v = sv.vote
         if old:
             self.stats["equivocation"] += 1
             key = (v.validator, v.round, v.vote_type)
@@ -572,15 +644,56 @@ class Consensus:
         old = slot.setdefault(v.validator, [])
         if any(o.vote.value_id == v.value_id for o in old):
             return
-        if len(old) >= MAX_VOTES_PER_SLOT:  # only for our own vote, if a twin filled our slot
-            counts[old.pop().vote.value_id] -= 1
+        if len(old) >= MAX_VOTES_PER_SLOT:
+            raise ConsensusInvariantError(f"vote slot bound broken at r={v.round}")
         old.append(sv)
         counts[v.value_id] += 1
         if v.vote_type == PRECOMMIT and v.value_id is not None \
                 and counts[v.value_id] == self._quorum():
             self._commit_candidates.append((v.round, v.value_id))
 
-    def _on_proposal(self, sp: SignedProposal, verified: bool) -> None:
+    def _name_quorum_value(self, log: _RoundLog, value_id: bytes) -> bool:
+        """Record a value with a verified quorum in the round; False if the bound is full."""
+        if value_id in log.quorum_values:
+            return True
+        if len(log.quorum_values) >= MAX_QUORUM_VALUES_PER_ROUND:
+            self.stats["dropped_quorum_flood"] += 1  # only outside the fault model
+            return False
+        log.quorum_values.add(value_id)
+        log.named.add(value_id)
+        return True
+
+    def _on_pol(self, pol: ProofOfLock) -> None:
+        """A peer presents Q prevotes for one value: verify them, then admit every one."""
+        if pol.height != self.height:
+            self.stats["dropped_pol_height"] += 1
+            return
+        if pol.round > self.round + self.config.round_window:
+            self.stats["far_round"] += 1
+            return
+        if pol.malformed(self.n) is not None or len(pol.votes) < self._quorum():
+            self.stats["dropped_bad_pol"] += 1
+            return
+        fresh = [(sv, self._slot(sv)) for sv in pol.votes]
+        fresh = [(sv, old) for sv, old in fresh
+                 if not any(o.vote.value_id == pol.value_id for o in old)]
+        if not fresh:
+            self.stats["duplicate"] += 1
+            return
+        if not all(sv.verify(self.chain_id, self.validator_keys) for sv, _ in fresh):
+            self.stats["dropped_bad_signature"] += 1
+            return
+        log = self._rlog(pol.round)
+        if not self._name_quorum_value(log, pol.value_id):
+            return
+        self.stats["accepted_pol"] += 1
+        for sv, old in fresh:
+            if self._slot_admits(log, old, pol.value_id):
+                self._accept_vote(sv, old)
+            else:
+                self.stats["dropped_unnamed_vote"] += 1
+
+    def _on_proposal(self, sp: SignedProposal, verified: bool, size: int) -> None:
         p = sp.proposal
         if p.proposer >= self.n:
             self.stats["dropped_unknown_validator"] += 1
@@ -598,29 +711,35 @@ class Consensus:
         def check() -> bool:
             return sp.verify(self.chain_id, self.validator_keys)
 
-        if not self._height_filter(p.height, p.proposer, sp, check, verified):
-            return
-        if p.round > self.round + self.config.round_window:
-            if not verified and not check():
-                self.stats["dropped_bad_signature"] += 1
-                return
-            self.stats["far_round"] += 1
-            self._note_round(p.proposer, p.round)
+        if not self._height_filter(p.height, p.round, p.proposer, sp, check, verified, size) \
+                or self._far_round(p.proposer, p.round, check, verified):
             return
         log = self._rlog(p.round)
         if any(e.signed == sp for e in log.proposals):
             self.stats["duplicate"] += 1
             return
-        if len(log.proposals) >= MAX_PROPOSALS_PER_ROUND:
+        extra = log.proposal_count >= MAX_PROPOSALS_PER_ROUND
+        if extra and not log.quorum_values - {e.value_id for e in log.proposals}:
             self.stats["dropped_proposal_flood"] += 1
             return
         if not verified and not check():
             self.stats["dropped_bad_signature"] += 1
             return
+        value_id = self._validate(p.height, p.payload)
+        if extra and value_id not in log.quorum_values:
+            self.stats["dropped_proposal_flood"] += 1
+            return
+        self._add_proposal(log, _ProposalEntry(sp, value_id))
+
+    def _add_proposal(self, log: _RoundLog, entry: _ProposalEntry) -> None:
         if log.proposals:
             self.stats["proposal_equivocation"] += 1
-            self._evidence.append(ProposalEvidence(log.proposals[0].signed, sp))
-        log.proposals.append(_ProposalEntry(sp, self._validate(p.height, p.payload)))
+            self._evidence.append(ProposalEvidence(log.proposals[0].signed, entry.signed))
+        log.proposals.append(entry)
+        log.proposal_count += 1
+        if entry.value_id is not None:
+            log.named.add(entry.value_id)
+        p = entry.signed.proposal
         self._note_round(p.proposer, p.round)
         self.stats["accepted_proposal"] += 1
 
@@ -644,6 +763,8 @@ class Consensus:
             self._report_catch_up(cert.height)
             return
         log = self._rlog(cert.round)
+        if not self._name_quorum_value(log, cert.block_hash):
+            return
         for s in cert.signatures:
             if any(o.vote.value_id == cert.block_hash for o in log.precommits.get(s.validator, ())):
                 continue
@@ -793,6 +914,13 @@ class Consensus:
             return []
         return [sv for vs in log.prevotes.values() for sv in vs if sv.vote.value_id == value_id]
 
+    def _send_pol(self, round: int, value_id: bytes) -> None:
+        """Send the quorum of prevotes behind (round, value_id) as one ProofOfLock."""
+        votes = self._pol_votes(round, value_id)
+        if len(votes) < self._quorum():
+            raise ConsensusInvariantError(f"no POL held for our valid value (round {round})")
+        self._messages.append(ProofOfLock(self.height, round, value_id, tuple(votes)).encode())
+
     def _rebroadcast(self) -> None:
         out = self._messages
         if self.last_cert is not None:
@@ -802,7 +930,7 @@ class Consensus:
         if self._my_proposal is not None and self._my_proposal.proposal.round == self.round:
             out.append(self._my_proposal.encode())
         if self.valid_round is not None and self.valid_value is not None:
-            out.extend(sv.encode() for sv in self._pol_votes(self.valid_round, self.valid_value))
+            self._send_pol(self.valid_round, self.valid_value)
         out.extend(sv.encode() for sv in (*self._prev_own_votes, *self._own_votes))
         self.stats["rebroadcast"] += 1
 

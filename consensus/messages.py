@@ -8,7 +8,9 @@ Wire messages between validators are canonical records decoded with
 * :class:`ledger.votes.SignedVote` (0x31): prevotes and precommits, signed with kind ``"vote"``
   (so a quorum of precommits *is* a :class:`ledger.votes.CommitCertificate`);
 * :class:`ledger.votes.CommitCertificate` (0x33): the certificate of a decided height, re-sent so
-  that laggards can finish that height or ask their node to catch up.
+  that laggards can finish that height or ask their node to catch up;
+* :class:`ProofOfLock` (0x75): a quorum of prevotes for one value in one round, sent with a
+  re-proposal and on every rebroadcast, so that any honest node can verify the lock behind it.
 
 :class:`PersistedState` (0x72) is the crash-safety record; :class:`Evidence` (0x73) proves that
 one validator signed two different votes for one (height, round, type).
@@ -20,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+import ledger.limits as limits
+import ledger.votes as ledger_votes
 from ledger.encoding import (
     HASH32,
     SIG,
@@ -38,7 +42,7 @@ from ledger.tx import VoteEvidence
 from ledger.votes import MAX_VALIDATORS, CommitCertificate, SignedVote
 
 PROPOSAL_KIND = "proposal"
-MAX_PAYLOAD_BYTES_LIMIT = 8 * 1024 * 1024 - 4096  # hard wire ceiling; the config sets the real one
+MAX_PAYLOAD_BYTES_LIMIT = limits.MAX_CONSENSUS_PAYLOAD_BYTES  # wire ceiling; config: the real one
 
 # Steps of one round (Algorithm 1's step_p, plus NEW_HEIGHT for the timeout_commit pause).
 STEP_NEW_HEIGHT = 0
@@ -76,7 +80,7 @@ class Proposal(Record):
 @dataclass(frozen=True)
 class SignedProposal(Record):
     TAG: ClassVar[int] = 0x71
-    MAX_BYTES: ClassVar[int] = MAX_PAYLOAD_BYTES_LIMIT + 2048
+    MAX_BYTES: ClassVar[int] = MAX_PAYLOAD_BYTES_LIMIT + limits.PROPOSAL_OVERHEAD_BYTES
     proposal: Proposal = spec(Nested(Proposal))
     signature: bytes = spec(SIG)
 
@@ -164,6 +168,34 @@ AnyEvidence = Evidence | ProposalEvidence
 
 
 @dataclass(frozen=True)
+class ProofOfLock(Record):
+    """A quorum of prevotes for ``value_id`` in (``height``, ``round``): the POL behind a lock.
+
+    Each vote is checked on receipt (type, height, round, value, signature, distinct
+    validators); a node that verifies one always admits its votes (see docs/consensus.md).
+    """
+
+    TAG: ClassVar[int] = 0x75
+    height: int = spec(U64)
+    round: int = spec(U32)
+    value_id: bytes = spec(HASH32)
+    votes: tuple[SignedVote, ...] = spec(ListOf(Nested(SignedVote), MAX_VALIDATORS, 1))
+
+    def malformed(self, n: int) -> str | None:
+        """Why these votes are not a well-formed POL for n validators (signatures aside)."""
+        seen: set[int] = set()
+        for sv in self.votes:
+            v = sv.vote
+            if (v.height, v.round, v.vote_type, v.value_id) != (
+                    self.height, self.round, ledger_votes.PREVOTE, self.value_id):
+                return "vote_mismatch"
+            if v.validator >= n or v.validator in seen:
+                return "validator"
+            seen.add(v.validator)
+        return None
+
+
+@dataclass(frozen=True)
 class Timer:
     """A timeout to schedule: call ``on_timeout(timer)`` after ``delay_ms`` of local time."""
 
@@ -220,10 +252,11 @@ class ConsensusConfig:
     height_window: int = 4  # buffer messages for heights h+1 .. h+height_window
     round_window: int = 8  # store votes/proposals for rounds up to round+round_window
     max_buffered_messages: int = 1024  # future-height buffer, shared evenly between validators
+    max_buffered_bytes: int = 32 * 1024 * 1024  # idem in bytes (at least one message each)
 
     def __post_init__(self) -> None:
         for name in ("propose_base_ms", "prevote_base_ms", "precommit_base_ms", "rebroadcast_ms",
-                     "height_window", "max_buffered_messages"):
+                     "height_window", "max_buffered_messages", "max_buffered_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ConsensusConfig.{name} must be positive")
         for name in ("propose_delta_ms", "prevote_delta_ms", "precommit_delta_ms",
@@ -257,6 +290,7 @@ __all__ = [
     "ConsensusConfig",
     "Evidence",
     "PersistedState",
+    "ProofOfLock",
     "Proposal",
     "Ready",
     "SignedProposal",

@@ -3,21 +3,31 @@
 One seeded ``random.Random`` drives everything (keys, delays, losses, faults), so a seed is a
 complete reproduction recipe: ``python -m consensus.sim --seed S --n 4 --runs 1 --trace``.
 
-Faults: message loss, delay (reordering), duplication, partitions that heal, crashes with restart
-from the persisted bytes only (a crash may also hit *between* storing ``Ready.persist`` and
-sending ``Ready.messages``), per-node clock rates (skew), and up to f Byzantine validators:
-``silent``, ``equivocate`` (conflicting proposals and votes to different peers), ``invalid``
-(proposes and votes for blocks the validity rule rejects), ``replay`` (re-sends old messages),
-``garbage`` (random, truncated, flipped, oversize, far-future bytes), ``twins`` (a second honest
-instance holding the same key).
+Faults: message loss, delay (reordering), duplication, partitions into 2 or 3 groups that heal,
+crashes with restart from the persisted bytes only (a crash may also hit *inside* one ``Ready``:
+before its commits are applied, between apply and persist, between persist and send, or in the
+middle of sending), per-node clock rates (skew), several timing configurations, and up to f
+Byzantine validators (see ``BEHAVIOURS``): ``silent``, ``equivocate`` (conflicting proposals
+and votes to different peers), ``invalid`` (proposes and votes for blocks the validity rule
+rejects), ``replay`` (re-sends old messages), ``garbage`` (random, truncated, flipped, oversize,
+far-future bytes), ``twins`` (a second honest instance holding the same key), ``kvalues`` (k > 2
+junk values per vote slot to different subsets first, the real vote to one peer only: the
+POL-hiding attack of issue 11), ``multipropose`` (3 or more proposals per round),
+``withhold`` (never sends to a chosen subset), ``victim_replay`` (replays an honest validator's
+messages many times to fill its buffers), ``future_flood`` (signed messages for future heights
+and far-future rounds, with maximal payloads) and ``amnesia`` (forgets its persisted state and
+signs again). ``collude`` (f+1 validators splitting the honest ones) is outside the fault model:
+it is only allowed with ``SimConfig.beyond_fault_model`` and the checks must then fail.
 
 Checks, after every event: Agreement (no two honest validators commit different values at one
 height), Validity (every committed payload passes the honest validity rule and carries a valid
 commit certificate for its value), no honest double-signing (two different votes for one
-(validator, height, round, type), persisted state included), evidence names only faulty
-validators, and Liveness: after GST (partitions healed, loss stopped, crashed nodes restarted)
-every honest validator commits ``liveness_heights`` new heights within ``liveness_bound_ms`` of
-simulated time.
+(validator, height, round, type), persisted state included), persist-before-send (the state on
+disk when a vote leaves covers that vote: see :func:`persisted_covers`), evidence names only
+faulty validators, and Liveness: after GST (partitions healed, loss stopped, crashed nodes
+restarted) every honest validator commits ``liveness_heights`` new heights within
+``liveness_bound_ms`` of simulated time, and every height started after GST is decided at a
+round <= :func:`round_bound_after_gst` (the decision round of every height is reported).
 """
 
 from __future__ import annotations
@@ -34,18 +44,30 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from consensus.machine import Consensus
-from consensus.messages import ConsensusConfig, Proposal, Ready, SignedProposal
+from consensus.messages import (
+    ConsensusConfig,
+    PersistedState,
+    ProofOfLock,
+    Proposal,
+    Ready,
+    SignedProposal,
+)
 from ledger.encoding import decode_any, tagged_hash
 from ledger.errors import LedgerError
 from ledger.keys import Signer
 from ledger.votes import PRECOMMIT, PREVOTE, CommitCertificate, SignedVote, Vote, max_faulty
 
 CHAIN_ID = "tpledger-sim"
-BEHAVIOURS = ("silent", "equivocate", "invalid", "replay", "garbage", "twins")
+BEHAVIOURS = ("silent", "equivocate", "invalid", "replay", "garbage", "twins", "kvalues",
+              "multipropose", "withhold", "victim_replay", "future_flood", "amnesia")
+TICKING = ("replay", "garbage", "victim_replay", "future_flood", "amnesia")  # act on byz_tick
+CRASH_POINTS = ("before_apply", "after_apply", "after_persist", "mid_send")
+_WIRE = (SignedProposal, SignedVote, CommitCertificate, ProofOfLock)
 SIM_CONFIG = ConsensusConfig(
     propose_base_ms=400, propose_delta_ms=100, prevote_base_ms=200, prevote_delta_ms=100,
     precommit_base_ms=200, precommit_delta_ms=100, timeout_commit_ms=20, rebroadcast_ms=600,
     max_payload_bytes=4096, height_window=4, round_window=8, max_buffered_messages=256,
+    max_buffered_bytes=64 * 1024,
 )
 
 Factory = Callable[..., Consensus]
@@ -87,8 +109,9 @@ class SimConfig:
     precommit_loss: float = 0.0  # extra loss of precommits and certificates, before GST
     dup: float = 0.0
     partitions: int = 0  # partitions (each healing) before GST
+    partition_groups: int = 2  # 2 or 3 groups per partition
     crashes: int = 0  # crash/restart episodes before GST
-    mid_ready_crash: float = 0.0  # chance a crash hits between persist and send
+    mid_ready_crash: float = 0.0  # chance a crash hits inside a Ready (at one of CRASH_POINTS)
     skew: float = 0.0  # clock rate in [1-skew, 1+skew]
     byzantine: dict[int, str] = field(default_factory=dict)  # validator -> behaviour
     gst_ms: int = 0  # faults (loss, partitions, crashes) only before this time
@@ -98,6 +121,8 @@ class SimConfig:
     consensus: ConsensusConfig = SIM_CONFIG
     verify_certificates: bool = True
     trace_len: int = 60
+    beyond_fault_model: bool = False  # allow f+1 Byzantine validators (the checks must fire)
+    check_round_bound: bool = True
 
 
 @dataclass
@@ -111,6 +136,8 @@ class SimResult:
     evidence: int
     fingerprint: str  # digest of the whole event sequence (for reproducibility)
     stats: Counter[str]  # sim counters plus the honest machines' counters (final incarnation)
+    decision_rounds: dict[int, int] = field(default_factory=dict)  # height -> decision round
+    max_round_after_gst: int = -1  # highest decision round of a height started after GST
 
 
 class _Node:
@@ -124,6 +151,7 @@ class _Node:
         self.chain: list[tuple[bytes, bytes, CommitCertificate]] = []
         self.incarnation = 0
         self.seen: deque[bytes] = deque(maxlen=64)  # for replay attacks
+        self.withheld: set[int] = set()  # ``withhold``: node ids it never sends to
 
     @property
     def honest(self) -> bool:
@@ -139,8 +167,10 @@ class Simulation:
         self.factory = factory
         n = cfg.n
         self.f = max_faulty(n)
-        if sum(1 for _ in cfg.byzantine) > self.f:
+        if len(cfg.byzantine) > self.f + int(cfg.beyond_fault_model):
             raise ValueError("more Byzantine validators than f")
+        if "collude" in cfg.byzantine.values() and not cfg.beyond_fault_model:
+            raise ValueError("collude is outside the fault model")
         self.signers = [Signer(self.rng.randbytes(32)) for _ in range(n)]
         self.keys = [s.public for s in self.signers]
         self.nodes: list[_Node] = []
@@ -166,6 +196,12 @@ class Simulation:
         self.stats: Counter[str] = Counter()
         self._fp = hashlib.blake2b(digest_size=12)
         self.gst_height = 0
+        self.decision_rounds: dict[int, int] = {}
+        self._disk_cache: tuple[bytes, PersistedState] | None = None
+        for nd in self.nodes:
+            if nd.behaviour == "withhold":
+                others = [o.node_id for o in self.nodes if o is not nd]
+                nd.withheld = set(self.rng.sample(others, max(1, len(others) // 2)))
 
     # ---------------------------------------------------------------------------------------
     def _rate(self) -> float:
@@ -190,9 +226,12 @@ class Simulation:
     # ---------------------------------------------------------------------------------------
     def _new_machine(self, nd: _Node) -> Consensus:
         factory = self.factory if nd.honest else Consensus
+        # As the node does, pass the certificate of the last stored block: a crash between
+        # applying a commit and persisting (CRASH_POINTS) leaves it only in the block store.
         return factory(chain_id=CHAIN_ID, validator_keys=self.keys, my_index=nd.validator,
                        signer=nd.signer, config=self.cfg.consensus, validate=sim_validate,
-                       height=len(nd.chain) + 1, persisted=nd.disk)
+                       height=len(nd.chain) + 1, persisted=nd.disk,
+                       last_cert=nd.chain[-1][2] if nd.chain else None)
 
     def _schedule_faults(self) -> None:
         cfg, rng = self.cfg, self.rng
@@ -208,7 +247,7 @@ class Simulation:
             self._push(start, "crash", nid)
             self._push(min(gst, start + rng.randrange(50, 3000)), "restart", nid)
         for nd in self.nodes:
-            if nd.behaviour in ("replay", "garbage"):
+            if nd.behaviour in TICKING:
                 self._push(rng.randrange(0, 300), "byz_tick", nd.node_id)
         self._push(gst, "gst", None)
 
@@ -239,8 +278,10 @@ class Simulation:
         for nd in self.honest_nodes():
             if nd.machine is not None:
                 self.stats.update(nd.machine.stats)
+        after = [r for h, r in self.decision_rounds.items() if h >= self.gst_height + 2]
         return SimResult(cfg.seed, heights, self.events, self.messages, self.now_ms,
-                         self.commits, self.evidence, self._fp.hexdigest(), self.stats)
+                         self.commits, self.evidence, self._fp.hexdigest(), self.stats,
+                         dict(self.decision_rounds), max(after, default=-1))
 
     def _target(self) -> int:
         return max(self.cfg.heights, self.gst_height + self.cfg.liveness_heights)
@@ -275,11 +316,7 @@ class Simulation:
         elif kind == "fetch":
             self._fetch(data)
         elif kind == "partition":
-            ids = [nd.node_id for nd in self.nodes]
-            self.rng.shuffle(ids)
-            cut = self.rng.randrange(1, len(ids))
-            self.groups = {nid: int(i >= cut) for i, nid in enumerate(ids)}
-            self._log(f"partition {sorted(ids[:cut])} | {sorted(ids[cut:])}")
+            self._partition()
         elif kind == "heal":
             self.groups = None
             self._log("partition healed")
@@ -291,6 +328,15 @@ class Simulation:
             self._gst()
         elif kind == "byz_tick":
             self._byz_tick(self.nodes[data])
+
+    def _partition(self) -> None:
+        ids = [nd.node_id for nd in self.nodes]
+        self.rng.shuffle(ids)
+        k = min(self.cfg.partition_groups, len(ids))
+        cuts = sorted(self.rng.sample(range(1, len(ids)), k - 1))
+        self.groups = {nid: sum(1 for c in cuts if i >= c) for i, nid in enumerate(ids)}
+        parts = [sorted(n for n, g in self.groups.items() if g == j) for j in range(k)]
+        self._log("partition " + " | ".join(str(p) for p in parts))
 
     def _gst(self) -> None:
         self.after_gst = True
@@ -322,21 +368,50 @@ class Simulation:
         return make_payload(h, r, nd.validator, self.rng.randrange(1000))
 
     # ---------------------------------------------------------------------------------------
-    # Handling a Ready: commits, then persist, then send (a crash may hit in between).
+    # Handling a Ready: commits, then persist, then send; a crash may hit at any CRASH_POINTS.
+
+    def _crash_point(self, nd: _Node, ready: Ready) -> str | None:
+        if not self.cfg.mid_ready_crash or self.after_gst or nd.machine is None \
+                or nd.behaviour not in ("honest", "twin") \
+                or not (ready.messages or ready.commits or ready.persist):
+            return None
+        if self.rng.random() >= self.cfg.mid_ready_crash:
+            return None
+        return self.rng.choice(CRASH_POINTS)
+
+    def _crash_in_ready(self, nd: _Node, point: str) -> None:
+        self._log(f"n{nd.node_id} crash inside a Ready: {point}")
+        self.stats[f"crash_{point}"] += 1
+        self._crash(nd)
+        self._push(self.now_ms + self.rng.randrange(50, 1500), "restart", nd.node_id)
 
     def _handle(self, nd: _Node, ready: Ready) -> None:
+        point = self._crash_point(nd, ready)
+        if point == "before_apply":
+            return self._crash_in_ready(nd, point)
         for c in ready.commits:
             self._apply_commit(nd, c.height, c.value_id, c.payload, c.certificate, "commit")
+        if point == "after_apply":
+            return self._crash_in_ready(nd, point)
         if ready.persist is not None:
             nd.disk = ready.persist
-        if ready.messages and self.cfg.mid_ready_crash and not self.after_gst \
-                and nd.behaviour in ("honest", "twin") \
-                and self.rng.random() < self.cfg.mid_ready_crash:
-            self._log(f"n{nd.node_id} crash after persist, before sending "
-                      f"{len(ready.messages)} messages")
-            self._crash(nd)
-            self._push(self.now_ms + self.rng.randrange(50, 1500), "restart", nd.node_id)
-            return
+        if point == "after_persist":
+            return self._crash_in_ready(nd, point)
+        self._check_evidence(nd, ready)
+        msgs = list(ready.messages)
+        if nd.honest:
+            self._check_own_votes(nd, msgs)
+        else:
+            msgs = self._byzantine_out(nd, msgs, ready)
+        if point == "mid_send":
+            msgs = msgs[: self.rng.randrange(len(msgs) + 1)]
+        for m in msgs:
+            self._broadcast(nd, m)
+        if point == "mid_send":
+            return self._crash_in_ready(nd, point)
+        self._schedule(nd, ready)
+
+    def _check_evidence(self, nd: _Node, ready: Ready) -> None:
         for ev in ready.evidence:
             self.evidence += 1
             culprit = ev.validator
@@ -345,13 +420,8 @@ class Simulation:
             if self.nodes[culprit].honest:
                 self._fail("evidence", f"honest validator {culprit} accused by n{nd.node_id}")
             self._log(f"n{nd.node_id} evidence against validator {culprit}")
-        msgs = list(ready.messages)
-        if nd.honest:
-            self._check_own_votes(nd, msgs, ready.persist)
-        else:
-            msgs = self._byzantine_out(nd, msgs, ready)
-        for m in msgs:
-            self._broadcast(nd, m)
+
+    def _schedule(self, nd: _Node, ready: Ready) -> None:
         inc = nd.incarnation
         for t in ready.timers:
             delay = max(1, int(t.delay_ms * nd.rate))
@@ -363,8 +433,17 @@ class Simulation:
             self._push(self.now_ms + self.rng.randrange(20, 200), "fetch",
                        (nd.node_id, ready.catch_up))
 
-    def _check_own_votes(self, nd: _Node, msgs: list[bytes], persist: bytes | None) -> None:
+    def _disk_state(self, nd: _Node) -> PersistedState | None:
+        if nd.disk is None:
+            return None
+        if self._disk_cache is None or self._disk_cache[0] is not nd.disk:
+            self._disk_cache = (nd.disk, PersistedState.decode(nd.disk))
+        return self._disk_cache[1]
+
+    def _check_own_votes(self, nd: _Node, msgs: list[bytes]) -> None:
         for m in msgs:
+            if len(m) > 1 and m[1] == SignedProposal.TAG:
+                self._check_own_proposal(nd, m)
             if len(m) < 2 or m[1] != SignedVote.TAG:
                 continue
             try:
@@ -375,20 +454,33 @@ class Simulation:
             if v.validator != nd.validator:
                 continue  # forwarded (POL) vote
             key = (v.validator, v.height, v.round, v.vote_type)
-            prev = self.honest_votes.get(key, b"unset")
-            if prev == b"unset":
-                self.honest_votes[key] = v.value_id
-                if persist is None:
-                    self._fail("persist-before-send",
-                               f"n{nd.node_id} sent a new vote {key} without Ready.persist")
-            elif prev != v.value_id:
+            prev = self.honest_votes.setdefault(key, v.value_id)
+            if prev != v.value_id:
                 self._fail("double-sign", f"honest n{nd.node_id} signed two votes for {key}")
+            if not persisted_covers(self._disk_state(nd), sv):
+                self._fail("persist-before-send", f"n{nd.node_id} sent its vote {key} "
+                           f"value={_short(v.value_id)} but its disk does not cover it")
+
+    def _check_own_proposal(self, nd: _Node, m: bytes) -> None:
+        """A proposal leaving an honest validator: its disk must record that it proposed in
+        that round (or be past it), else a restart could sign a second proposal."""
+        try:
+            p = SignedProposal.decode(m).proposal
+        except LedgerError:
+            return
+        st = self._disk_state(nd)
+        if p.proposer != nd.validator:
+            return
+        if st is None or (st.height, st.round) < (p.height, p.round) or (
+                (st.height, st.round) == (p.height, p.round) and st.proposed_round != p.round):
+            self._fail("persist-before-send", f"n{nd.node_id} sent its proposal "
+                       f"h={p.height} r={p.round} but its disk does not cover it")
 
     def _broadcast(self, src: _Node, msg: bytes) -> None:
         cfg, rng = self.cfg, self.rng
         lo, hi = cfg.delay_ms
         for dst in self.nodes:
-            if dst is src:
+            if dst is src or dst.node_id in src.withheld:
                 continue
             if not self.after_gst:
                 if self.groups is not None and \
@@ -427,7 +519,18 @@ class Simulation:
                 if (cert.height, cert.block_hash) != (height, value_id):
                     self._fail("validity", f"n{nd.node_id} certificate is for another block")
             self.commits += 1
+            self._check_decision_round(height, cert.round)
         nd.chain.append((value_id, payload, cert))
+
+    def _check_decision_round(self, height: int, round: int) -> None:
+        if height in self.decision_rounds:
+            return
+        self.decision_rounds[height] = round
+        bound = round_bound_after_gst(self.cfg)
+        if self.cfg.check_round_bound and self.after_gst and height >= self.gst_height + 2 \
+                and round > bound:
+            self._fail("liveness", f"h={height} started after GST was decided in round {round} "
+                       f"> bound {bound}")
 
     def _fetch(self, data: tuple[int, int]) -> None:
         """Catch-up: copy certified blocks from peers, as the node's block sync would."""
@@ -462,22 +565,15 @@ class Simulation:
         b = nd.behaviour
         if b == "silent":
             return []
-        if b == "twin":
-            return msgs
+        if b not in ("equivocate", "invalid", "kvalues", "multipropose", "collude"):
+            return msgs  # these act in _broadcast (withhold) or on byz_tick
         out: list[bytes] = []
         for m in msgs:
             try:
-                obj = decode_any(m, (SignedProposal, SignedVote, CommitCertificate), 1 << 20)
+                obj = decode_any(m, _WIRE, 1 << 20)
             except LedgerError:
                 continue
-            if b == "equivocate":
-                out.extend(self._equivocate(nd, obj, m))
-            elif b == "invalid" and isinstance(obj, SignedVote) and obj.vote.value_id is None:
-                bad = sim_value_of(b"BAD" + make_payload(obj.vote.height, obj.vote.round,
-                                                         nd.validator, 7))
-                out.append(replace(obj.vote, value_id=bad).sign(CHAIN_ID, nd.signer).encode())
-            else:
-                out.append(m)
+            out.extend(self._transform(nd, obj, m))
         if b == "invalid" and ready.need_payload is not None:
             h, r = ready.need_payload
             payload = b"BAD" + make_payload(h, r, nd.validator, self.rng.randrange(1000))
@@ -487,6 +583,33 @@ class Simulation:
             for t in (PREVOTE, PRECOMMIT):
                 out.append(Vote(h, r, t, vid, nd.validator).sign(CHAIN_ID, nd.signer).encode())
         return out
+
+    def _transform(self, nd: _Node, obj: Any, raw: bytes) -> list[bytes]:
+        b = nd.behaviour
+        own_vote = isinstance(obj, SignedVote) and obj.vote.validator == nd.validator
+        if b == "equivocate":
+            return self._equivocate(nd, obj, raw)
+        if b == "invalid" and own_vote and obj.vote.value_id is None:
+            bad = sim_value_of(b"BAD" + make_payload(obj.vote.height, obj.vote.round,
+                                                     nd.validator, 7))
+            return [replace(obj.vote, value_id=bad).sign(CHAIN_ID, nd.signer).encode()]
+        if b == "kvalues" and own_vote:
+            self._kvalues(nd, obj.vote, raw)
+            return []
+        if b == "multipropose" and isinstance(obj, SignedProposal):
+            self._multipropose(nd, obj.proposal, raw)
+            return []
+        if b == "collude" and (own_vote or isinstance(obj, SignedProposal)):
+            self._collude(nd, obj)
+            return []
+        return [raw]
+
+    def _send(self, dst: int, msg: bytes, delay_ms: int) -> None:
+        self.messages += 1
+        self._push(self.now_ms + delay_ms, "deliver", (dst, msg))
+
+    def _peers(self, nd: _Node) -> list[int]:
+        return [o.node_id for o in self.nodes if o is not nd]
 
     def _equivocate(self, nd: _Node, obj: Any, raw: bytes) -> list[bytes]:
         """Send ``raw`` to a random half of the peers and a conflicting twin to the other."""
@@ -502,15 +625,54 @@ class Simulation:
             other = replace(v, value_id=alt_value).sign(CHAIN_ID, nd.signer).encode()
         else:
             return [raw]
-        peers = [o for o in self.nodes if o is not nd]
+        peers = self._peers(nd)
         self.rng.shuffle(peers)
         half = len(peers) // 2
         for i, dst in enumerate(peers):
-            msg = raw if i < half else other
-            self.messages += 1
-            self._push(self.now_ms + self.rng.randint(*self.cfg.delay_ms), "deliver",
-                       (dst.node_id, msg))
+            self._send(dst, raw if i < half else other, self.rng.randint(*self.cfg.delay_ms))
         return []
+
+    def _kvalues(self, nd: _Node, v: Vote, raw: bytes) -> None:
+        """k > 2 junk values for this slot to random subsets first; the real vote later, to one
+        peer only (the POL-hiding attack of issue 11)."""
+        peers, rng = self._peers(nd), self.rng
+        lo, hi = self.cfg.delay_ms
+        for j in range(3 + rng.randrange(2)):
+            junk = sim_value_of(b"junk|%d|%d|%d" % (v.height, v.round, j))
+            m = replace(v, value_id=junk).sign(CHAIN_ID, nd.signer).encode()
+            for dst in rng.sample(peers, rng.randrange(1, len(peers) + 1)):
+                self._send(dst, m, lo)
+        self._send(rng.choice(peers), raw, hi + 1)
+
+    def _multipropose(self, nd: _Node, p: Proposal, raw: bytes) -> None:
+        """Three or more different proposals for one round, each to a random subset."""
+        rng = self.rng
+        props = [raw] + [
+            replace(p, payload=make_payload(p.height, p.round, nd.validator, 2000 + j),
+                    pol_round=None).sign(CHAIN_ID, nd.signer).encode()
+            for j in range(2 + rng.randrange(2))]
+        for dst in self._peers(nd):
+            for m in rng.sample(props, rng.randrange(1, len(props) + 1)):
+                self._send(dst, m, rng.randint(*self.cfg.delay_ms))
+
+    def _collude(self, nd: _Node, obj: Any) -> None:
+        """Outside the fault model: f+1 colluders show value A to one half of the honest
+        validators and value B to the other, in every round one of them proposes."""
+        honest = [o.node_id for o in self.honest_nodes()]
+        for side in (0, 1):
+            dsts = honest[side::2]
+            if isinstance(obj, SignedProposal):
+                p = obj.proposal
+                m = replace(p, pol_round=None, payload=_collude_payload(p.height, p.round,
+                                                                        p.proposer, side))
+                raw = m.sign(CHAIN_ID, nd.signer).encode()
+            else:
+                v = obj.vote
+                proposer = (v.height + v.round) % self.cfg.n
+                value = sim_value_of(_collude_payload(v.height, v.round, proposer, side))
+                raw = replace(v, value_id=value).sign(CHAIN_ID, nd.signer).encode()
+            for dst in dsts:
+                self._send(dst, raw, self.cfg.delay_ms[0])
 
     def _byz_tick(self, nd: _Node) -> None:
         rng = self.rng
@@ -518,28 +680,72 @@ class Simulation:
             for _ in range(3):
                 self._broadcast(nd, rng.choice(nd.seen))
         elif nd.behaviour == "garbage":
-            base = rng.choice(nd.seen) if nd.seen else b""
-            if len(base) < 2:
-                base = b"\x93\x31\x01"
-            choice = rng.randrange(6)
-            if choice == 0:
-                junk = rng.randbytes(rng.randrange(1, 200))
-            elif choice == 1:
-                junk = base[: rng.randrange(len(base))]
-            elif choice == 2:
-                i = rng.randrange(len(base))
-                junk = base[:i] + bytes([base[i] ^ (1 << rng.randrange(8))]) + base[i + 1:]
-            elif choice == 3:
-                junk = b"\xc6" + (1 << 24).to_bytes(4, "big") + b"\x00" * 64
-            elif choice == 4:  # validly signed, but far in the future / absurd round
-                junk = Vote(10**6 + rng.randrange(10), 2**31, PREVOTE, None, nd.validator) \
-                    .sign(CHAIN_ID, nd.signer).encode()
-            else:  # a signed vote claiming another validator's index
-                other = (nd.validator + 1) % self.cfg.n
-                junk = Vote(1, 0, PRECOMMIT, None, other).sign(CHAIN_ID, nd.signer).encode()
-            self._broadcast(nd, junk)
+            self._broadcast(nd, self._garbage(nd))
+        elif nd.behaviour == "victim_replay":
+            victim = self.honest_nodes()[0].validator
+            for m in [m for m in nd.seen if _sender_of(m) == victim]:
+                for _ in range(5):
+                    self._broadcast(nd, m)
+        elif nd.behaviour == "future_flood":
+            self._future_flood(nd)
+        elif nd.behaviour == "amnesia" and nd.machine is not None and rng.random() < 0.3:
+            self._log(f"n{nd.node_id} AMNESIA: forgets its persisted state")
+            nd.machine, nd.disk = None, None
+            nd.incarnation += 1
+            self._restart(nd)
         if not self.after_gst or rng.random() < 0.5:
             self._push(self.now_ms + rng.randrange(50, 400), "byz_tick", nd.node_id)
+
+    def _garbage(self, nd: _Node) -> bytes:
+        rng = self.rng
+        base = rng.choice(nd.seen) if nd.seen else b""
+        if len(base) < 2:
+            base = b"\x93\x31\x01"
+        choice = rng.randrange(6)
+        if choice == 0:
+            return rng.randbytes(rng.randrange(1, 200))
+        if choice == 1:
+            return base[: rng.randrange(len(base))]
+        if choice == 2:
+            i = rng.randrange(len(base))
+            return base[:i] + bytes([base[i] ^ (1 << rng.randrange(8))]) + base[i + 1:]
+        if choice == 3:
+            return b"\xc6" + (1 << 24).to_bytes(4, "big") + b"\x00" * 64
+        if choice == 4:  # validly signed, but far in the future / absurd round
+            return Vote(10**6 + rng.randrange(10), 2**31, PREVOTE, None, nd.validator) \
+                .sign(CHAIN_ID, nd.signer).encode()
+        other = (nd.validator + 1) % self.cfg.n  # a signed vote claiming another's index
+        return Vote(1, 0, PRECOMMIT, None, other).sign(CHAIN_ID, nd.signer).encode()
+
+    def _future_flood(self, nd: _Node) -> None:
+        """Signed proposals with maximal payloads at future heights (rounds it leads) and
+        votes at far-future rounds: the buffers must stay bounded."""
+        rng, c = self.rng, self.cfg.consensus
+        h = max((len(o.chain) for o in self.honest_nodes()), default=0) + 1
+        for _ in range(4):
+            fh = h + rng.randrange(1, c.height_window + 1)
+            r = (nd.validator - fh) % self.cfg.n + self.cfg.n * rng.randrange(4)
+            payload = make_payload(fh, r, nd.validator, rng.randrange(1000))
+            payload += b"f" * max(0, c.max_payload_bytes - len(payload))
+            self._broadcast(nd, Proposal(fh, r, None, payload, nd.validator)
+                            .sign(CHAIN_ID, nd.signer).encode())
+        for far in (rng.randrange(c.round_window + 1, 10**6), rng.randrange(2**31)):
+            self._broadcast(nd, Vote(h + rng.randrange(2), far, PREVOTE, None, nd.validator)
+                            .sign(CHAIN_ID, nd.signer).encode())
+
+
+def _collude_payload(height: int, round: int, proposer: int, side: int) -> bytes:
+    return make_payload(height, round, proposer, 7000 + side)
+
+
+def _sender_of(msg: bytes) -> int | None:
+    try:
+        obj = decode_any(msg, (SignedProposal, SignedVote), 1 << 20)
+    except LedgerError:
+        return None
+    if isinstance(obj, SignedVote):
+        return obj.vote.validator
+    return obj.proposal.proposer if isinstance(obj, SignedProposal) else None
 
 
 def _is_precommit_or_cert(msg: bytes) -> bool:
@@ -555,12 +761,63 @@ def _is_precommit_or_cert(msg: bytes) -> bool:
     return sv.vote.vote_type == PRECOMMIT
 
 
+def persisted_covers(st: PersistedState | None, sv: SignedVote) -> bool:
+    """True if a node restarted from ``st`` could never sign a vote conflicting with ``sv``:
+    ``st`` is at a later height, or a later round of that height (rounds never go down), or
+    holds ``sv`` itself among its own votes."""
+    if st is None:
+        return False
+    v = sv.vote
+    if st.height != v.height:
+        return st.height > v.height
+    return st.round > v.round or sv in st.votes
+
+
+def round_bound_after_gst(cfg: SimConfig) -> int:
+    """Highest round at which a height started after GST may be decided (docs/consensus.md).
+
+    r_sync is the first round whose shortest timeout, on the fastest-running clock, exceeds
+    four network delays (a proposal, prevotes, precommits and a round-skip message all arrive
+    before anyone times out). From r_sync on, a round with an honest proposer whose value every
+    honest node may accept is decided in that round, and a lock can only be created by a
+    Byzantine proposer, held by >= f+1 honest nodes; any n consecutive rounds contain a run of
+    more than f consecutive honest proposers (f <= 2), one of whom holds the newest lock and
+    re-proposes it with its ProofOfLock. Hence decided by r_sync + 3n (argument in
+    docs/consensus.md)."""
+    c = cfg.consensus
+    base = min(c.propose_base_ms, c.prevote_base_ms, c.precommit_base_ms)
+    delta = min(c.propose_delta_ms, c.prevote_delta_ms, c.precommit_delta_ms)
+    slow = 1.0 - cfg.skew
+    need = 4 * cfg.delay_ms[1]
+    r_sync = 0
+    while (base + delta * r_sync) * slow < need:
+        if delta == 0:
+            return 10**9  # timeouts never grow: no bound can be stated
+        r_sync += 1
+    return r_sync + 3 * cfg.n
+
+
+def _short(value_id: bytes | None) -> str:
+    return "nil" if value_id is None else value_id.hex()[:8]
+
+
 def sim_value_of(payload: bytes) -> bytes:
     return tagged_hash("tpledger/sim-value", payload)
 
 
 # -------------------------------------------------------------------------------------------
 # Scenarios and batch runs
+
+
+# Timing configurations the mixes draw from: the default, no timeout_commit, a small round
+# window, and both with a one-height future buffer.
+TIMINGS: dict[str, ConsensusConfig] = {
+    "default": SIM_CONFIG,
+    "commit0": replace(SIM_CONFIG, timeout_commit_ms=0),
+    "window1": replace(SIM_CONFIG, round_window=1),
+    "tight": replace(SIM_CONFIG, timeout_commit_ms=0, round_window=2, height_window=1,
+                     max_buffered_messages=64),
+}
 
 
 def random_scenario(seed: int, n: int, heights: int = 4) -> SimConfig:
@@ -572,6 +829,7 @@ def random_scenario(seed: int, n: int, heights: int = 4) -> SimConfig:
     byzantine = {i: rng.choice(BEHAVIOURS) for i in byz_ids}
     gst_ms = rng.choice((0, 1000, 3000, 6000))
     faulty_net = gst_ms > 0
+    timing = rng.choice(sorted(TIMINGS))
     return SimConfig(
         seed=seed,
         n=n,
@@ -586,6 +844,8 @@ def random_scenario(seed: int, n: int, heights: int = 4) -> SimConfig:
         skew=rng.choice((0.0, 0.2, 0.4)),
         byzantine=byzantine,
         gst_ms=gst_ms,
+        partition_groups=rng.choice((2, 3)),
+        consensus=TIMINGS[timing],
     )
 
 
@@ -600,6 +860,27 @@ class BatchReport:
     events: int = 0
     messages: int = 0
     violations: list[SimViolation] = field(default_factory=list)
+    decided: int = 0  # heights decided (over all runs)
+    rounds: int = 0  # sum over decided heights of (decision round + 1)
+    max_round: int = 0  # highest decision round seen
+    max_round_after_gst: int = -1  # highest decision round of a height started after GST
+
+    def add(self, res: SimResult) -> None:
+        self.heights += res.heights
+        self.events += res.events
+        self.messages += res.messages
+        self.decided += len(res.decision_rounds)
+        self.rounds += sum(r + 1 for r in res.decision_rounds.values())
+        self.max_round = max([self.max_round, *res.decision_rounds.values()])
+        self.max_round_after_gst = max(self.max_round_after_gst, res.max_round_after_gst)
+
+    def summary(self) -> str:
+        per = max(1, self.decided)
+        return (f"runs={self.runs} decided_heights={self.decided} "
+                f"rounds_per_height={self.rounds / per:.2f} max_round={self.max_round} "
+                f"max_round_after_gst={self.max_round_after_gst} "
+                f"messages_per_block={self.messages / per:.1f} events={self.events} "
+                f"violations={len(self.violations)}")
 
 
 def run_batch(seeds: range | list[int], n: int, heights: int = 4,
@@ -614,9 +895,7 @@ def run_batch(seeds: range | list[int], n: int, heights: int = 4,
             if stop_on_violation:
                 break
             continue
-        rep.heights += res.heights
-        rep.events += res.events
-        rep.messages += res.messages
+        rep.add(res)
     return rep
 
 
@@ -631,8 +910,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rep = run_batch(range(args.seed, args.seed + args.runs), args.n, args.heights)
     dt = time.perf_counter() - t0
-    print(f"runs={rep.runs} n={args.n} simulated_heights={rep.heights} events={rep.events} "
-          f"messages={rep.messages} violations={len(rep.violations)} wall={dt:.1f}s")
+    print(f"n={args.n} {rep.summary()} wall={dt:.1f}s")
     for v in rep.violations:
         print(str(v) if args.trace else f"  seed={v.seed} {v.kind}: {v.detail}")
     return 1 if rep.violations else 0

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+import ledger.limits as limits
 from ledger.encoding import (
     HASH32,
     U64,
@@ -39,7 +40,7 @@ CHAIN_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_."
 HEADER_HASH_DOMAIN = "tpledger/header"
 GENESIS_STATE_DOMAIN = "tpledger/state-genesis"
 MAX_BLOCK_TXS = 100_000  # Params.max_block_txs ceiling
-MAX_BLOCK_BYTES = 64 * 1024 * 1024 + 64 * 1024  # Params.max_block_bytes ceiling + header slack
+MAX_BLOCK_BYTES = limits.MAX_BLOCK_BYTES + 64 * 1024  # Params.max_block_bytes ceiling + slack
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 root of the empty tree
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import ledger.limits as limits
 from ledger.encoding import (
     HASH32,
     PUBKEY,
@@ -56,9 +57,14 @@ class Params(Record):
 
     TAG: ClassVar[int] = 0x22
     max_block_txs: int = spec(Int(1, 100_000))
-    max_block_bytes: int = spec(Int(1024, 64 * 1024 * 1024))
-    max_tx_bytes: int = spec(Int(256, 1024 * 1024))
+    max_block_bytes: int = spec(Int(limits.MIN_BLOCK_BYTES, limits.MAX_BLOCK_BYTES))
+    max_tx_bytes: int = spec(Int(limits.MIN_TX_BYTES, limits.MAX_TX_BYTES))
     max_clock_drift_ms: int = spec(U32)
+
+    def __post_init__(self) -> None:
+        why = limits.block_limits_error(self.max_block_bytes, self.max_tx_bytes)
+        if why is not None:  # refuse a chain the node could not run (ledger/limits.py)
+            raise GenesisError(why)
 
 
 DEFAULT_PARAMS = Params(

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger.limits import DEFAULT_HTTP_BODY_BYTES, MAX_HTTP_BODY_BYTES
 from node.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -66,7 +67,7 @@ class PeerConfig:
 @dataclass(frozen=True)
 class Limits:
     mempool_max_txs: int = 100_000
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_HTTP_BODY_BYTES  # at most MAX_HTTP_BODY_BYTES (ledger/limits)
     max_batch_txs: int = 5_000
     max_peer_queue: int = 10_000
     retention_days: int = 0  # sealed openings kept this long after submission; 0 = forever
@@ -101,6 +102,12 @@ def _consensus(c: ConsensusTimeouts, path: Path) -> ConsensusTimeouts:
     if min(c.timeout_propose_ms, c.timeout_prevote_ms, c.timeout_precommit_ms) <= 0:
         raise ConfigError(f"{path}: [consensus] timeouts must be positive")
     return c
+
+
+def _limits(lim: Limits, path: Path) -> Limits:
+    if not 0 < lim.max_body_bytes <= MAX_HTTP_BODY_BYTES:
+        raise ConfigError(f"{path}: [limits] max_body_bytes must be in (0, {MAX_HTTP_BODY_BYTES}]")
+    return lim
 
 
 @dataclass(frozen=True)
@@ -254,7 +261,7 @@ class NodeConfig:
                 listen_host=host,
                 listen_port=int(port_s),
                 peers=tuple(peers),
-                limits=ints("limits", Limits),
+                limits=_limits(ints("limits", Limits), path),
                 consensus=_consensus(ints("consensus", ConsensusTimeouts), path),
                 tls=tls,
                 scrub=ints("scrub", ScrubConfig),

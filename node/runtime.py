@@ -32,6 +32,7 @@ from ledger.encoding import sha256, unpack
 from ledger.errors import EncodingError, LedgerError, StoreCorruption
 from ledger.genesis import Genesis
 from ledger.keys import KeyFile
+from ledger.limits import BLOCK_ENVELOPE_BYTES
 from ledger.lpp import LppTable
 from ledger.store import SCRUB_TABLES, CheckedBlock, Store
 from ledger.tx import SignedTx, tx_id_of
@@ -140,7 +141,7 @@ class Node:
             precommit_base_ms=cc.timeout_precommit_ms,
             precommit_delta_ms=cc.timeout_delta_ms,
             timeout_commit_ms=cc.timeout_commit_ms,
-            max_payload_bytes=self.genesis.params.max_block_bytes + 1024,
+            max_payload_bytes=self.genesis.params.max_block_bytes + BLOCK_ENVELOPE_BYTES,
         )
         self.consensus = Consensus(
             chain_id=self.chain_id,

@@ -229,7 +229,8 @@ def test_future_height_buffer_is_bounded_and_replayed() -> None:
     for rnd in range(10):  # validator 1 floods height 2: only 8 // 4 = 2 are kept
         m.on_message(vote(1, 2, rnd, PREVOTE, None))
     assert m.stats["buffered_future"] == 2
-    assert m.stats["dropped_buffer_full"] == 8
+    assert m.stats["dropped_buffer_full"] == 7
+    assert m.stats["dropped_future_far_round"] == 1  # round 9 > round_window 8
     r = m.advance_to(2)
     assert m.height == 2 and r.persist is not None
     assert len(m._rounds[0].prevotes) == 1  # the buffered round-0 prevote was replayed
@@ -246,7 +247,7 @@ def test_equivocation_yields_evidence_once() -> None:
     assert isinstance(ev, Evidence) and ev.validator == 2 and ev.check(CHAIN, KEYS)
     assert Evidence.decode(ev.encode()) == ev
     r = m.on_message(vote(2, 1, 0, PREVOTE, value(make_payload(1, 0, 1, 2))))
-    assert r.evidence == () and m.stats["dropped_equivocation_flood"] == 1
+    assert r.evidence == () and m.stats["dropped_unnamed_vote"] == 1
 
 
 def test_proposer_equivocation_yields_proposal_evidence() -> None:

@@ -29,11 +29,14 @@ def test_fault_injection_is_live() -> None:
     """The mixed scenarios really crash nodes, lose messages and meet Byzantine input."""
     totals: Counter[str] = Counter()
     evidence = 0
-    for seed in range(10_000, 10_030):
+    for seed in range(10_000, 10_060):
         res = run_one(random_scenario(seed, 4))
         totals.update(res.stats)
         evidence += res.evidence
     assert totals["crashes"] > 0
+    assert totals["crash_before_apply"] > 0 and totals["crash_mid_send"] > 0  # inside a Ready
+    assert totals["dropped_unnamed_vote"] > 0  # kvalues
+    assert totals["dropped_future_duplicate"] > 0 and totals["dropped_future_far_round"] > 0
     assert totals["dropped_bad_encoding"] > 0  # garbage
     assert totals["dropped_old_height"] > 0
     assert totals["rebroadcast"] > 0
@@ -61,6 +64,15 @@ def test_each_byzantine_behaviour(behaviour: str) -> None:
         assert stats["dropped_bad_encoding"] > 0 and stats["dropped_bad_signature"] > 0
     if behaviour == "replay":
         assert stats["duplicate"] + stats["dropped_old_height"] > 0
+    if behaviour == "kvalues":  # junk values past the free slots are dropped, unread
+        assert stats["dropped_unnamed_vote"] > 0
+    if behaviour == "multipropose":
+        assert evidence > 0 and stats["dropped_proposal_flood"] > 0
+    if behaviour == "victim_replay":
+        assert stats["duplicate"] + stats["dropped_future_duplicate"] > 0
+    if behaviour == "future_flood":
+        assert stats["far_round"] > 0 and stats["buffered_future"] > 0
+        assert stats["dropped_buffer_bytes"] + stats["dropped_buffer_full"] > 0
 
 
 def test_crash_between_persist_and_send() -> None:

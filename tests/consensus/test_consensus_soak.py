@@ -24,9 +24,7 @@ def test_soak() -> None:
     for n in ns:
         t0 = time.perf_counter()
         rep = run_batch(range(seed0, seed0 + runs), n)
-        print(f"\nsoak n={n}: runs={rep.runs} simulated_heights={rep.heights} "
-              f"events={rep.events} messages={rep.messages} "
-              f"violations={len(rep.violations)} wall={time.perf_counter() - t0:.0f}s")
+        print(f"\nsoak n={n}: {rep.summary()} wall={time.perf_counter() - t0:.0f}s")
         for v in rep.violations:
             print(f"  seed={v.seed} {v.kind}: {v.detail}")
         failures.extend(rep.violations)
