@@ -28,6 +28,7 @@ from aiohttp import web
 
 from ledger.encoding import Int, Record, VarBytes, spec
 from ledger.errors import EncodingError
+from ledger.limits import MAX_PEER_FRAME_BYTES
 from ledger.keys import Signer
 from node.errors import PeerAuthError
 from node.handshake import (
@@ -39,7 +40,7 @@ from node.handshake import (
 
 log = logging.getLogger("tpledger.peers")
 
-MAX_FRAME_BYTES = 32 * 1024 * 1024
+MAX_FRAME_BYTES = MAX_PEER_FRAME_BYTES  # ledger/limits.py: one source for every size limit
 FRAME_CONSENSUS = 1
 FRAME_TXS = 2
 FRAME_FORGET = 3
