@@ -28,8 +28,8 @@ from aiohttp import web
 
 from ledger.encoding import Int, Record, VarBytes, spec
 from ledger.errors import EncodingError
-from ledger.limits import MAX_PEER_FRAME_BYTES
 from ledger.keys import Signer
+from ledger.limits import MAX_PEER_FRAME_BYTES
 from node.errors import PeerAuthError
 from node.handshake import (
     MAX_NOISE_MESSAGE_BYTES,
