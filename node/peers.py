@@ -107,10 +107,6 @@ class PeerManager:
         for i in self.queues:
             self._enqueue(i, frame)
 
-    def send(self, index: int, kind: int, payload: bytes) -> None:
-        if index in self.queues:
-            self._enqueue(index, PeerFrame(kind, payload).encode())
-
     def _enqueue(self, index: int, frame: bytes) -> None:
         q = self.queues[index]
         if len(q) >= self.max_queue:
