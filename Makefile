@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml setup.py ledger/_speedups.c
 
 demo: $(STAMP)
 	$(BIN)/tpledger demo
+	@echo
+	@echo "tpledger is installed in $(VENV), not on your PATH. Next:"
+	@echo "  source $(VENV)/bin/activate     # then: tpledger --help, the README's walkthrough"
+	@echo "  (or call $(BIN)/tpledger directly)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check ledger consensus node cli tests bench deploy

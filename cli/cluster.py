@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -217,22 +219,36 @@ def init_cluster(
     if not 1 <= validators <= 64:
         raise CliError("--validators must be between 1 and 64")
     ports = _ports(validators, base_port, host)
-    root.mkdir(parents=True, exist_ok=True)
+    lpp_digest = LppTable.default().digest()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # written into a sibling temporary directory, renamed into place only when complete: a
+    # failure part-way leaves no half-written cluster that the next run would refuse
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.init-", dir=root.parent))
+    try:
+        _write_cluster(tmp, validators, ports, chain_id, host, tls, lpp_digest)
+        os.replace(tmp, root)  # atomic; replaces an empty directory
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ClusterInfo.load(root)
+
+
+def _write_cluster(root: Path, validators: int, ports: list[int], chain_id: str, host: str,
+                   tls: bool, lpp_digest: bytes) -> None:
     (root / "keys").mkdir(mode=0o700)
     names = [f"v{i}" for i in range(validators)]
     vals = _validator_keys(root, names)
     parts, clients = _participant_keys(root)
-
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time_ms=int(time.time() * 1000),
         validators=tuple(vals),
         participants=tuple(parts),
-        lpp_table_digest=LppTable.default().digest(),
+        lpp_table_digest=lpp_digest,
         params=DEFAULT_PARAMS,
     ).validated()
     genesis.save(root / GENESIS_FILE)
-    return write_layout(root, ports, host, tls, clients)
+    write_layout(root, ports, host, tls, clients)
 
 
 def write_layout(root: Path, ports: list[int], host: str, tls: bool,

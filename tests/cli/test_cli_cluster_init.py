@@ -6,8 +6,10 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from cli import cluster as cluster_mod
 from cli.cluster import PARTICIPANTS, validator_orgs
 from cli.main import cli
 from ledger.genesis import Genesis
@@ -94,6 +96,28 @@ def test_refuses_non_empty_dir(tmp_path: Path) -> None:
     assert res.exit_code == 1
     assert "not an empty directory" in str(res.exception)
     assert sorted(p.name for p in target.iterdir()) == ["something"]
+
+
+@pytest.mark.parametrize("empty_dir_first", [False, True])
+def test_a_failed_init_leaves_nothing_and_the_next_run_works(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_dir_first: bool) -> None:
+    """Issue 14: a failure part-way (here the TLS/config step) used to leave a half-written
+    directory that the next `cluster init` refused as "not an empty directory"."""
+    target = tmp_path / "c"
+    if empty_dir_first:
+        target.mkdir()
+
+    def fail(*_a: object, **_k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(cluster_mod, "write_layout", fail)
+        res = CliRunner().invoke(cli, ["cluster", "init", str(target)])
+    assert res.exit_code != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["c"] if empty_dir_first else [])
+    assert not target.exists() or not any(target.iterdir())  # no half-written cluster
+    root, _ = _init(tmp_path)  # and the next run is not refused
+    assert (root / "cluster.json").is_file() and (root / "genesis.json").is_file()
 
 
 def test_validator_orgs() -> None:
