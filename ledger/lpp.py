@@ -1,7 +1,7 @@
 """The LPP table (optical codes, price limits, reimbursement bases) and default share split.
 
-The table is a versioned CSV in ``ledger/seeds/`` (package data, read with
-:mod:`importlib.resources`, so an installed wheel carries it; see ``ledger/seeds/SOURCES.md``):
+The table is a versioned CSV in ``seeds/`` (see ``seeds/SOURCES.md``; an installed wheel
+carries it as package data in ``ledger/seeds/``, read with :mod:`importlib.resources`):
 a ``#`` comment block (source, date, version) then a header row and one row per code::
 
     code,label,category,age_group,klass,max_price_cents,amo_base_cents,status
@@ -29,7 +29,8 @@ from typing import Any, Protocol
 from ledger.encoding import pack, tagged_hash
 from ledger.errors import LedgerError
 
-DEFAULT_TABLE_NAME = "lpp_optique_v1.csv"  # in the package data directory ledger/seeds/
+DEFAULT_TABLE_NAME = "lpp_optique_v1.csv"  # seeds/ in the repository, ledger/seeds/ in a wheel
+SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 CSV_COLUMNS = (
     "code", "label", "category", "age_group", "klass", "max_price_cents", "amo_base_cents",
     "status",
@@ -44,7 +45,7 @@ MAX_CSV_BYTES = 64 * 1024 * 1024
 
 # AMO rate on the reimbursement base for optical devices: 60 % (source: the CMU-C optical
 # basket table, column "Régime obligatoire (60%)", e.g. 30,49 → 18,29 and 26,68 → 16,01, i.e.
-# rounded to the nearest cent per item; see ledger/seeds/SOURCES.md). Exemptions (ALD, C2S, Alsace-
+# rounded to the nearest cent per item; see seeds/SOURCES.md). Exemptions (ALD, C2S, Alsace-
 # Moselle regime...) change the rate; the ledger does not model them, payers decide the amount.
 AMO_RATE_PERCENT = 60
 
@@ -206,14 +207,16 @@ class LppTable:
 
     @classmethod
     def default(cls) -> LppTable:
-        """The shipped seed table (``ledger/seeds/lpp_optique_v1.csv``, package data)."""
-        res = resources.files("ledger").joinpath("seeds", DEFAULT_TABLE_NAME)
+        """The shipped seed table (``seeds/lpp_optique_v1.csv``; ``ledger/seeds/`` in a wheel)."""
+        res: Any = resources.files("ledger").joinpath("seeds", DEFAULT_TABLE_NAME)
+        if not res.is_file():  # a source checkout: the repository's seeds/ folder
+            res = SEEDS_DIR / DEFAULT_TABLE_NAME
         try:
             data = res.read_bytes()
         except OSError as exc:  # a broken install: name the file, never a traceback
             raise LppTableError(f"{res}: cannot read the shipped LPP table: {exc.strerror}"
                                 ) from None
-        return cls.from_csv_text(data.decode("utf-8"), f"ledger/seeds/{DEFAULT_TABLE_NAME}")
+        return cls.from_csv_text(data.decode("utf-8"), f"seeds/{DEFAULT_TABLE_NAME}")
 
 
 def _cents(field: str) -> int | None:
