@@ -52,7 +52,7 @@ from node.openings_service import OpeningsService
 from node.peers import FRAME_CONSENSUS, FRAME_FORGET, FRAME_TXS, PeerManager
 from node.schemas import StatusAnswer
 from node.scrub import Scrubber, ScrubSource
-from node.site import ssl_client_context, start_site
+from node.site import ssl_client_context, start_metrics_site, start_site
 
 log = logging.getLogger("tpledger.node")
 
@@ -114,6 +114,8 @@ class Node:
         self.consensus: Consensus | None = None
         self.peers: PeerManager | None = None
         self.runner: web.AppRunner | None = None
+        self.metrics_runner: web.AppRunner | None = None  # [metrics] listen, if set
+        self.metrics_port = 0
         self.port: int = cfg.listen_port
         self._timers: set[asyncio.TimerHandle] = set()
         self._payload_wanted: tuple[int, int] | None = None
@@ -180,6 +182,9 @@ class Node:
             submitter=self.admission, openings=self.openings_service, node=self,
             peer_endpoint=self.peers.handle_ws))
         self.runner, self.port = await start_site(app, self.cfg)
+        if self.cfg.metrics_listen is not None:
+            self.metrics_runner, self.metrics_port = await start_metrics_site(
+                *self.cfg.metrics_listen, self.metrics_text)
         await self.peers.start()
         self._handle(self.consensus.start())
         self._request_catch_up(0)
@@ -204,6 +209,8 @@ class Node:
             await self.peers.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
         if self._http is not None:
             await self._http.close()
         height = self.store.height

@@ -5,6 +5,7 @@ node; and the same on a real node over HTTP."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import aiohttp
@@ -123,5 +124,24 @@ def test_a_real_node_counts_every_committed_tx_and_refusals_over_http(tmp_path: 
             assert sample(text, "tpledger_rejected_txs_total", code=code) >= 1
         peer_fams = [f for f in families(text) if f.startswith("tpledger_peer_")]
         assert "tpledger_peer_frames_sent" in peer_fams
+
+    run_with_node(cfg, scenario)
+
+
+def test_metrics_on_a_separate_listen_address(tmp_path: Path) -> None:
+    """``[metrics] listen``: the same page on a second, plain-http address."""
+    cfg, _ = node_config(tmp_path, retention_days=0)
+    cfg = dataclasses.replace(cfg, metrics_listen=("127.0.0.1", 0))
+
+    async def scenario(node: Node) -> None:
+        assert node.metrics_port not in (0, node.port)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{node.metrics_port}/metrics") as r:
+                assert r.status == 200
+                text = await r.text()
+            async with http.get(f"http://127.0.0.1:{node.metrics_port}/v1/status") as r:
+                assert r.status == 404  # nothing but the metrics there
+        assert_well_formed(text)
+        assert sample(text, "tpledger_height") == node.store.height
 
     run_with_node(cfg, scenario)
