@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter as CodeCounter
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -101,7 +102,7 @@ class Admission:
         self.rejected[tx_id] = (code, message)
         while len(self.rejected) > MAX_REJECTED_REMEMBERED:
             self.rejected.popitem(last=False)
-        self.metrics.inc(f'rejected_txs_total{{code="{code}"}}')
+        self.metrics.inc("rejected_txs_total", label=code)
 
     def tx_status(self, tx_id: bytes) -> Result:
         loc = self.store.tx_location(tx_id)
@@ -155,7 +156,15 @@ class Admission:
             return []
         out = [r for r in results if r is not None]
         assert len(out) == len(items), "every submitted item gets exactly one result"
+        if len(accepted) < len(out):  # only then: nothing more per tx on the common path
+            self._count_refusals(out)
         return out
+
+    def _count_refusals(self, results: list[Result]) -> None:
+        """``tpledger_rejected_txs_total{code}``: one increment per code and batch."""
+        codes = CodeCounter(r["code"] for r in results if r["status"] == "rejected")
+        for code, n in codes.items():
+            self.metrics.inc("rejected_txs_total", n, label=code)
 
     def _decode_and_verify(self, items: list[Item], results: list[Result | None]
                            ) -> list[tuple[int, SignedTx, bytes]]:
@@ -184,14 +193,13 @@ class Admission:
 
     def _after_admission(self, accepted: list[Item], gossip: bool) -> None:
         if accepted:
-            self.metrics.inc("admitted_txs_total", len(accepted),
-                             "transactions admitted to the mempool")
+            self.metrics.inc("admitted_txs_total", len(accepted))
             self._on_admitted()
             if gossip:
                 for j in range(0, len(accepted), MAX_GOSSIP_ITEMS):
                     self._broadcast(FRAME_TXS,
                                     encode_submission(accepted[j:j + MAX_GOSSIP_ITEMS]))
-        self.metrics.set("mempool_txs", len(self.mempool), "transactions waiting in the mempool")
+        self.metrics.set("mempool_txs", len(self.mempool))
 
     def _store_late_openings(
         self, stx: SignedTx, tx_id: bytes, sealed: list[tuple[str, bytes]]

@@ -25,7 +25,7 @@ from ledger.errors import EncodingError, LedgerError, StoreCorruption, StoreErro
 from ledger.genesis import Genesis, Participant
 from ledger.proofs import Checkpoint
 from ledger.store import TxLocation
-from ledger.tx import ClaimState
+from ledger.tx import ClaimState, PayerState
 from ledger.votes import CommitCertificate
 from node.auth import RequestVerifier
 from node.clock import now_ms
@@ -44,6 +44,17 @@ from node.httputil import (
 from node.mempool import MempoolFull
 from node.openapi import OPENAPI
 from node.policy import is_payer, may_read_blocks, may_read_claim
+from node.schemas import (
+    ClaimsPage,
+    ClaimView,
+    ConsistencyAnswer,
+    ForgetAnswer,
+    HeaderAnswer,
+    Health,
+    Readiness,
+    Share,
+    StatusAnswer,
+)
 from node.submission import Item, SubmissionError, parse_json_submission, parse_submission
 
 MSGPACK = "application/msgpack"
@@ -94,8 +105,9 @@ class NodeStatus(Protocol):
 
     commit_event: asyncio.Event  # set, and replaced by a fresh one, at each commit
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> StatusAnswer: ...
     def metrics_text(self) -> str: ...
+    def readiness(self) -> list[str]: ...
     def peers_up(self) -> list[str]: ...
     def report_damage(self, exc: StoreCorruption, found_by: str) -> None: ...
 
@@ -217,7 +229,7 @@ class Api:
         awaiting = request.query.get("awaiting")
         if awaiting not in (None, "amo", "amc"):
             raise ApiError(400, "bad_parameter", "awaiting must be amo or amc")
-        out: list[dict[str, Any]] = []
+        out: list[ClaimView] = []
         try:
             scanned = self.ledger.claims_page(after, CLAIMS_SCAN_WINDOW)
         except StoreError as exc:
@@ -235,8 +247,9 @@ class Api:
             if len(out) >= limit:
                 next_cursor = claim_id  # the page is full: continue right after this claim
                 break
-        return web.json_response({"claims": out,
-                                  "next": None if next_cursor is None else next_cursor.hex()})
+        page: ClaimsPage = {"claims": out,
+                            "next": None if next_cursor is None else next_cursor.hex()}
+        return web.json_response(page)
 
     async def proof(self, request: web.Request) -> web.Response:
         p = await self._participant(request)
@@ -287,8 +300,8 @@ class Api:
         relayed = self.node.peers_up()
         # Peers with a link down get the relay when it comes back (their queue keeps it), or
         # from another peer (each node relays a claim's erasure once); check ``openings_held``.
-        return web.json_response({"claim_id": claim_id.hex(), "deleted": n,
-                                  "relayed_to": relayed})
+        answer: ForgetAnswer = {"claim_id": claim_id.hex(), "deleted": n, "relayed_to": relayed}
+        return web.json_response(answer)
 
     async def block(self, request: web.Request) -> web.Response:
         key = await self._signer(request)
@@ -304,8 +317,10 @@ class Api:
         h = height_arg(request, self.ledger.height)
         hdr = self.ledger.header(h)
         cert = self.ledger.certificate(h)
-        return web.json_response({"height": h, "hash": hdr.hash().hex(),
-                                  "header": hdr.encode().hex(), "certificate": cert.encode().hex()})
+        answer: HeaderAnswer = {"height": h, "hash": hdr.hash().hex(),
+                                "header": hdr.encode().hex(),
+                                "certificate": cert.encode().hex()}
+        return web.json_response(answer)
 
     async def checkpoint(self, request: web.Request) -> web.Response:
         store = self.ledger
@@ -324,11 +339,23 @@ class Api:
             path = self.ledger.consistency_path(old, new)
         except LedgerError as exc:
             raise ApiError(400, "bad_sizes", str(exc)) from None
-        return web.json_response({"old_size": old, "new_size": new,
-                                  "path": [h.hex() for h in path]})
+        answer: ConsistencyAnswer = {"old_size": old, "new_size": new,
+                                     "path": [h.hex() for h in path]}
+        return web.json_response(answer)
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.status())
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """Alive: the process answers (touches nothing else)."""
+        alive: Health = {"status": "ok"}
+        return web.json_response(alive)
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Ready to take traffic (``NodeStatus.readiness``): 200, or 503 with the reasons."""
+        reasons = self.node.readiness()
+        ready: Readiness = {"status": "not_ready" if reasons else "ready", "reasons": reasons}
+        return web.json_response(ready, status=503 if reasons else 200)
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(text=self.node.metrics_text(),
@@ -353,11 +380,11 @@ def _parse_body(body: bytes, content_type: str, max_items: int) -> list[Item]:
     raise ApiError(415, "unsupported_media_type", "send application/msgpack or application/json")
 
 
-def claim_json(claim_id: bytes, state: Any, ledger: LedgerReader,
-               openings: Openings) -> dict[str, Any]:
+def claim_json(claim_id: bytes, state: ClaimState, ledger: LedgerReader,
+               openings: Openings) -> ClaimView:
     loc = ledger.tx_location(claim_id)
 
-    def share(ps: Any) -> dict[str, Any]:
+    def share(ps: PayerState) -> Share:
         return {"status": ps.status_name(), "asked_cents": ps.asked_cents,
                 "approved_cents": ps.approved_cents, "paid_cents": ps.paid_cents,
                 "reason_code": ps.reason_code}
@@ -398,6 +425,8 @@ def build_app(services: ApiServices) -> web.Application:
     r.add_get("/v1/checkpoint", api.checkpoint)
     r.add_get("/v1/consistency", api.consistency)
     r.add_get("/v1/status", api.status)
+    r.add_get("/healthz", api.healthz)
+    r.add_get("/readyz", api.readyz)
     r.add_get("/v1/peer", api.peer)
     r.add_get("/metrics", api.metrics)
     r.add_get("/openapi.json", api.openapi)

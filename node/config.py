@@ -37,6 +37,9 @@ empty_block_interval_ms = 1000
 [scrub]
 rows_per_s = 1000                # background re-check of every stored row; 0 disables
 
+[metrics]                          # optional
+listen = "127.0.0.1:9100"          # also serve GET /metrics (plain http) on this address
+
 [tls]                              # optional; peers then use https:// URLs
 cert = ""
 key = ""
@@ -110,6 +113,13 @@ def _limits(lim: Limits, path: Path) -> Limits:
     return lim
 
 
+def _host_port(listen: Any, table: str, path: Path) -> tuple[str, int]:
+    host, _, port_s = str(listen).rpartition(":")
+    if not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        raise ConfigError(f"{path}: [{table}] listen must be HOST:PORT")
+    return host, int(port_s)
+
+
 @dataclass(frozen=True)
 class ScrubConfig:
     rows_per_s: int = 1_000  # rows of the stores re-checked per second; 0: no scrub
@@ -122,8 +132,9 @@ def _names(kls: type[Any]) -> frozenset[str]:
 # Every key a node.toml may hold, per table ("" is the top level; "peers" each [[peers]]).
 KNOWN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset({"name", "data_dir", "genesis", "validator_key", "lpp_table", "api", "peers",
-                   "limits", "consensus", "scrub", "tls"}),
+                   "limits", "consensus", "scrub", "tls", "metrics"}),
     "api": frozenset({"listen"}),
+    "metrics": frozenset({"listen"}),
     "peers": _names(PeerConfig),
     "limits": _names(Limits),
     "consensus": _names(ConsensusTimeouts),
@@ -184,6 +195,7 @@ class NodeConfig:
     consensus: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     tls: TlsConfig = field(default_factory=TlsConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
+    metrics_listen: tuple[str, int] | None = None  # [metrics] listen: a second /metrics site
 
     @classmethod
     def load(cls, path: str | Path) -> NodeConfig:
@@ -230,10 +242,8 @@ class NodeConfig:
             name = raw["name"]
             if not isinstance(name, str) or not name:
                 raise ConfigError(f"{path}: name must be a non-empty string")
-            listen = section("api").get("listen", "127.0.0.1:0")
-            host, _, port_s = str(listen).rpartition(":")
-            if not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
-                raise ConfigError(f"{path}: [api] listen must be HOST:PORT")
+            host, port = _host_port(section("api").get("listen", "127.0.0.1:0"), "api", path)
+            metrics_listen = section("metrics").get("listen")
             peers_raw = raw.get("peers", [])
             if not isinstance(peers_raw, list):
                 raise ConfigError(f"{path}: peers must be an array of tables")
@@ -259,12 +269,14 @@ class NodeConfig:
                 validator_key=rel(raw.get("validator_key"), "validator_key"),
                 lpp_table=rel(lpp, "lpp_table") if lpp else None,
                 listen_host=host,
-                listen_port=int(port_s),
+                listen_port=port,
                 peers=tuple(peers),
                 limits=_limits(ints("limits", Limits), path),
                 consensus=_consensus(ints("consensus", ConsensusTimeouts), path),
                 tls=tls,
                 scrub=ints("scrub", ScrubConfig),
+                metrics_listen=(None if metrics_listen is None
+                                else _host_port(metrics_listen, "metrics", path)),
             )
         except KeyError as exc:
             raise ConfigError(f"{path}: missing key {exc}") from None

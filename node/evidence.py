@@ -34,6 +34,7 @@ from ledger.tx import VOTE_TYPE_NAMES, EvidenceRecord, SignedTx, VoteEvidence, s
 from node.errors import ApiError
 from node.httputil import hex32, int_arg
 from node.metrics import Metrics
+from node.schemas import EvidenceView
 from node.submission import Item
 
 log = logging.getLogger("tpledger.evidence")
@@ -80,8 +81,7 @@ class EvidenceSubmitter:
         result = self._admit([(stx.encode(), [])], True)[0]
         v = body.first.vote
         if result["status"] == "pending":
-            self.metrics.inc("evidence_submitted_total", 1,
-                             "evidence txs this node signed and admitted")
+            self.metrics.inc("evidence_submitted_total")
             log.warning("evidence tx %s submitted: validator %d at height %d round %d",
                         result["tx_id"][:16], v.validator, v.height, v.round)
         else:  # e.g. duplicate_evidence: another validator's tx recorded it first
@@ -90,7 +90,7 @@ class EvidenceSubmitter:
         return result
 
 
-def evidence_json(genesis: Genesis, rec: EvidenceRecord) -> dict[str, Any]:
+def evidence_json(genesis: Genesis, rec: EvidenceRecord) -> EvidenceView:
     """A JSON view of one recorded equivocation."""
     validators = genesis.validators
     known = rec.validator < len(validators)  # the rules checked it; a corrupt row says "?"

@@ -81,7 +81,7 @@ class OpeningsService:
                 log.warning("peer %s served an opening that does not match its digest", peer.name)
                 continue
             self.openings.put_many([(*loc, org, checked[0][1])])
-            self.metrics.inc("openings_fetched_total", 1, "sealed openings fetched from peers")
+            self.metrics.inc("openings_fetched_total")
             return checked[0][1]
         return None
 
@@ -104,7 +104,7 @@ class OpeningsService:
             return 0, False
         n = self.openings.forget(loc, request=raw_request)
         self.broadcast(FRAME_FORGET, raw_request)
-        self.metrics.inc("openings_forgotten_total", n, "sealed openings deleted")
+        self.metrics.inc("openings_forgotten_total", n)
         log.info("openings of a claim at %d/%d forgotten on a payer's request (%s)",
                  loc[0], loc[1], origin)
         return n, True
@@ -114,8 +114,7 @@ class OpeningsService:
         try:
             self.forget(payload, origin=f"relayed by validator {peer}")
         except ForgetRefused as exc:
-            self.metrics.inc("forget_frames_refused_total", 1,
-                             "forget frames from peers refused (no valid payer request)")
+            self.metrics.inc("forget_frames_refused_total")
             log.warning("validator %d relayed a forget frame that was refused: %s", peer, exc.code)
 
     def expire(self, now_ms: int, max_claims: int = 10_000) -> int:
@@ -140,7 +139,6 @@ class OpeningsService:
                 break  # this claim and every later one are within the retention period
             deleted += self.openings.forget(loc)
         if deleted:
-            self.metrics.inc("openings_expired_total", deleted,
-                             "sealed openings deleted after the retention period")
+            self.metrics.inc("openings_expired_total", deleted)
             log.info("retention: deleted %d sealed openings", deleted)
         return deleted

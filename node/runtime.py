@@ -46,12 +46,13 @@ from node.config import NodeConfig
 from node.errors import ConfigError, NodeError
 from node.evidence import EvidenceSubmitter
 from node.mempool import Mempool
-from node.metrics import Metrics
+from node.metrics import Metrics, node_version
 from node.openings import OpeningStore
 from node.openings_service import OpeningsService
 from node.peers import FRAME_CONSENSUS, FRAME_FORGET, FRAME_TXS, PeerManager
+from node.schemas import StatusAnswer
 from node.scrub import Scrubber, ScrubSource
-from node.site import ssl_client_context, start_site
+from node.site import ssl_client_context, start_metrics_site, start_site
 
 log = logging.getLogger("tpledger.node")
 
@@ -113,11 +114,14 @@ class Node:
         self.consensus: Consensus | None = None
         self.peers: PeerManager | None = None
         self.runner: web.AppRunner | None = None
+        self.metrics_runner: web.AppRunner | None = None  # [metrics] listen, if set
+        self.metrics_port = 0
         self.port: int = cfg.listen_port
         self._timers: set[asyncio.TimerHandle] = set()
         self._payload_wanted: tuple[int, int] | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._catch_up_target = 0
+        self._catch_up_goal = 0  # the best peer height seen by the running catch-up
         self._catch_up_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -172,11 +176,15 @@ class Node:
             connector=aiohttp.TCPConnector(ssl=client_ssl if client_ssl is not None else True),
         )
         self.openings_service.http = self._http
+        self.metrics.watch_peer_stats(lambda: self.peers.stats if self.peers else {})
         app = build_app(ApiServices(
             genesis=self.genesis, limits=self.cfg.limits, ledger=self.store,
             submitter=self.admission, openings=self.openings_service, node=self,
             peer_endpoint=self.peers.handle_ws))
         self.runner, self.port = await start_site(app, self.cfg)
+        if self.cfg.metrics_listen is not None:
+            self.metrics_runner, self.metrics_port = await start_metrics_site(
+                *self.cfg.metrics_listen, self.metrics_text)
         await self.peers.start()
         self._handle(self.consensus.start())
         self._request_catch_up(0)
@@ -201,6 +209,8 @@ class Node:
             await self.peers.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
         if self._http is not None:
             await self._http.close()
         height = self.store.height
@@ -227,7 +237,7 @@ class Node:
             for ev in ready.evidence:
                 if len(self.evidence) < MAX_EVIDENCE_KEPT:
                     self.evidence.append(ev)
-                self.metrics.inc("evidence_total", help_text="conflicting votes seen")
+                self.metrics.inc("evidence_total")
                 log.warning("evidence of equivocation by validator %d (%s)", ev.validator,
                             type(ev).__name__)
                 self.evidence_submitter.on_evidence(ev)
@@ -404,10 +414,10 @@ class Node:
             position = {tx_id: pos for pos, tx_id in enumerate(ids)}
             self.openings.put_many([(hdr.height, position[p.tx_id], org, sealed)
                                     for p in removed for org, sealed in p.sealed])
-        self.metrics.set("height", hdr.height, "last committed height")
-        self.metrics.set("tree_size", hdr.tree_size, "leaves in the Merkle log")
-        self.metrics.inc("committed_txs_total", len(block.txs), "transactions committed")
-        self.metrics.inc("committed_blocks_total", 1, "blocks committed")
+        self.metrics.set("height", hdr.height)
+        self.metrics.set("tree_size", hdr.tree_size)
+        self.metrics.inc("committed_txs_total", len(block.txs))
+        self.metrics.inc("committed_blocks_total")
         self.validated.clear()
         self.commit_event.set()
         self.commit_event = asyncio.Event()
@@ -437,6 +447,7 @@ class Node:
                         continue
                 if best_url is None:
                     return
+                self._catch_up_goal = best_height
                 applied = 0
                 for h in range(self.store.height + 1,
                                min(best_height, self.store.height + CATCH_UP_BATCH) + 1):
@@ -492,33 +503,30 @@ class Node:
         """A damaged row was refused (found by a request, the consensus or the scrub): count
         it, log it once (table and key only), name it in /v1/status."""
         where = f"{exc.table}/{exc.key_hex}"
-        self.metrics.inc("store_damaged_total", 1, "reads refused on a damaged stored row")
+        self.metrics.inc("store_damaged_total")
         if where in self.damaged:
             return
         log.error("%s (found by the %s)", exc, found_by)
         if len(self.damaged) < MAX_DAMAGED_REPORTED:
             self.damaged[where] = found_by
-        self.metrics.set("store_damaged_rows", len(self.damaged), "damaged stored rows known")
+        self.metrics.set("store_damaged_rows", len(self.damaged))
 
     def refresh_metrics(self) -> None:
         m = self.metrics
-        m.set("height", self.store.height, "last committed height")
-        m.set("mempool_txs", len(self.mempool), "transactions waiting in the mempool")
+        m.set("height", self.store.height)
+        m.set("mempool_txs", len(self.mempool))
         m.set("mempool_bytes", self.mempool.size_bytes)
         if self.consensus is not None:
-            m.set("round", self.consensus.round, "current consensus round")
+            m.set("round", self.consensus.round)
         if self.peers is not None:
             names = self.peers.names()
             for i, up in self.peers.outbound_up.items():
-                m.set(f'peer_up{{peer="{names[i]}"}}', 1 if up else 0, "outbound peer link up")
-            for k, v in self.peers.stats.items():
-                m.set(f"peer_{k}", v)
-        m.set("openings_held", self.openings.count(), "sealed openings stored on this node")
+                m.set("peer_up", 1 if up else 0, label=names[i])
+        m.set("openings_held", self.openings.count())
         m.set("evidence_held", len(self.evidence))
-        m.set("evidence_recorded", self.store.entries("evidence"),
-              "equivocations recorded on the ledger")
+        m.set("evidence_recorded", self.store.entries("evidence"))
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusAnswer:
         hdr = self.store.header(self.store.height) if self.store.height else None
         assert self.peers is not None and self.consensus is not None
         names = self.peers.names()
@@ -534,7 +542,36 @@ class Node:
             "mempool": len(self.mempool),
             "peers": {names[i]: up for i, up in self.peers.outbound_up.items()},
             "store_damaged": list(self.damaged),  # "table/key" rows to resync (operations.md)
+            "catching_up": self.catching_up,
+            "version": node_version(),
         }
+
+    @property
+    def catching_up(self) -> bool:
+        """Fetching certified blocks from a peer that is ahead (not yet at its height)."""
+        task = self._catch_up_task
+        return (task is not None and not task.done()
+                and self._catch_up_goal > self.store.height)
+
+    def readiness(self) -> list[str]:
+        """Why this node should not take traffic; empty when ready (``GET /readyz``).
+
+        Ready: the store is open and its head was verified (at start: ``Node`` is not built
+        otherwise), no damaged row is known, no fatal error, not stopping, not catching up, and
+        outbound links are up to enough validators that, counting itself, they make a quorum
+        (``2f+1`` of ``n``: the node can take part in commits)."""
+        reasons = []
+        if self._stopping or self._fatal is not None:
+            reasons.append("stopping" if self._fatal is None else "stopped on a fatal error")
+        if self.damaged:
+            reasons.append(f"store damaged ({len(self.damaged)} rows): resync this node")
+        up = 1 + len(self.peers_up())
+        if up < self.genesis.quorum:
+            reasons.append(f"{up} of {len(self.genesis.validators)} validators reachable "
+                           f"counting itself, a quorum needs {self.genesis.quorum}")
+        if self.catching_up:
+            reasons.append(f"catching up: height {self.store.height} of {self._catch_up_goal}")
+        return reasons
 
     def metrics_text(self) -> str:
         """``GET /metrics``: the metrics, refreshed."""

@@ -57,7 +57,7 @@ class Scrubber:
             return
         while True:
             rows = await self.one_pass()
-            self.metrics.inc("scrub_passes_total", 1, "complete scrub passes over the stores")
+            self.metrics.inc("scrub_passes_total")
             if rows == 0:
                 await asyncio.sleep(IDLE_PASS_SLEEP_S)
 
@@ -65,28 +65,27 @@ class Scrubber:
         """Check every row once; returns how many."""
         m = self.metrics
         pass_rows = 0
-        m.set("scrub_pass_rows", 0, "rows checked in the current scrub pass")
+        m.set("scrub_pass_rows", 0)
         for index, source in enumerate(self.sources):
-            m.set("scrub_table", index, "index of the table being scrubbed")
+            m.set("scrub_table", index)
             after: bytes | None = None
             while True:
                 try:
                     n, after, damaged = source.scan(after, self.chunk_rows)
                 except LedgerError as exc:  # the table cannot be read: try again next pass
                     log.error("scrub of %s stopped: %s", source.table, exc)
-                    m.inc("scrub_errors_total", 1, "damaged rows found by the scrub")
+                    m.inc("scrub_errors_total")
                     if isinstance(exc, StoreCorruption):  # LMDB's own pages are damaged
                         self.on_damage(exc, "scrub")
                     break
                 for bad in damaged:
-                    m.inc("scrub_errors_total", 1, "damaged rows found by the scrub")
+                    m.inc("scrub_errors_total")
                     self.on_damage(bad, "scrub")
                 pass_rows += n
-                m.inc("scrub_rows_total", n, "rows whose checksum the scrub verified")
+                m.inc("scrub_rows_total", n)
                 m.set("scrub_pass_rows", pass_rows)
                 if source.table == "blocks" and after is not None:
-                    m.set("scrub_height", int.from_bytes(after[:8], "big"),
-                          "height of the last block row scrubbed")
+                    m.set("scrub_height", int.from_bytes(after[:8], "big"))
                 await asyncio.sleep(n / self.rows_per_s)
                 if after is None:
                     break

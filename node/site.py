@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -45,13 +46,31 @@ async def start_site(app: web.Application, cfg: NodeConfig) -> tuple[web.AppRunn
     await runner.setup()
     site = web.TCPSite(runner, cfg.listen_host, cfg.listen_port,
                        ssl_context=ssl_server_context(cfg.tls), reuse_address=True)
+    return runner, await _start(runner, site, cfg.listen_port)
+
+
+async def start_metrics_site(host: str, port: int,
+                             render: Callable[[], str]) -> tuple[web.AppRunner, int]:
+    """``[metrics] listen``: ``GET /metrics`` alone, plain http, on an address of its own
+    (e.g. 127.0.0.1:9100 for a local Prometheus); the runner and the port bound."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text=render(), content_type="text/plain", charset="utf-8")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=10)
+    await runner.setup()
+    return runner, await _start(runner, web.TCPSite(runner, host, port, reuse_address=True), port)
+
+
+async def _start(runner: web.AppRunner, site: web.TCPSite, port: int) -> int:
     try:
         await site.start()
     except BaseException:
         await runner.cleanup()
         raise
-    port = cfg.listen_port
     server: Any = site._server
     if server is not None and getattr(server, "sockets", None):
         port = int(server.sockets[0].getsockname()[1])
-    return runner, port
+    return port

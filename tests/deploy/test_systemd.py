@@ -64,7 +64,7 @@ def test_units_verify(tmp_path: Path, broken: bool) -> None:
 def test_unit_polls_status_after_start() -> None:
     text = (DEPLOY / "tpledger-node.service").read_text()
     assert "ExecStartPost=/usr/local/libexec/tpledger-healthcheck --wait" in text
-    assert "TPLEDGER_HEALTH_URL=https://127.0.0.1:7443/v1/status" in text
+    assert "TPLEDGER_HEALTH_URL=https://127.0.0.1:7443/healthz" in text
     assert "Restart=on-failure" in text and "KillSignal=SIGTERM" in text
 
 
@@ -93,7 +93,7 @@ def test_dead_node_fails_and_restarts_the_unit(tmp_path: Path) -> None:
 def test_healthy_node_over_tls(tmp_path: Path) -> None:
     init_cluster(tmp_path / "c", validators=1, base_port=0, tls=True)
     with LocalCluster(tmp_path / "c", startup_timeout_s=60) as lc:
-        url = lc.urls[0] + "/v1/status"
+        url = lc.urls[0] + "/healthz"
         assert url.startswith("https://")
         ca = lc.info.ca
         res = health("--wait", "20", url=url, ca=ca)

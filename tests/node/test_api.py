@@ -50,6 +50,7 @@ class FakeNode:
     def __init__(self) -> None:
         self.commit_event = asyncio.Event()
         self.damaged: list[tuple[str, str]] = []
+        self.not_ready: list[str] = []
 
     def status(self) -> dict[str, Any]:
         return {"name": "fake", "height": 3}
@@ -59,6 +60,9 @@ class FakeNode:
 
     def peers_up(self) -> list[str]:
         return []
+
+    def readiness(self) -> list[str]:
+        return self.not_ready
 
     def report_damage(self, exc: StoreCorruption, found_by: str) -> None:
         self.damaged.append((exc.table, found_by))
@@ -147,3 +151,20 @@ def test_a_damaged_row_is_answered_503_and_reported() -> None:
 
     _run(_services(FakeSubmitter(), node), scenario)
     assert node.damaged == [("headers", "api")]
+
+
+def test_healthz_answers_while_readyz_says_why_not_ready() -> None:
+    node = FakeNode()
+
+    async def scenario(http: aiohttp.ClientSession, url: str) -> None:
+        async with http.get(url + "/readyz") as r:
+            assert r.status == 200 and await r.json() == {"status": "ready", "reasons": []}
+        node.not_ready = ["catching up: height 3 of 9"]
+        async with http.get(url + "/readyz") as r:
+            assert r.status == 503
+            assert await r.json() == {"status": "not_ready",
+                                      "reasons": ["catching up: height 3 of 9"]}
+        async with http.get(url + "/healthz") as r:  # alive all the same
+            assert r.status == 200 and await r.json() == {"status": "ok"}
+
+    _run(_services(FakeSubmitter(), node), scenario)

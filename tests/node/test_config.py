@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,12 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
     assert cfg.genesis == (tmp_path / "g.json").resolve()
     assert cfg.data_dir == (tmp_path / "data").resolve()
     assert (cfg.listen_host, cfg.listen_port) == ("127.0.0.1", 7000)
+    assert cfg.metrics_listen is None
+
+
+def test_a_separate_metrics_address(tmp_path: Path) -> None:
+    cfg = NodeConfig.load(_write(tmp_path, BASE + '[metrics]\nlisten = "127.0.0.1:9100"\n'))
+    assert cfg.metrics_listen == ("127.0.0.1", 9100)
 
 
 @pytest.mark.parametrize(
@@ -48,10 +55,13 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
         (BASE + "[limits]\nbogus = 1\n", "unknown keys"),
         (BASE + '[[peers]]\nname = "v1"\nurl = "ftp://x"\n', "http(s) url"),
         (BASE + "[consensus]\ntimeout_commit_ms = true\n", "non-negative"),
+        (BASE + '[metrics]\nlisten = "9100"\n', "[metrics] listen must be HOST:PORT"),
+        (BASE + '[metrics]\nlisten = "127.0.0.1:9100"\nlistne = 1\n',
+         "node.toml:6: unknown keys in [metrics]: 'listne'"),
     ],
 )
 def test_bad_configs_are_rejected(tmp_path: Path, text: str, fragment: str) -> None:
-    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
         NodeConfig.load(_write(tmp_path, text))
 
 

@@ -1,0 +1,179 @@
+"""The JSON bodies of the client API, as ``TypedDict`` models, and their JSON Schemas.
+
+The handlers in ``node/api.py`` (and ``Node.status``) build their answers as these types, so
+mypy checks that what is served has these keys and value types; ``node/openapi.py`` turns the
+same types into the OpenAPI components with :func:`json_schema`. No schema library: the bodies
+are plain dicts (msgpack bodies are opaque ``Record`` bytes, described as binary).
+"""
+
+# No ``from __future__ import annotations`` here: ``TypedDict`` reads ``NotRequired`` from the
+# evaluated annotations (Python 3.11).
+import types
+from typing import (
+    Any,
+    Literal,
+    NotRequired,
+    TypedDict,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    is_typeddict,
+)
+
+
+class ErrorDetail(TypedDict):
+    code: str
+    message: str
+
+
+class Error(TypedDict):
+    error: ErrorDetail
+
+
+class SubmitItem(TypedDict):
+    tx: str  # hex of the signed tx
+    sealed: dict[str, str]  # payer org -> hex of the opening sealed to it
+
+
+class SubmitJson(TypedDict):
+    txs: list[SubmitItem]
+
+
+class SubmitResult(TypedDict):
+    tx_id: str | None
+    status: Literal["pending", "rejected"]
+    code: NotRequired[str]
+    message: NotRequired[str]
+
+
+class SubmitAnswer(TypedDict):
+    results: list[SubmitResult]
+
+
+class TxStatus(TypedDict):
+    tx_id: str
+    status: Literal["committed", "pending", "rejected", "unknown"]
+    height: NotRequired[int]
+    leaf_index: NotRequired[int]
+    code: NotRequired[str]
+    message: NotRequired[str]
+
+
+class Share(TypedDict):
+    status: str
+    asked_cents: int
+    approved_cents: int
+    paid_cents: int
+    reason_code: str  # empty unless rejected
+
+
+class ClaimView(TypedDict):
+    claim_id: str
+    optician: str
+    insurer: str
+    total_cents: int
+    status: str
+    owed_cents: int
+    amo: Share
+    amc: Share
+    cancelled: bool
+    height: int | None
+    openings_held: list[str]
+
+
+class ClaimsPage(TypedDict):
+    claims: list[ClaimView]
+    next: str | None
+
+
+class ForgetAnswer(TypedDict):
+    claim_id: str
+    deleted: int
+    relayed_to: list[str]
+
+
+class HeaderAnswer(TypedDict):
+    height: int
+    hash: str
+    header: str
+    certificate: str
+
+
+class ConsistencyAnswer(TypedDict):
+    old_size: int
+    new_size: int
+    path: list[str]
+
+
+class StatusAnswer(TypedDict):
+    name: str
+    chain_id: str
+    validator: int
+    height: int
+    head: str
+    tree_size: int
+    tree_root: str
+    round: int
+    mempool: int
+    peers: dict[str, bool]
+    store_damaged: list[str]
+    catching_up: bool
+    version: str
+
+
+class Health(TypedDict):
+    status: Literal["ok"]
+
+
+class Readiness(TypedDict):
+    status: Literal["ready", "not_ready"]
+    reasons: list[str]
+
+
+class EvidenceView(TypedDict):
+    validator: int
+    name: str
+    org: str
+    height: int
+    round: int
+    type: str  # "prevote" or "precommit"
+    first_value: str | None
+    second_value: str | None
+    recorded_height: int
+    tx_id: str
+
+
+class EvidencePage(TypedDict):
+    evidence: list[EvidenceView]
+    next: str | None
+
+
+_SCALARS: dict[Any, str] = {str: "string", int: "integer", bool: "boolean", float: "number",
+                            type(None): "null"}
+
+
+def json_schema(tp: Any, components: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of ``tp``; each TypedDict becomes a component (``$ref``)."""
+    if tp in _SCALARS:
+        return {"type": _SCALARS[tp]}
+    if is_typeddict(tp):
+        name = tp.__name__
+        if name not in components:
+            components[name] = {}  # placeholder: a model may refer to itself
+            hints = get_type_hints(tp)
+            components[name] = {
+                "type": "object", "additionalProperties": False,
+                "required": sorted(tp.__required_keys__),
+                "properties": {k: json_schema(v, components) for k, v in hints.items()}}
+        return {"$ref": f"#/components/schemas/{name}"}
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Literal:
+        return {"enum": list(args)}
+    if origin is list:
+        return {"type": "array", "items": json_schema(args[0], components)}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": json_schema(args[1], components)}
+    if origin in (Union, types.UnionType):
+        return {"anyOf": [json_schema(a, components) for a in args]}
+    raise TypeError(f"no JSON schema for {tp!r}")  # a model of ours uses an unsupported type
