@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,10 +86,16 @@ class WsRelay:
             await asyncio.gather(pump_up(), pump_down(), return_exceptions=True)
         return down
 
-    def inject(self, data: bytes) -> None:
-        """Send ``data`` to the target on the live upstream link, as if from the client."""
-        up = self._upstream
-        assert up is not None and not up.closed, "no live relayed link"
+    def inject(self, data: bytes, wait_s: float = 30.0) -> None:
+        """Send ``data`` to the target on the live upstream link, as if from the client
+        (waiting up to ``wait_s`` for a live link: the real dialler may be redialling)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            up = self._upstream
+            if up is not None and not up.closed:
+                break
+            assert time.monotonic() < deadline, "no live relayed link"
+            time.sleep(0.1)
         asyncio.run_coroutine_threadsafe(up.send_bytes(data), self._loop).result(10)
 
     def stop(self) -> None:

@@ -131,8 +131,8 @@ async def _refused(ws: aiohttp.ClientWebSocketResponse) -> bool:
     """Whether v0 refuses the handshake: it closes with POLICY_VIOLATION at once. (A link that
     was accepted may be closed later with a normal code, when the real validator redials and
     its link replaces ours.)"""
-    try:
-        msg = await ws.receive(timeout=0.5)
+    try:  # generous: a loaded machine may take a while to refuse
+        msg = await ws.receive(timeout=3.0)
     except TimeoutError:
         return False
     return msg.type == aiohttp.WSMsgType.CLOSE and msg.data == aiohttp.WSCloseCode.POLICY_VIOLATION
@@ -183,14 +183,14 @@ def test_relay_between_honest_nodes_cannot_inject(sec: Sec) -> None:
     link and erases nothing; v3 redials and the chain keeps committing."""
     s = sec
     cid = s.claims["optic-paris"][1]
-    wait_until(lambda: len(s.relay.to_target) >= 4, 30, "v3's link to v0 through the relay")
+    wait_until(lambda: len(s.relay.to_target) >= 4, 60, "v3's link to v0 through the relay")
     sessions = s.relay.sessions
     s.relay.inject(PeerFrame(FRAME_FORGET, bytes.fromhex(cid)).encode())
-    wait_until(lambda: s.relay.sessions > sessions, 30, "v3 to redial after v0 dropped the link")
+    wait_until(lambda: s.relay.sessions > sessions, 60, "v3 to redial after v0 dropped the link")
     sessions = s.relay.sessions
-    wait_until(lambda: len(s.relay.to_target) >= 4, 30, "frames on the new relayed link")
+    wait_until(lambda: len(s.relay.to_target) >= 4, 60, "frames on the new relayed link")
     s.relay.inject(s.relay.to_target[-1])  # a replayed ciphertext: nonce out of step
-    wait_until(lambda: s.relay.sessions > sessions, 30, "v3 to redial again")
+    wait_until(lambda: s.relay.sessions > sessions, 60, "v3 to redial again")
     for node in range(4):
         assert s.openings_held(cid, node) == ["cnam", "mutuelle-a"], node
     with s.client("cnam") as cl:
@@ -234,7 +234,7 @@ def test_byzantine_validator_cannot_erase_on_its_own_word(sec: Sec) -> None:
     finally:
         s.cluster.start_node("v3")
         s.cluster.wait_ready()
-    wait_until(lambda: all(s.openings_held(other.hex(), n) == [] for n in range(4)), 20,
+    wait_until(lambda: all(s.openings_held(other.hex(), n) == [] for n in range(4)), 60,
                "the payer's own request, relayed by v3, to erase on every node")
     for node in range(4):
         assert s.openings_held(target.hex(), node) == ["cnam", "mutuelle-a"], node
