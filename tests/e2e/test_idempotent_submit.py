@@ -14,8 +14,8 @@ import pytest
 
 from cli.cluster import LocalCluster
 from cli.errors import Exit
-from cli.main import run
 from ledger.patient import make_test_birth_date, make_test_nir
+from tests.e2e.test_lifecycle import tp
 from tests.node.conftest import wait_until
 
 pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
@@ -28,13 +28,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root = tmp_path_factory.mktemp("idem")
     with LocalCluster(root / "c", validators=4, startup_timeout_s=60) as c:
         yield c
-
-
-def tp(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = run(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def _claims_file(path: Path) -> Path:
