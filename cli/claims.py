@@ -26,14 +26,24 @@ from ledger.jsonsafe import loads_bounded
 from ledger.keys import KeyFile
 from ledger.lpp import LppTable, default_shares
 from ledger.patient import WITHHELD, commitment, new_opening, seal_opening, sealed_digest, shown
-from ledger.tx import NONCE_BYTES, Claim, LppLine, SealedRef, SignedTx, sign_tx
+from ledger.tx import (
+    CLIENT_REF_CHARS,
+    MAX_CLIENT_REF_LEN,
+    NONCE_BYTES,
+    Claim,
+    LppLine,
+    SealedRef,
+    SignedTx,
+    sign_tx,
+)
 
 DEFAULT_BATCH = 500
 MAX_CLAIMS_FILE_BYTES = 512 * 1024 * 1024
 MAX_CLAIM_LINE_BYTES = 1024 * 1024  # one JSON-lines record
 MAX_CLAIM_JSON_DEPTH = 8
 MAX_REPORTED_ERRORS = 1000  # bad lines listed one by one; past this, only counted
-_CLAIM_KEYS = {"insurer", "patient", "lines", "amo", "amc"}
+_CLAIM_KEYS = {"ref", "insurer", "patient", "lines", "amo", "amc"}
+ALREADY_SUBMITTED = "already_submitted"  # a row whose reference is on the ledger already
 _PATIENT_KEYS = {"nir", "birth_date", "member_number"}
 _LINE_KEYS = {"lpp", "qty", "amount"}
 
@@ -50,6 +60,7 @@ class ClaimInput:
     lines: tuple[tuple[str, int, int], ...]  # (lpp, qty, amount_cents)
     amo_cents: int | None = None
     amc_cents: int | None = None
+    ref: str = ""  # the shop's reference; "" = a one-off one is generated (no idempotency)
 
     def __repr__(self) -> str:
         return f"ClaimInput({self.where}, insurer={self.insurer!r}, lines={len(self.lines)})"
@@ -100,6 +111,16 @@ def _check_line(lpp: object, qty: int, cents: int, where: str) -> tuple[str, int
     return lpp, qty, cents
 
 
+def check_ref(value: object, where: str) -> str:
+    """A client reference: 1 to 64 visible ASCII characters (never echoed: a NIR typed into
+    the wrong field must not reach an error message)."""
+    if not (isinstance(value, str) and 1 <= len(value) <= MAX_CLIENT_REF_LEN
+            and all(c in CLIENT_REF_CHARS for c in value)):
+        raise ClaimInputError(f"{where}: ref must be 1 to {MAX_CLIENT_REF_LEN} visible ASCII "
+                              "characters, no spaces (the shop's invoice or PEC number)")
+    return value
+
+
 def _reject_float(_: str) -> Any:
     raise ClaimInputError("numbers with a fraction are not allowed; write amounts as strings")
 
@@ -121,6 +142,10 @@ def parse_claim_json(text: str, where: str) -> ClaimInput:
     if not isinstance(obj, dict):
         raise ClaimInputError(f"{where}: a claim must be a JSON object")
     _no_unknown(obj, _CLAIM_KEYS, where)
+    if "ref" not in obj:
+        raise ClaimInputError(f"{where}: ref is required (the shop's invoice or PEC number: "
+                              "a retry of the same file then creates no second claim)")
+    ref = check_ref(obj["ref"], f"{where}: ref")
     insurer = obj.get("insurer")
     if not isinstance(insurer, str) or not insurer:
         raise ClaimInputError(f"{where}: insurer must be a non-empty string (an org id)")
@@ -154,7 +179,7 @@ def parse_claim_json(text: str, where: str) -> ClaimInput:
     amc = _opt_euros(obj, "amc", where)
     if (amo is None) != (amc is None):
         raise ClaimInputError(f"{where}: give both amo and amc, or neither (default shares)")
-    return ClaimInput(where, insurer, nir, birth, member, tuple(lines), amo, amc)
+    return ClaimInput(where, insurer, nir, birth, member, tuple(lines), amo, amc, ref)
 
 
 def _opt_euros(obj: dict[str, Any], key: str, where: str) -> int | None:
@@ -196,12 +221,17 @@ def _claims_of_file(path: str | Path) -> Iterator[ClaimInput | ClaimInputError]:
         raise CliError(f"{p}: cannot read claims file: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ClaimInputError(f"{p}: not UTF-8 (byte {exc.start})") from None
+    first_line_of: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if line.strip() and not line.lstrip().startswith("#"):
             try:
-                yield parse_claim_json(line, f"line {lineno}")
+                inp = parse_claim_json(line, f"line {lineno}")
             except ClaimInputError as exc:
                 yield exc
+                continue
+            first = first_line_of.setdefault(inp.ref, lineno)
+            yield inp if first == lineno else ClaimInputError(
+                f"line {lineno}: ref already used by line {first} (one claim per reference)")
 
 
 # -- building --------------------------------------------------------------------------------
@@ -263,6 +293,7 @@ class ClaimBuilder:
             ),
             created_at_ms=int(time.time() * 1000) if now_ms is None else now_ms,
             nonce=os.urandom(NONCE_BYTES),
+            client_ref=inp.ref or f"auto-{os.urandom(12).hex()}",
         )
         try:
             stx = sign_tx(self.genesis.chain_id, self.key.signer, claim)
@@ -331,13 +362,22 @@ def submit_prepared(
             if isinstance(r, dict):
                 if r.get("tx_id") not in (None, row["claim_id"]):
                     raise ClientError("bad_response", "the node names another tx id", 0)
-                for k in ("code", "message"):
+                for k in ("code", "message", "existing_claim_id"):
                     if r.get(k) is not None:
                         row[k] = str(r[k])
-            out.append(row)
+            out.append(_settle_duplicate(row))
         if on_batch is not None:
             on_batch(len(chunk))
     return out
+
+
+def _settle_duplicate(row: dict[str, Any]) -> dict[str, Any]:
+    """A claim refused as ``duplicate_reference`` was submitted before (a retry after a
+    timeout or a crash): the row becomes ``already_submitted`` and names the first claim."""
+    first = row.get("existing_claim_id")
+    if row["status"] == "rejected" and row.get("code") == "duplicate_reference" and first:
+        row.update(status=ALREADY_SUBMITTED, claim_id=str(first))
+    return row
 
 
 def wait_committed(
@@ -363,9 +403,10 @@ def wait_committed(
             status = st.get("status")
             if status in ("committed", "rejected"):
                 r["status"] = status
-                for k in ("height", "leaf_index", "code", "message"):
+                for k in ("height", "leaf_index", "code", "message", "existing_claim_id"):
                     if st.get(k) is not None:
                         r[k] = st[k]
+                _settle_duplicate(r)
                 if on_done is not None:
                     on_done(1)
             else:

@@ -151,16 +151,25 @@ def submitted_claims(rows: list[dict[str, Any]], as_json: bool) -> None:
         r = rows[0]
         extra = f" at height {r['height']}" if "height" in r else ""
         why = f" ({r.get('code')}: {r.get('message', '')})" if r["status"] == "rejected" else ""
-        out.print(f"claim {r['claim_id']} {r['status']}{extra}{why}")
+        if r["status"] == "already_submitted":  # a retry: the reference is on the ledger
+            out.print(f"{r['where']}: already submitted: {r['claim_id']}")
+        else:
+            out.print(f"claim {r['claim_id']} {r['status']}{extra}{why}")
         return
     rows_out(("where", "claim id", "status", "height", "reason"),
-             [(r["where"], r["claim_id"], r["status"], r.get("height", ""),
-               f"{r['code']}: {r.get('message', '')}" if "code" in r else "") for r in rows])
+             [(r["where"], r["claim_id"], r["status"], r.get("height", ""), _reason(r))
+              for r in rows])
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     click.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
                err=not stdout_is_terminal())
+
+
+def _reason(row: dict[str, Any]) -> str:
+    if row["status"] == "already_submitted":
+        return f"already submitted: {row['claim_id']}"
+    return f"{row['code']}: {row.get('message', '')}" if "code" in row else ""
 
 
 def owed_cell(c: dict[str, Any]) -> str:

@@ -197,6 +197,11 @@ def _check_claims(store: Store, state: MemoryState, head: int) -> None:
             raise _Bad(head, "a stored evidence record differs from the replay")
     if store.entries("evidence") != len(state.evidence):
         raise _Bad(head, "the store holds evidence records the replay does not produce")
+    for ref_key, claim_id in state.references.items():
+        if store.reference(ref_key) != claim_id:
+            raise _Bad(head, "the client-reference index differs from the replay")
+    if store.entries("references") != len(state.references):
+        raise _Bad(head, "the store indexes client references the replay does not produce")
 
 
 __all__ = ["AuditReport", "ProgressFn", "audit"]

@@ -37,6 +37,16 @@ class RuleError(LedgerError):
         self.message = message
 
 
+class DuplicateReference(RuleError):
+    """``duplicate_reference``: the optician already has a claim with this client reference on
+    the ledger; ``existing_claim_id`` is that first claim's id (not personal data)."""
+
+    def __init__(self, existing_claim_id: bytes) -> None:
+        super().__init__("duplicate_reference", "this optician already has a claim with this "
+                         f"reference: claim {existing_claim_id.hex()}")
+        self.existing_claim_id = existing_claim_id
+
+
 class PatientDataError(LedgerError):
     """Invalid patient identity input. Messages never contain the input itself."""
 

@@ -16,6 +16,8 @@ Every rejection raises :class:`RuleError` with one of these stable codes:
 | ``shares_exceed_total``    | amo_cents + amc_cents > sum of the lines                           |
 | ``nothing_asked``          | amo_cents + amc_cents == 0                                         |
 | ``bad_sealed_ref``         | a sealed ref names a non-payer of the claim, or a payer twice      |
+| ``duplicate_reference``    | the optician already has a claim with this ``client_ref`` (the    |
+|                            | message, and ``DuplicateReference.existing_claim_id``, name it)   |
 | ``unknown_claim``          | decision/payment/cancel for a claim id not on the ledger           |
 | ``claim_cancelled``        | decision/payment/cancel on a cancelled claim                       |
 | ``share_not_applicable``   | decision/payment on a share the claim asked 0 of                  |
@@ -48,7 +50,9 @@ block once, at its final value, in order of its first write, and ``tx_ids`` the 
 in order (see :meth:`StateChanges.encode`). A block that records evidence hashes
 ``pack([claims, tx_ids, evidence])`` instead, ``evidence`` being
 ``[[slot_key, EvidenceRecord.to_wire()], ...]`` in order of the block's txs (blocks without
-evidence keep the two-element form, so every earlier digest is unchanged).
+evidence keep the two-element form, so every earlier digest is unchanged). A block with new
+claims also hashes their (optician, client reference) index entries as a fourth element
+``[[reference_key, claim_id], ...]`` in order (the third, evidence, then present even if empty).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from ledger.errors import EncodingError, RuleError
+from ledger.errors import DuplicateReference, EncodingError, RuleError
 from ledger.genesis import Genesis, Participant
 from ledger.lpp import LppTable
 from ledger.state import (  # the state views; re-exported for the rules' callers
@@ -68,6 +72,7 @@ from ledger.state import (  # the state views; re-exported for the rules' caller
     OverlayState,
     StateChanges,
     StateView,
+    reference_key,
     state_digest,
 )
 from ledger.tx import (
@@ -102,6 +107,7 @@ RULE_CODES = (
     "shares_exceed_total",
     "nothing_asked",
     "bad_sealed_ref",
+    "duplicate_reference",
     "unknown_claim",
     "claim_cancelled",
     "share_not_applicable",
@@ -341,6 +347,11 @@ def _apply_claim(view: StateView, ctx: RulesContext, stx: SignedTx, claim: Claim
     if stx.__dict__.get("_claim_checked_by") is not ctx:
         _check_claim(ctx, signer, claim)
         stx.__dict__["_claim_checked_by"] = ctx
+    ref_key = reference_key(claim.optician, claim.client_ref)
+    first = view.get_reference(ref_key)  # the one state read of a new claim
+    if first is not None:
+        raise DuplicateReference(first)
+    view.put_reference(ref_key, tx_id)
     if isinstance(view, OverlayState):  # its state is built only if something reads it
         view.put_new_claim(tx_id, claim, height)
         view.mark_tx(tx_id)

@@ -23,6 +23,14 @@ class StateView(Protocol):
     def mark_tx(self, tx_id: bytes) -> None: ...
     def get_evidence(self, slot: bytes) -> EvidenceRecord | None: ...
     def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None: ...
+    def get_reference(self, ref_key: bytes) -> bytes | None: ...
+    def put_reference(self, ref_key: bytes, claim_id: bytes) -> None: ...
+
+
+def reference_key(optician: str, client_ref: str) -> bytes:
+    """The key of the (optician, client reference) index: ``optician || 0x00 || client_ref``
+    (both ASCII without NUL, at most 129 bytes: under LMDB's key limit)."""
+    return optician.encode() + b"\x00" + client_ref.encode()
 
 
 class MemoryState:
@@ -32,6 +40,7 @@ class MemoryState:
         self.claims: dict[bytes, ClaimState] = {}
         self.tx_ids: set[bytes] = set()
         self.evidence: dict[bytes, EvidenceRecord] = {}
+        self.references: dict[bytes, bytes] = {}
 
     def get_claim(self, claim_id: bytes) -> ClaimState | None:
         return self.claims.get(claim_id)
@@ -51,34 +60,47 @@ class MemoryState:
     def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None:
         self.evidence[slot] = record
 
+    def get_reference(self, ref_key: bytes) -> bytes | None:
+        return self.references.get(ref_key)
+
+    def put_reference(self, ref_key: bytes, claim_id: bytes) -> None:
+        self.references[ref_key] = claim_id
+
 
 @dataclass(frozen=True)
 class StateChanges:
     """The writes of an overlay, in order: claims (final value, first-write order), tx ids,
-    evidence records."""
+    evidence records, (optician, client reference) index entries."""
 
     claims: tuple[tuple[bytes, AnyClaimState], ...]
     tx_ids: tuple[bytes, ...]
     evidence: tuple[tuple[bytes, EvidenceRecord], ...] = ()
+    references: tuple[tuple[bytes, bytes], ...] = ()
 
     def encode(self) -> bytes:
         """Canonical bytes hashed into the state digest:
         ``pack([[[cid, st.to_wire()], ...], list(tx_ids)])``, assembled from each state's
-        cached canonical bytes (``pack(st.to_wire()) == st.encode()``) instead of re-packing."""
-        parts = [b"\x93" if self.evidence else b"\x92", array_header(len(self.claims))]
+        cached canonical bytes (``pack(st.to_wire()) == st.encode()``) instead of re-packing.
+        With evidence, a third element; with reference entries, a fourth
+        ``[[ref_key, claim_id], ...]`` (the third then present, maybe empty)."""
+        head = b"\x94" if self.references else b"\x93" if self.evidence else b"\x92"
+        parts = [head, array_header(len(self.claims))]
         for cid, st in self.claims:
             parts.append(b"\x92")
             parts.append(_HASH_BIN + cid if len(cid) == 32 else pack(cid))
             parts.append(st.encode())
         parts.append(pack(list(self.tx_ids)))
-        if self.evidence:
+        if self.evidence or self.references:
             parts.append(array_header(len(self.evidence)))
             for slot, rec in self.evidence:
                 parts.extend((b"\x92", pack(slot), rec.encode()))
+        if self.references:
+            parts.append(pack([list(entry) for entry in self.references]))
         return b"".join(parts)
 
     def __len__(self) -> int:
-        return len(self.claims) + len(self.tx_ids) + len(self.evidence)
+        return (len(self.claims) + len(self.tx_ids) + len(self.evidence)
+                + len(self.references))
 
 
 class OverlayState:
@@ -89,6 +111,7 @@ class OverlayState:
         self._claims: dict[bytes, AnyClaimState] = {}
         self._tx_ids: dict[bytes, None] = {}
         self._evidence: dict[bytes, EvidenceRecord] = {}
+        self._references: dict[bytes, bytes] = {}
 
     def get_claim(self, claim_id: bytes) -> ClaimState | None:
         st = self._claims.get(claim_id)
@@ -120,9 +143,16 @@ class OverlayState:
     def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None:
         self._evidence[slot] = record
 
+    def get_reference(self, ref_key: bytes) -> bytes | None:
+        claim_id = self._references.get(ref_key)
+        return self.base.get_reference(ref_key) if claim_id is None else claim_id
+
+    def put_reference(self, ref_key: bytes, claim_id: bytes) -> None:
+        self._references[ref_key] = claim_id
+
     def changes(self) -> StateChanges:
         return StateChanges(tuple(self._claims.items()), tuple(self._tx_ids),
-                            tuple(self._evidence.items()))
+                            tuple(self._evidence.items()), tuple(self._references.items()))
 
     def commit_to(self, base: StateView | None = None) -> None:
         """Write the buffered changes to ``base`` (default: this overlay's base), in order."""
@@ -131,9 +161,16 @@ class OverlayState:
             target._claims.update(self._claims)
             target._tx_ids.update(self._tx_ids)
             target._evidence.update(self._evidence)
+            target._references.update(self._references)
             return
         for slot, rec in self._evidence.items():  # rare: a few rows per misbehaviour
             target.put_evidence(slot, rec)
+        put_references = getattr(target, "put_references", None)
+        if put_references is not None:  # the LMDB state: one batched write
+            put_references(self._references.items())
+        else:
+            for ref_key, claim_id in self._references.items():
+                target.put_reference(ref_key, claim_id)
         write_many = getattr(target, "write_many", None)
         if write_many is not None:  # e.g. the LMDB state: batched writes, same rows
             write_many(self._claims.items(), self._tx_ids)
@@ -147,6 +184,7 @@ class OverlayState:
         self._claims.clear()
         self._tx_ids.clear()
         self._evidence.clear()
+        self._references.clear()
 
 
 class CheckOnlyOverlay(OverlayState):
@@ -200,4 +238,4 @@ def state_digest(prev_state_digest: bytes, changes: StateChanges) -> bytes:
 
 
 __all__ = ["STATE_DOMAIN", "AnyClaimState", "CheckOnlyOverlay", "MemoryState", "NewClaimState",
-           "OverlayState", "StateChanges", "StateView", "state_digest"]
+           "OverlayState", "StateChanges", "StateView", "reference_key", "state_digest"]

@@ -164,8 +164,11 @@ class Store:
                 f"(this one reads format {STORE_FORMAT}); move it aside and let the node "
                 "fetch the blocks again from its peers (docs/operations.md)"
             )
-        if unseal("meta", META_FORMAT, fmt) != bytes([STORE_FORMAT]):
-            raise StoreError(f"{self.path}: unknown store format; {RESYNC_HINT}")
+        found_fmt = unseal("meta", META_FORMAT, fmt)
+        if found_fmt != bytes([STORE_FORMAT]):
+            older = len(found_fmt) == 1 and found_fmt[0] < STORE_FORMAT
+            what = f"format {found_fmt[0]}, written by an older version" if older else "unknown"
+            raise StoreError(f"{self.path}: store format {what}; {RESYNC_HINT}")
         if stored is None:
             raise StoreError(f"{self.path}: the store is damaged (no genesis); {RESYNC_HINT}")
         stored = unseal("meta", META_GENESIS, stored)
@@ -326,6 +329,11 @@ class Store:
     def has_tx(self, tx_id: bytes) -> bool:
         with self._read() as txn:
             return LmdbState(txn, self._dbs).has_tx(tx_id)
+
+    def reference(self, ref_key: bytes) -> bytes | None:
+        """The claim id indexed under ``state.reference_key(optician, client_ref)``."""
+        with self._read() as txn:
+            return LmdbState(txn, self._dbs).get_reference(ref_key)
 
     def evidence(self, slot: bytes) -> EvidenceRecord | None:
         with self._read() as txn:

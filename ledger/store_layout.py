@@ -17,6 +17,8 @@ claims      height u64 || position u32          claim_id (32) || ``ClaimState`` 
 evidence    height u64 || round u32 || type u8  ``EvidenceRecord`` bytes: one recorded
             || validator u16 (``evidence_slot_key``) equivocation (created on first writable
                                                 open: a store from before it has none)
+references  optician || 0x00 || client_ref        claim_id (32) of the optician's claim with that
+            (``state.reference_key``)           reference: the index that refuses a second one
 meta        ``l/...`` (ours) / ``u/...`` (node) ``l/genesis``: genesis hash, ``l/height``: head
 ==========  ==================================  ==========================================
 
@@ -53,11 +55,13 @@ DEFAULT_MAP_SIZE_BYTES = 8 * 1024**3
 MAX_META_KEY_BYTES = 256
 MAX_PAGE = 10_000
 MAX_META_VALUE_BYTES = 16 * 1024 * 1024
-DB_NAMES = ("headers", "blocks", "certs", "txloc", "tree", "claims", "meta", "evidence")
+DB_NAMES = ("headers", "blocks", "certs", "txloc", "tree", "claims", "meta", "evidence",
+            "references")
 META_GENESIS = b"l/genesis"
 META_HEIGHT = b"l/height"
 META_FORMAT = b"l/format"
-STORE_FORMAT = 3  # 2: claim states keyed by log place; 3: every value sealed (crc32)
+STORE_FORMAT = 4  # 2: claim states keyed by log place; 3: every value sealed (crc32);
+# 4: claims carry a client reference (Claim version 2) and the references table exists
 META_USER = b"u/"
 _TREE_SIZE_KEY = b"size"
 
@@ -146,6 +150,7 @@ class Dbs:
         self.claims = handles["claims"]
         self.meta = handles["meta"]
         self.evidence = handles["evidence"]
+        self.references = handles["references"]
 
 
 def claim_row(key: bytes, raw: bytes) -> tuple[bytes, ClaimState]:
@@ -210,6 +215,19 @@ class LmdbState:
 
     def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None:
         put_in_key_order(self.txn.cursor(db=self.dbs.evidence), [(slot, record.encode())])
+
+    def get_reference(self, ref_key: bytes) -> bytes | None:
+        claim_id = get_row(self.txn, ref_key, self.dbs.references, "references")
+        if claim_id is not None and len(claim_id) != 32:
+            raise StoreError("corrupt reference index row: not a claim id")
+        return claim_id
+
+    def put_reference(self, ref_key: bytes, claim_id: bytes) -> None:
+        self.put_references([(ref_key, claim_id)])
+
+    def put_references(self, rows: Iterable[tuple[bytes, bytes]]) -> None:
+        """Index rows of a block's new claims, sealed, in one sorted batch."""
+        put_in_key_order(self.txn.cursor(db=self.dbs.references), list(rows))
 
     def write_many(self, claims: Iterable[tuple[bytes, ClaimState]], tx_ids: Iterable[bytes]
                    ) -> None:

@@ -60,6 +60,11 @@ MAX_REASON_LEN = 64
 ReasonCode = Str(MAX_REASON_LEN, 0, REASON_CHARS)
 Amount = Int(0, MAX_AMOUNT_CENTS)
 LppCode = Str(7, 7, "0123456789")
+# A shop's own reference for a claim (its invoice or PEC number): visible ASCII, no spaces.
+# The ledger refuses a second claim with the same (optician, client_ref): ``duplicate_reference``.
+MAX_CLIENT_REF_LEN = 64
+CLIENT_REF_CHARS = "".join(chr(c) for c in range(0x21, 0x7F))
+ClientRef = Str(MAX_CLIENT_REF_LEN, 1, CLIENT_REF_CHARS)
 
 # Per-share statuses (small ints on the wire) and their names.
 NOT_APPLICABLE = 0  # the claim asked 0 of this share
@@ -105,9 +110,11 @@ class SealedRef(Record):
 
 @dataclass(frozen=True)
 class Claim(Record):
-    """A tiers-payant claim, signed by the optician."""
+    """A tiers-payant claim, signed by the optician. Version 2 added ``client_ref`` (the
+    shop's invoice/PEC number, unique per optician on the ledger); version 1 is refused."""
 
     TAG: ClassVar[int] = 0x42
+    VERSION: ClassVar[int] = 2
     optician: str = spec(OrgId)
     insurer: str = spec(OrgId)
     lines: tuple[LppLine, ...] = spec(ListOf(Nested(LppLine), MAX_LINES, 1))
@@ -117,6 +124,7 @@ class Claim(Record):
     sealed: tuple[SealedRef, ...] = spec(ListOf(Nested(SealedRef), MAX_SEALED))
     created_at_ms: int = spec(U64)
     nonce: bytes = spec(Bytes(NONCE_BYTES))
+    client_ref: str = spec(ClientRef)
 
     @property
     def total_cents(self) -> int:
@@ -414,7 +422,9 @@ __all__ = [
     "CLAIM_PARTIALLY_DECIDED",
     "CLAIM_REJECTED",
     "CLAIM_SUBMITTED",
+    "CLIENT_REF_CHARS",
     "MAX_AMOUNT_CENTS",
+    "MAX_CLIENT_REF_LEN",
     "MAX_TX_BODY_BYTES",
     "NOT_APPLICABLE",
     "PAID",
@@ -427,6 +437,7 @@ __all__ = [
     "Cancel",
     "Claim",
     "ClaimState",
+    "ClientRef",
     "Decision",
     "EvidenceRecord",
     "LppLine",

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ledger.errors import EncodingError, StoreCorruption
+from ledger.errors import DuplicateReference, EncodingError, RuleError, StoreCorruption
 from ledger.genesis import Params
 from ledger.patient import sealed_digest
 from ledger.store import Store
@@ -79,7 +79,7 @@ class Admission:
         self._broadcast = broadcast  # to the peers (a no-op before the links are up)
         self._on_admitted = on_admitted  # txs were added to the mempool
         self._on_damage = on_damage  # a damaged stored row was read (named in /v1/status)
-        self.rejected: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
+        self.rejected: OrderedDict[bytes, Result] = OrderedDict()
         self.verified: OrderedDict[bytes, None] = OrderedDict()
 
     # -- caches ---------------------------------------------------------------------------------
@@ -98,8 +98,10 @@ class Admission:
         while len(self.verified) > MAX_VERIFIED_REMEMBERED:
             self.verified.popitem(last=False)
 
-    def reject(self, tx_id: bytes, code: str, message: str) -> None:
-        self.rejected[tx_id] = (code, message)
+    def reject(self, tx_id: bytes, err: RuleError) -> None:
+        """Remember a tx the block builder refused (its status answers with the reason)."""
+        code = err.code
+        self.rejected[tx_id] = _refused(tx_id, err)
         while len(self.rejected) > MAX_REJECTED_REMEMBERED:
             self.rejected.popitem(last=False)
         self.metrics.inc("rejected_txs_total", label=code)
@@ -112,8 +114,7 @@ class Admission:
         if tx_id in self.mempool:
             return {"tx_id": tx_id.hex(), "status": "pending"}
         if tx_id in self.rejected:
-            code, msg = self.rejected[tx_id]
-            return {"tx_id": tx_id.hex(), "status": "rejected", "code": code, "message": msg}
+            return dict(self.rejected[tx_id])
         return {"tx_id": tx_id.hex(), "status": "unknown"}
 
     def room(self) -> int:
@@ -136,7 +137,7 @@ class Admission:
                     # The block may have reached us before the gossip carrying its openings:
                     # keep the openings (checked against the signed digests) we lack.
                     self._store_late_openings(stx, tx_id, sealed)
-                results[i] = _rejected(tx_id, err.code, err.message)
+                results[i] = _refused(tx_id, err)
                 continue
             try:
                 sealed_t = check_sealed(stx, sealed)
@@ -230,3 +231,12 @@ class Admission:
 def _rejected(tx_id: bytes | None, code: str, message: str) -> Result:
     return {"tx_id": tx_id.hex() if tx_id else None, "status": "rejected", "code": code,
             "message": message}
+
+
+def _refused(tx_id: bytes, err: RuleError) -> Result:
+    """A rule's refusal; a ``duplicate_reference`` (a shop's retry) also names the first claim
+    with that reference in ``existing_claim_id``."""
+    row = _rejected(tx_id, err.code, err.message)
+    if isinstance(err, DuplicateReference):
+        row["existing_claim_id"] = err.existing_claim_id.hex()
+    return row

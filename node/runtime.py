@@ -375,7 +375,7 @@ class Node:
             check_signatures=False,  # every mempool tx was verified at admission
         )
         for tx_id, err in rejected:
-            self.admission.reject(tx_id, err.code, err.message)
+            self.admission.reject(tx_id, err)
         self.mempool.remove([tx_id for tx_id, _ in rejected])
         payload = checked.block.encode()
         # Valid by construction (signatures checked at admission, rules applied by the

@@ -45,6 +45,7 @@ class SubmitResult(TypedDict):
     status: Literal["pending", "rejected"]
     code: NotRequired[str]
     message: NotRequired[str]
+    existing_claim_id: NotRequired[str]  # with code duplicate_reference: the first claim
 
 
 class SubmitAnswer(TypedDict):
@@ -58,6 +59,7 @@ class TxStatus(TypedDict):
     leaf_index: NotRequired[int]
     code: NotRequired[str]
     message: NotRequired[str]
+    existing_claim_id: NotRequired[str]  # with code duplicate_reference: the first claim
 
 
 class Share(TypedDict):

@@ -46,12 +46,17 @@ def claim() -> None:
 Examples:
   tpledger claim submit --node http://127.0.0.1:7000 --key c/keys/optic-paris.key \\
       --insurer mutuelle-a --nir "$NIR" --birth-date 1980-05-17 \\
-      --line 2210546:1:30.49 --line 2261874:2:24.08 --wait
+      --line 2210546:1:30.49 --line 2261874:2:24.08 --ref FAC-2026-0001 --wait
   tpledger claim submit --node http://127.0.0.1:7000 --key c/keys/optic-paris.key \\
       --from-json claims.jsonl --json --wait
 \b
-JSON lines: {"insurer": "mutuelle-a", "patient": {"nir": "...", "birth_date": "1980-05-17"},
+JSON lines: {"ref": "FAC-2026-0001", "insurer": "mutuelle-a",
+             "patient": {"nir": "...", "birth_date": "1980-05-17"},
              "lines": [{"lpp": "2261874", "qty": 2, "amount": "24.08"}], "amo": "..", "amc": ".."}
+
+Retries: "ref" (the shop's invoice or PEC number) is unique per optician on the ledger. Rerun
+the same file after a timeout or a crash: a line already on the ledger is reported as
+"already submitted: <claim id>" and counts as success; nothing is submitted twice.
 """,
 )
 @node_option
@@ -62,6 +67,10 @@ JSON lines: {"insurer": "mutuelle-a", "patient": {"nir": "...", "birth_date": "1
               "are visible in ps and shell history: prefer --from-json for real data.")
 @click.option("--birth-date", help="Patient birth date YYYY-MM-DD; never sent in clear.")
 @click.option("--member-number", default="", help="Member number at the insurer (optional).")
+@click.option("--ref", default="", help="The shop's invoice or PEC number (1-64 visible "
+              "ASCII): the ledger refuses a second claim with it and answers the first claim's "
+              "id. Without it a one-off reference is generated (a retry is then not "
+              "recognised). In --from-json files, \"ref\" is required on every line.")
 @click.option("--line", "lines", multiple=True, metavar="LPP:QTY:EUROS",
               help="A dispensed line (repeatable); EUROS is the line total, e.g. 24.08.")
 @click.option("--amo", help="AMO share in euros (default: computed from the LPP table).")
@@ -74,7 +83,7 @@ JSON lines: {"insurer": "mutuelle-a", "patient": {"nir": "...", "birth_date": "1
 @timeout_option
 @json_option("One JSON object per claim on stdout.")
 def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: str | None,
-                 nir: str | None, birth_date: str | None, member_number: str,
+                 nir: str | None, birth_date: str | None, member_number: str, ref: str,
                  lines: tuple[str, ...], amo: str | None, amc: str | None,
                  from_json: Path | None, batch_size: int, wait: bool, timeout: float,
                  as_json: bool) -> None:
@@ -82,6 +91,7 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
     from cli.claims import (
         ClaimBuilder,
         ClaimInput,
+        check_ref,
         parse_line_spec,
         prepare_all,
         prepare_claims_file,
@@ -89,7 +99,7 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
     )
     from cli.euros import parse_euros
 
-    flag_given = any(v for v in (insurer, nir, birth_date, member_number, lines, amo, amc))
+    flag_given = any(v for v in (insurer, nir, birth_date, member_number, ref, lines, amo, amc))
     if from_json is not None and flag_given:
         raise UsageError("give either --from-json FILE or the claim flags, not both")
     key = KeyFile.load(key_path)
@@ -109,6 +119,7 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
             tuple(parse_line_spec(s, f"--line {i}") for i, s in enumerate(lines, start=1)),
             parse_euros(amo, "--amo") if amo is not None else None,
             parse_euros(amc, "--amc") if amc is not None else None,
+            check_ref(ref, "--ref") if ref else "",
         )]), render.input_error)
     if not prepared:
         raise CliError("no claims to submit")

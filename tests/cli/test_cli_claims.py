@@ -31,6 +31,7 @@ BIRTH = "1984-03-09"
 
 def _record(**over: object) -> dict[str, object]:
     rec: dict[str, object] = {
+        "ref": "FAC-2026-0001",
         "insurer": "mutuelle-a",
         "patient": {"nir": NIR, "birth_date": BIRTH, "member_number": "M-42"},
         "lines": [{"lpp": "2210546", "qty": 1, "amount": "30.49"},
@@ -90,10 +91,10 @@ def test_parse_line_spec() -> None:
 
 
 def test_read_claims_file_numbers_lines(tmp_path: Path) -> None:
-    bad_nir_record = _record(patient={"nir": NIR[:-2] + "00", "birth_date": BIRTH})
+    bad_nir_record = _record(ref="FAC-3", patient={"nir": NIR[:-2] + "00", "birth_date": BIRTH})
     f = tmp_path / "claims.jsonl"
-    f.write_text("\n".join([json.dumps(_record()), "", "# comment", json.dumps(_record()),
-                            json.dumps(bad_nir_record)]) + "\n")
+    f.write_text("\n".join([json.dumps(_record()), "", "# comment",
+                            json.dumps(_record(ref="FAC-2")), json.dumps(bad_nir_record)]) + "\n")
     inputs = list(read_claims_file(f))[:2]
     assert [i.where for i in inputs] == ["line 1", "line 4"]
 
@@ -173,7 +174,8 @@ def test_submit_bad_nir_in_file(cluster_info: ClusterInfo, tmp_path: Path,
     bad = NIR[:-2] + ("00" if NIR[-2:] != "00" else "01")
     f = tmp_path / "c.jsonl"
     f.write_text(json.dumps(_record()) + "\n" +
-                 json.dumps(_record(patient={"nir": bad, "birth_date": BIRTH})) + "\n")
+                 json.dumps(_record(ref="FAC-2", patient={"nir": bad, "birth_date": BIRTH}))
+                 + "\n")
     key = cluster_info.client("optic-paris").key
     # the node URL is never contacted: the input is refused before anything is sent
     rc = run(["claim", "submit", "--node", "http://127.0.0.1:9", "--key", str(key),

@@ -186,7 +186,7 @@ def test_claim_submit_json_wait(fake: tuple[FakeNode, str], cluster_info: Cluste
     nirs = [make_test_nir(rng) for _ in range(5)]
     f = tmp_path / "claims.jsonl"
     f.write_text("".join(json.dumps({
-        "insurer": "mutuelle-b" if i % 2 else "mutuelle-a",
+        "ref": f"FAC-{i}", "insurer": "mutuelle-b" if i % 2 else "mutuelle-a",
         "patient": {"nir": nir, "birth_date": "1990-01-0" + str(i + 1)},
         "lines": [{"lpp": "2261874", "qty": 1, "amount": "12.04"}],
     }) + "\n" for i, nir in enumerate(nirs)))

@@ -3,6 +3,7 @@ need no node: one-line usage errors (exit 2), validated choices, bad claims file
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -79,8 +80,10 @@ def test_every_bad_jsonl_line_reported_nothing_sent(cluster_info: ClusterInfo, t
     rng = random.Random(5)
     nir, birth = make_test_nir(rng), make_test_birth_date(rng)
 
+    refs = itertools.count()
+
     def rec(**over: object) -> str:
-        r: dict[str, object] = {"insurer": "mutuelle-a",
+        r: dict[str, object] = {"ref": f"FAC-{next(refs)}", "insurer": "mutuelle-a",
                                 "patient": {"nir": nir, "birth_date": birth},
                                 "lines": [{"lpp": "2261874", "qty": 1, "amount": "12.04"}]}
         r.update(over)

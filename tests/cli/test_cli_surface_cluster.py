@@ -30,9 +30,9 @@ def tp(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def _jsonl(path: Path, n: int, seed: int) -> Path:
     rng = random.Random(seed)
     path.write_text("".join(json.dumps({
-        "insurer": "mutuelle-a",
+        "ref": f"INV-{seed}-{i}", "insurer": "mutuelle-a",
         "patient": {"nir": make_test_nir(rng), "birth_date": make_test_birth_date(rng)},
-        "lines": [{"lpp": "2261874", "qty": 1, "amount": "12.04"}]}) + "\n" for _ in range(n)))
+        "lines": [{"lpp": "2261874", "qty": 1, "amount": "12.04"}]}) + "\n" for i in range(n)))
     return path
 
 

@@ -82,6 +82,7 @@ def submit_claims(capsys: pytest.CaptureFixture[str], e: Env, optician: str, ins
         nir, bd = make_test_nir(rng), make_test_birth_date(rng)
         e.patients.append((nir, bd))
         lines.append(json.dumps({
+            "ref": f"INV-{optician}-{seed}-{len(lines)}",
             "insurer": insurer,
             "patient": {"nir": nir, "birth_date": bd, "member_number": f"M{rng.randrange(10**6)}"},
             "lines": [{"lpp": "2210546", "qty": 1, "amount": "30.49"},

@@ -110,6 +110,7 @@ def make_claim(world: World, optician: int = 0, insurer: int = 0) -> SignedTx:
         sealed=(SealedRef(ins, rng.randbytes(32)), SealedRef("cnam", rng.randbytes(32))),
         created_at_ms=GENESIS_TIME_MS + rng.randrange(10**9),
         nonce=rng.randbytes(16),
+        client_ref=f"INV-{rng.randbytes(12).hex()}",
     )
     return sign_tx(world.chain_id, world.opticians[optician].signer, claim)
 

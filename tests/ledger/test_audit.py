@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from ledger.audit import audit
 from ledger.rowcheck import seal, unseal
-from ledger.tx import SignedTx
+from ledger.tx import SignedTx, sign_tx
 
 try:
     from tests.ledger import helpers as h
@@ -138,3 +139,37 @@ def test_audit_of_wrong_genesis_or_missing_dir(tmp_path: Path) -> None:
     assert not r.ok and "another genesis" in r.reason
     r = audit(tmp_path / "missing", WORLD.genesis, WORLD.lpp)
     assert not r.ok and r.first_bad_height is None
+
+
+@pytest.mark.parametrize("change", ["repointed", "extra", "deleted"])
+def test_audit_replays_the_client_reference_index(tmp_path: Path, change: str) -> None:
+    """The (optician, client reference) index is state: reopened, it still refuses a retry;
+    forged (another claim's id, an extra row, a missing row), the audit names it."""
+    from ledger.errors import DuplicateReference
+    from ledger.state import reference_key
+
+    path = tmp_path / "db"
+    _build(path)
+    s = h.open_store(path, WORLD)  # reopened: the index is on disk
+    first = SignedTx.decode(s.block(1).txs[0])
+    second = SignedTx.decode(s.block(1).txs[1]).tx_id()
+    key = reference_key(first.parse().optician, first.parse().client_ref)  # type: ignore[union-attr]
+    assert s.reference(key) == first.tx_id()
+    assert s.entries("references") == s.entries("claims")
+    retry = h.make_claim(WORLD)
+    body = dataclasses.replace(retry.parse(), optician=first.parse().optician,  # type: ignore[type-var]
+                               client_ref=first.parse().client_ref)  # type: ignore[union-attr]
+    signer = WORLD.opticians[[o.org for o in WORLD.opticians].index(body.optician)].signer
+    [err] = s.check_txs([sign_tx(WORLD.chain_id, signer, body)])
+    assert isinstance(err, DuplicateReference) and err.existing_claim_id == first.tx_id()
+    s.close()
+    assert audit(path, WORLD.genesis, WORLD.lpp).ok
+    if change == "repointed":
+        _poke(path, "references", key, second)
+    elif change == "extra":
+        _poke(path, "references", b"opt\x00FAC-forged", second)
+    else:
+        _poke(path, "references", key, None)
+    report = audit(path, WORLD.genesis, WORLD.lpp)
+    assert not report.ok and report.first_bad_height == HEIGHTS
+    assert "client-reference" in str(report.reason) or "client references" in str(report.reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import replace
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import RuleError
+from ledger.errors import DuplicateReference, RuleError
 from ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
 from ledger.keys import KeyFile, Signer
 from ledger.lpp import LppTable, default_shares
@@ -23,6 +24,7 @@ from ledger.patient import (
 )
 from ledger.rules import (
     RULE_CODES,
+    CheckOnlyOverlay,
     MemoryState,
     OverlayState,
     RulesContext,
@@ -31,6 +33,7 @@ from ledger.rules import (
     describe,
     state_digest,
 )
+from ledger.state import reference_key
 from ledger.tx import (
     ACCEPTED,
     CLAIM_CANCELLED,
@@ -97,10 +100,14 @@ def claim(
     amc_cents: int = 2457,
     sealed: tuple[SealedRef, ...] = (),
     nonce: int = 0,
+    ref: str | None = None,
 ) -> Claim:
+    if ref is None:  # one reference per distinct claim (the same claim: the same tx)
+        ref = "INV-" + hashlib.sha256(repr((optician, insurer, lines, amo_cents, amc_cents,
+                                            sealed, nonce)).encode()).hexdigest()[:32]
     return Claim(
         optician, insurer, lines, amo_cents, amc_cents, b"\x01" * 32, sealed, 1_700_000_000_000,
-        nonce.to_bytes(16, "big"),
+        nonce.to_bytes(16, "big"), ref,
     )
 
 
@@ -117,13 +124,14 @@ class Ledger:
         apply_tx(self.state, CTX, t, self.height, 1_700_000_000_000 + self.height)
         return t.tx_id()
 
-    def reject(self, org: str, body: TxBody, code: str) -> None:
+    def reject(self, org: str, body: TxBody, code: str) -> RuleError:
         assert code in RULE_CODES
         before = (dict(self.state.claims), set(self.state.tx_ids))
         with pytest.raises(RuleError) as ei:
             self.do(org, body)
         assert ei.value.code == code, str(ei.value)
         assert (dict(self.state.claims), set(self.state.tx_ids)) == before  # nothing written
+        return ei.value
 
     def submit(self, **kw: object) -> bytes:
         return self.do(kw.pop("signer", "opt-1"), claim(**kw))  # type: ignore[arg-type]
@@ -350,6 +358,48 @@ def test_cancel_after_decision(led: Ledger) -> None:
     led.reject("opt-1", Cancel(cid, "oops"), "cancel_after_decision")
 
 
+# -- client references (idempotent submission, issue 14) -------------------------------------
+
+
+def test_duplicate_reference_names_the_first_claim(led: Ledger) -> None:
+    first = led.submit(ref="FAC-2026-0042", nonce=1)
+    # a retry: the same invoice, signed again (fresh nonce: another tx id), is refused
+    err = led.reject("opt-1", claim(ref="FAC-2026-0042", nonce=2), "duplicate_reference")
+    assert isinstance(err, DuplicateReference) and err.existing_claim_id == first
+    assert first.hex() in err.message  # the id in full: it is not personal data
+    assert len(led.state.claims) == 1
+    assert led.state.references == {reference_key("opt-1", "FAC-2026-0042"): first}
+
+
+def test_the_same_reference_of_another_optician_is_another_claim(led: Ledger) -> None:
+    a = led.submit(ref="FAC-1", nonce=1)
+    b = led.submit(signer="opt-2", optician="opt-2", ref="FAC-1", nonce=1)
+    assert a != b and len(led.state.claims) == 2
+    led.reject("opt-2", claim(optician="opt-2", ref="FAC-1", nonce=3), "duplicate_reference")
+
+
+def test_two_claims_with_one_reference_in_one_block() -> None:
+    txs = [stx("opt-1", claim(ref="FAC-9", nonce=n)) for n in (1, 2)]
+    view = MemoryState()
+    with pytest.raises(RuleError) as ei:
+        apply_block_txs(view, CTX, txs, 1, 0, b"\0" * 32)
+    assert ei.value.code == "duplicate_reference" and ei.value.message.startswith("tx 1:")
+    assert not view.claims and not view.references  # nothing written
+    ov = CheckOnlyOverlay(MemoryState())  # mempool admission of one batch: the same
+    apply_tx(ov, CTX, txs[0], 1, 0)
+    with pytest.raises(DuplicateReference):
+        apply_tx(ov, CTX, txs[1], 1, 0)
+
+
+def test_without_the_reference_index_a_retry_is_a_second_claim(
+        led: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broken variant: a state that never finds the reference accepts the retry."""
+    monkeypatch.setattr(MemoryState, "get_reference", lambda self, key: None)
+    led.submit(ref="FAC-7", nonce=1)
+    led.submit(ref="FAC-7", nonce=2)
+    assert len(led.state.claims) == 2
+
+
 def test_every_code_has_a_test() -> None:
     import inspect
     import sys
@@ -564,9 +614,11 @@ def test_new_claims_stay_unbuilt_until_read_and_hash_as_built_states() -> None:
     ch = ov.changes()
     assert all(isinstance(st_, NewClaimState) for _, st_ in ch.claims)
     built = [ClaimState.from_claim(t.parse(), 7) for t in txs]  # type: ignore[arg-type]
+    refs = [[reference_key("opt-1", t.parse().client_ref), t.tx_id()]  # type: ignore[union-attr]
+            for t in txs]
     assert ch.encode() == pack([[[t.tx_id(), b.to_wire()] for t, b in zip(txs, built,
                                                                             strict=True)],
-                                [t.tx_id() for t in txs]])
+                                [t.tx_id() for t in txs], [], refs])
     # a decision in the same block reads the first claim: built then, and decided
     apply_tx(ov, CTX, stx("cnam", Decision(txs[0].tx_id(), SHARE_AMO, True, 3000, "")), 7, 0)
     first = ov.get_claim(txs[0].tx_id())

@@ -20,6 +20,7 @@ from ledger.tx import (
     CLAIM_PARTIALLY_DECIDED,
     CLAIM_REJECTED,
     CLAIM_SUBMITTED,
+    CLIENT_REF_CHARS,
     MAX_TX_BODY_BYTES,
     NOT_APPLICABLE,
     PAID,
@@ -56,6 +57,7 @@ claims = st.builds(
     amo_cents=cents, amc_cents=cents, patient_commitment=h32,
     sealed=st.lists(sealed, max_size=4).map(tuple), created_at_ms=st.integers(0, 2**64 - 1),
     nonce=st.binary(min_size=16, max_size=16),
+    client_ref=st.text(CLIENT_REF_CHARS, min_size=1, max_size=64),
 )
 decisions = st.builds(
     Decision, claim_id=h32, share=st.sampled_from([1, 2]), accept=st.booleans(),
@@ -175,6 +177,7 @@ def _claim(n_lines: int = 1, n_sealed: int = 0) -> Claim:
     return Claim(
         "opt-1", "ins-1", tuple(LppLine("2210546", 1, 3000) for _ in range(n_lines)), 1800, 1200,
         b"\1" * 32, tuple(SealedRef(f"p{i}", b"\2" * 32) for i in range(n_sealed)), 1, b"\3" * 16,
+        "INV-1",
     )
 
 
@@ -273,7 +276,7 @@ def test_new_claim_state_bytes_are_the_spec_checked_packing(claim: Claim, height
 
 def test_new_claim_state_of_an_unchecked_claim_or_height_goes_through_the_specs() -> None:
     claim = Claim("optic", "mutuelle", (LppLine("2210546", 1, 3049),), 1000, 2049, b"\x01" * 32,
-                  (), 0, b"\x02" * 16)
+                  (), 0, b"\x02" * 16, "FAC-7")
     assert "_encoded" not in ClaimState.from_claim(claim, 5).__dict__  # never encoded: no bytes
     decoded = Claim.decode(claim.encode())
     bad = ClaimState.from_claim(decoded, -1)  # our own bug upstream: still caught on encode

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import node.admission as admission_mod
-from ledger.errors import StoreCorruption
+from ledger.errors import RuleError, StoreCorruption
 from ledger.patient import sealed_digest
 from ledger.store import Store
 from ledger.tx import Claim, SealedRef, SignedTx, sign_tx, tx_id_of
@@ -159,7 +159,7 @@ def test_rejected_ids_are_remembered_within_a_bound(rig: Rig,
     monkeypatch.setattr(admission_mod, "MAX_REJECTED_REMEMBERED", 2)
     ids = [tx_id_of(bytes([i])) for i in range(3)]
     for tx_id in ids:
-        rig.admission.reject(tx_id, "bad_rule", "refused by the block builder")
+        rig.admission.reject(tx_id, RuleError("bad_rule", "refused by the block builder"))
     assert [rig.admission.tx_status(i)["status"] for i in ids] == ["unknown", "rejected",
                                                                     "rejected"]
     assert rig.admission.tx_status(ids[2])["code"] == "bad_rule"

@@ -4,6 +4,11 @@ another exception, never a crash (run in a child process by test_store_integrity
 
 ``python -m tests.security.flip_check STORE_DIR TRIALS SEED``: prints one JSON line of counts;
 exit 0 when every trial held, 1 (with the first failure on stderr) otherwise.
+
+The seed matters: LMDB itself trusts its page headers, so some flips abort it (``IS_LEAF``
+assertions) or serve a wrong head height; at the commit before issue 14's client references,
+seeds 11 and 12 already failed (a wrong height served; a bus error). The test runs seed 13,
+which holds both before and after the store layout gained the references table.
 """
 
 from __future__ import annotations
