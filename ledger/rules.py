@@ -319,9 +319,9 @@ def _record_evidence(view: StateView, ctx: RulesContext, stx: SignedTx, ev: Vote
                      tx_id: bytes, height: int) -> None:
     evidence_signer(ctx.validator_index, ctx.participant_by_key(stx.signer) is not None,
                     stx.signer)
-    if stx.__dict__.get("_evidence_checked_by") is not ctx:  # stateless: once per context
+    if not stx.checked_under(ctx):  # stateless: once per context
         check_vote_evidence(ctx.chain_id, ctx.validator_keys, ev)
-        stx.__dict__["_evidence_checked_by"] = ctx
+        stx.mark_checked(ctx)
     vote_height = ev.first.vote.height
     if vote_height > height:
         raise _fail("bad_evidence", f"votes at height {vote_height} are above this block "
@@ -344,9 +344,9 @@ def _apply_claim(view: StateView, ctx: RulesContext, stx: SignedTx, claim: Claim
                  signer: Participant, height: int) -> None:
     # The claim checks read nothing but ``ctx`` and the (immutable) tx: a tx that passed
     # them under this very context (at admission, then in the block check) passes again.
-    if stx.__dict__.get("_claim_checked_by") is not ctx:
+    if not stx.checked_under(ctx):
         _check_claim(ctx, signer, claim)
-        stx.__dict__["_claim_checked_by"] = ctx
+        stx.mark_checked(ctx)
     ref_key = reference_key(claim.optician, claim.client_ref)
     first = view.get_reference(ref_key)  # the one state read of a new claim
     if first is not None:

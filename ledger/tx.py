@@ -229,6 +229,16 @@ class SignedTx(Record):
             cached = self.__dict__["_tx_id"] = tx_id_of(self.encode())
         return cached
 
+    def checked_under(self, context: object) -> bool:
+        """Whether the stateless checks of this tx's body already passed under ``context``
+        (the rules' context object: same genesis, same table). The envelope is immutable, so
+        a tx that passed them at admission passes them again in the block check."""
+        return self.__dict__.get("_checked_under") is context
+
+    def mark_checked(self, context: object) -> None:
+        """Record that the stateless checks of the body passed under ``context``."""
+        self.__dict__["_checked_under"] = context
+
     @classmethod
     def decode_with_id(cls, encoded: bytes, tx_id: bytes | None = None) -> SignedTx:
         """``decode(encoded)`` with its tx id cached: ``tx_id`` when the caller has computed
