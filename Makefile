@@ -21,7 +21,7 @@ demo: $(STAMP)
 	@echo "  (or call $(BIN)/tpledger directly)"
 
 lint: $(STAMP)
-	$(BIN)/ruff check ledger consensus node cli tests bench deploy
+	$(BIN)/ruff check ledger consensus node cli tests bench deploy tpledger
 	$(BIN)/mypy
 
 test: lint

@@ -4,7 +4,7 @@ LPP seed table; everything else is in pyproject.toml. The package works without 
 then uses its Python code.
 
 The seed table lives in the repository's top-level ``seeds/`` folder; a wheel carries it as
-package data at ``ledger/seeds/`` (copied by ``build_py`` below), where
+package data at ``tpledger/ledger/seeds/`` (copied by ``build_py`` below), where
 ``ledger.lpp.LppTable.default`` finds it through :mod:`importlib.resources`.
 """
 
@@ -20,7 +20,7 @@ SEED_FILES = ("lpp_optique_v1.csv", "SOURCES.md")
 class BuildPyWithSeeds(build_py):
     def run(self) -> None:
         super().run()
-        target = Path(self.build_lib) / "ledger" / "seeds"
+        target = Path(self.build_lib) / "tpledger" / "ledger" / "seeds"
         target.mkdir(parents=True, exist_ok=True)
         for name in SEED_FILES:
             shutil.copyfile(Path("seeds") / name, target / name)
@@ -28,6 +28,6 @@ class BuildPyWithSeeds(build_py):
 
 setup(
     cmdclass={"build_py": BuildPyWithSeeds},
-    ext_modules=[Extension("ledger._speedups", ["ledger/_speedups.c"], optional=True,
+    ext_modules=[Extension("tpledger.ledger._speedups", ["ledger/_speedups.c"], optional=True,
                            extra_compile_args=["-O2"])],
 )

@@ -2,8 +2,9 @@
 
     python -m bench.ab --a /path/to/old/tree --b /path/to/new/tree --runs 3 [--claims 20000]
 
-Each run is ``python -m cli.main bench --json F`` with ``PYTHONPATH`` set to the tree (so the
-node subprocesses run that tree's code too); runs alternate A, B, A, B... on one machine so
+Each run is ``python -m tpledger.cli.main bench --json F`` (``cli.main`` in trees older than
+the ``tpledger`` package) with ``PYTHONPATH`` set to the tree (so the node subprocesses run that
+tree's code too); runs alternate A, B, A, B... on one machine so
 that drift in its load hits both. Prints each run and, per side, the range and median of
 claims/s, fraction of the Ed25519 bound, p99 latency and validator CPU per claim beside one
 verification.
@@ -27,7 +28,8 @@ FIELDS = ("committed_per_s", "fraction_of_bound", "latency_p99_s", "node_cpu_us_
 
 def run_once(tree: Path, claims: int, out: Path) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    subprocess.run([sys.executable, "-m", "cli.main", "bench", "--claims", str(claims),
+    main = "tpledger.cli.main" if (tree / "tpledger").is_dir() else "cli.main"  # older trees
+    subprocess.run([sys.executable, "-m", main, "bench", "--claims", str(claims),
                     "--json", str(out)], cwd=tree, env=env, check=True,
                    stdout=subprocess.DEVNULL)
     result: dict[str, Any] = json.loads(out.read_text())

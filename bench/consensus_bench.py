@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from consensus.sim import SimConfig, run_one
+from tpledger.consensus.sim import SimConfig, run_one
 
 
 def bench(n: int, heights: int) -> tuple[float, float, float, float]:

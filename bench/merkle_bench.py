@@ -30,8 +30,8 @@ from typing import Any
 import lmdb
 from pymerkle import InmemoryTree
 
-from ledger.merkle import verify_inclusion
-from ledger.merkle_tree import PersistentTree
+from tpledger.ledger.merkle import verify_inclusion
+from tpledger.ledger.merkle_tree import PersistentTree
 
 _KEY = struct.Struct(">BQ")
 _SIZE_KEY = b"size"

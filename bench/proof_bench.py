@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ledger.keys import verify
-from ledger.proofs import ProofBundle, Verifier, verify_bundle
-from ledger.tx import SignedTx
-from ledger.votes import PRECOMMIT, VOTE_KIND, Vote
+from tpledger.ledger.keys import verify
+from tpledger.ledger.proofs import ProofBundle, Verifier, verify_bundle
+from tpledger.ledger.tx import SignedTx
+from tpledger.ledger.votes import PRECOMMIT, VOTE_KIND, Vote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.ledger import helpers as h

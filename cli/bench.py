@@ -48,10 +48,10 @@ def ed25519_verifies_per_s(seconds: float = 1.0) -> float:
 def _make_claims(args: tuple[str, str, str, int, int]
                  ) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     cluster_dir, optician, insurer, n, seed = args
-    from cli.claims import ClaimBuilder, ClaimInput
-    from ledger.genesis import Genesis
-    from ledger.keys import KeyFile
-    from ledger.patient import make_test_birth_date, make_test_nir
+    from tpledger.cli.claims import ClaimBuilder, ClaimInput
+    from tpledger.ledger.genesis import Genesis
+    from tpledger.ledger.keys import KeyFile
+    from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
     root = Path(cluster_dir)
     info = json.loads((root / "cluster.json").read_text())
@@ -79,8 +79,8 @@ class ClientResult:
 def _client(args: tuple[list[str], str, str, list[bytes], int, float]) -> ClientResult:
     """Submit pre-signed batches (msgpack) to the nodes, ``window`` batches in flight."""
     urls, cluster_dir, org, batches, window, timeout_s = args
-    from cli.client import ClientError, NodeClient
-    from ledger.keys import KeyFile
+    from tpledger.cli.client import ClientError, NodeClient
+    from tpledger.ledger.keys import KeyFile
 
     root = Path(cluster_dir)
     info = json.loads((root / "cluster.json").read_text())
@@ -156,8 +156,8 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
         validators: int = 4, out_json: Path | None = None,
         timeout_s: float = 300.0,
         timeout_commit_ms: int = LOCAL_TIMEOUT_COMMIT_MS) -> dict[str, Any]:
-    from cli.cluster import LocalCluster, init_cluster
-    from node.submission import encode_submission
+    from tpledger.cli.cluster import LocalCluster, init_cluster
+    from tpledger.node.submission import encode_submission
 
     cores = os.cpu_count() or 1
     vps_before = ed25519_verifies_per_s()
@@ -260,7 +260,7 @@ def _cpu_seconds(pids: list[int]) -> float | None:
 
 
 def _status(url: str) -> dict[str, Any]:
-    from cli.client import NodeClient
+    from tpledger.cli.client import NodeClient
 
     with NodeClient(url, timeout_s=10, max_retries=0) as c:
         return c.status()

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cli.errors import CliError
-from ledger.blocks import Block
-from ledger.errors import LedgerError
-from ledger.genesis import Genesis
-from ledger.lpp import LppTable
-from ledger.merkle import leaf_hash
-from ledger.tx import SHARE_AMO, Cancel, Claim, Decision, Payment, SignedTx
-from ledger.validity import (
+from tpledger.cli.errors import CliError
+from tpledger.ledger.blocks import Block
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.merkle import leaf_hash
+from tpledger.ledger.tx import SHARE_AMO, Cancel, Claim, Decision, Payment, SignedTx
+from tpledger.ledger.validity import (
     BlockInvalid,
     check_certificate,
     check_chain,
@@ -28,7 +28,7 @@ from ledger.validity import (
     check_proposer,
     check_txs_root,
 )
-from ledger.votes import CommitCertificate
+from tpledger.ledger.votes import CommitCertificate
 
 
 @dataclass

@@ -13,9 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cli.errors import CliError
-from ledger.errors import LedgerError
-from ledger.proofs import Checkpoint, ConsistencyProof
+from tpledger.cli.errors import CliError
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.proofs import Checkpoint, ConsistencyProof
 
 MAX_CHECKPOINT_FILE_BYTES = Checkpoint.MAX_BYTES + 64
 MAX_CONSISTENCY_FILE_BYTES = ConsistencyProof.MAX_BYTES + 64

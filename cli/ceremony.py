@@ -23,13 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.bounded_files import read_bounded, write_atomically
-from cli.errors import CliError
-from ledger.encoding import OrgId
-from ledger.errors import EncodingError, LedgerError
-from ledger.genesis import DEFAULT_PARAMS, PARTICIPANT_ROLES, Genesis, Participant, Validator
-from ledger.jsonsafe import loads_bounded
-from ledger.keys import KeyFile
+from tpledger.cli.bounded_files import read_bounded, write_atomically
+from tpledger.cli.errors import CliError
+from tpledger.ledger.encoding import OrgId
+from tpledger.ledger.errors import EncodingError, LedgerError
+from tpledger.ledger.genesis import (
+    DEFAULT_PARAMS,
+    PARTICIPANT_ROLES,
+    Genesis,
+    Participant,
+    Validator,
+)
+from tpledger.ledger.jsonsafe import loads_bounded
+from tpledger.ledger.keys import KeyFile
 
 PUBLIC_KIND = "tpledger-public-key"
 MAX_PUBLIC_FILE_BYTES = 16 * 1024
@@ -139,7 +145,7 @@ def assemble(chain_id: str, members: Sequence[Path], validators: Sequence[Path],
             raise CliError(f"{path}: a validator key; pass it with --validator, not --member")
         parts.append(Participant(pk.org, pk.role, pk.ed25519, pk.x25519))
     if lpp_digest is None:
-        from ledger.lpp import LppTable  # in-flight module: imported when needed
+        from tpledger.ledger.lpp import LppTable  # in-flight module: imported when needed
 
         lpp_digest = LppTable.default().digest()
     try:

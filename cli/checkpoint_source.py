@@ -15,12 +15,12 @@ from pathlib import Path
 
 import click
 
-from cli import render
-from cli.client import ClientError, NodeClient
-from cli.errors import CliError, Exit
-from cli.witness import Outcome, Witness
-from ledger.errors import LedgerError
-from ledger.proofs import Checkpoint
+from tpledger.cli import render
+from tpledger.cli.client import ClientError, NodeClient
+from tpledger.cli.errors import CliError, Exit
+from tpledger.cli.witness import Outcome, Witness
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.proofs import Checkpoint
 
 FORK_EXIT_CODE = int(Exit.FORK)  # ``tpledger witness``: two valid certificates for one height
 

@@ -17,16 +17,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli.client import ClientError, NodeClient
-from cli.errors import CliError, UsageError
-from cli.euros import AmountError, format_cents, parse_euros
-from ledger.errors import LedgerError
-from ledger.genesis import Genesis
-from ledger.jsonsafe import loads_bounded
-from ledger.keys import KeyFile
-from ledger.lpp import LppTable, default_shares
-from ledger.patient import WITHHELD, commitment, new_opening, seal_opening, sealed_digest, shown
-from ledger.tx import (
+from tpledger.cli.client import ClientError, NodeClient
+from tpledger.cli.errors import CliError, UsageError
+from tpledger.cli.euros import AmountError, format_cents, parse_euros
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.jsonsafe import loads_bounded
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.lpp import LppTable, default_shares
+from tpledger.ledger.patient import (
+    WITHHELD,
+    commitment,
+    new_opening,
+    seal_opening,
+    sealed_digest,
+    shown,
+)
+from tpledger.ledger.tx import (
     CLIENT_REF_CHARS,
     MAX_CLIENT_REF_LEN,
     NONCE_BYTES,
@@ -431,7 +438,7 @@ def submit_with_progress(node_url: str, key: KeyFile, gen: Genesis,
     """Submit (and with ``wait``, follow) prepared claims; progress bars on a terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from cli.render import stderr
+    from tpledger.cli.render import stderr
 
     err = stderr()
     with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:

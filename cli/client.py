@@ -17,10 +17,10 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from ledger.jsonsafe import loads_bounded
-from ledger.keys import Signer
-from node.auth import sign_request
-from node.submission import encode_submission
+from tpledger.ledger.jsonsafe import loads_bounded
+from tpledger.ledger.keys import Signer
+from tpledger.node.auth import sign_request
+from tpledger.node.submission import encode_submission
 
 MAX_ANSWER_JSON_DEPTH = 16  # a node's answers are at most a few levels deep
 SealedItem = tuple[str, bytes]
@@ -272,7 +272,7 @@ class NodeClient:
 
         The body is a :class:`node.erasure.ForgetRequest` signed with this client's key: every
         node checks it before erasing, and relays it, not its own word, to its peers."""
-        from node.erasure import sign_forget
+        from tpledger.node.erasure import sign_forget
 
         if self.signer is None:
             raise ClientError("no_key", "forgetting openings must be signed: give --key", 0)
@@ -287,8 +287,8 @@ class NodeClient:
 
     def block(self, height: int) -> tuple[bytes, bytes]:
         """``GET /v1/blocks/{h}`` (signed): the block's and its certificate's bytes."""
-        from ledger.encoding import unpack
-        from ledger.errors import EncodingError
+        from tpledger.ledger.encoding import unpack
+        from tpledger.ledger.errors import EncodingError
 
         _, data = self.request("GET", f"/v1/blocks/{int(height)}", signed=True)
         try:

@@ -30,11 +30,11 @@ from typing import IO, Any
 
 import tomli_w
 
-from cli.bounded_files import write_atomically
-from cli.client import ClientError, NodeClient
-from cli.errors import CliError
-from ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
-from ledger.keys import KeyFile
+from tpledger.cli.bounded_files import write_atomically
+from tpledger.cli.client import ClientError, NodeClient
+from tpledger.cli.errors import CliError
+from tpledger.ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
+from tpledger.ledger.keys import KeyFile
 
 DEFAULT_CHAIN_ID = "tpledger-local"
 CLUSTER_FILE = "cluster.json"
@@ -211,7 +211,7 @@ def init_cluster(
 
     ``base_port`` 0 picks free ports; otherwise node i listens on ``base_port + i``.
     """
-    from ledger.lpp import LppTable  # in-flight module: imported when needed
+    from tpledger.ledger.lpp import LppTable  # in-flight module: imported when needed
 
     root = Path(directory)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -260,7 +260,7 @@ def write_layout(root: Path, ports: list[int], host: str, tls: bool,
     names = [f"v{i}" for i in range(validators)]
     scheme = "https" if tls else "http"
     if tls:  # a consortium CA and one certificate per node, as in configs/deployment
-        from cli.tls import make_ca, make_node_cert
+        from tpledger.cli.tls import make_ca, make_node_cert
 
         ca_crt, ca_key = make_ca(root / "tls")
         for name in names:
@@ -282,7 +282,7 @@ def write_layout(root: Path, ports: list[int], host: str, tls: bool,
 
 def node_command(config: Path) -> list[str]:
     """The command line that runs one node in the foreground."""
-    return [sys.executable, "-m", "cli.main", "node", "run", str(config)]
+    return [sys.executable, "-m", "tpledger.cli.main", "node", "run", str(config)]
 
 
 class LocalCluster:

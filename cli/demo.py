@@ -19,17 +19,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cli.bounded_files import write_atomically
-from cli.claims import ClaimBuilder, ClaimInput, submit_prepared, wait_committed
-from cli.client import ClientError
-from cli.cluster import LocalCluster
-from cli.errors import CliError
-from cli.euros import format_cents, parse_euros
-from ledger.genesis import Genesis
-from ledger.lpp import LppTable
-from ledger.patient import make_test_birth_date, make_test_nir
-from ledger.proofs import verify_bundle
-from ledger.tx import Claim
+from tpledger.cli.bounded_files import write_atomically
+from tpledger.cli.claims import ClaimBuilder, ClaimInput, submit_prepared, wait_committed
+from tpledger.cli.client import ClientError
+from tpledger.cli.cluster import LocalCluster
+from tpledger.cli.errors import CliError
+from tpledger.cli.euros import format_cents, parse_euros
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
+from tpledger.ledger.proofs import verify_bundle
+from tpledger.ledger.tx import Claim
 
 DEMO_VALIDATORS = 4
 ROUTES = (("optic-paris", "mutuelle-a"), ("optic-lyon", "mutuelle-b"))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from cli.errors import UsageError
-from ledger.patient import shown
+from tpledger.cli.errors import UsageError
+from tpledger.ledger.patient import shown
 
 MAX_EUROS_CENTS = 10**10  # same ceiling as ledger.tx.MAX_AMOUNT_CENTS
 _EUROS_RE = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,2})?")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli.client import ClientError, NodeClient, _hex_id
-from cli.errors import CliError
+from tpledger.cli.client import ClientError, NodeClient, _hex_id
+from tpledger.cli.errors import CliError
 
 PAGE = 1000  # the node's largest page
 MAX_ROWS = 100_000  # a listing stops here (bounded memory and time)

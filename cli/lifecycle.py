@@ -17,16 +17,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cli.client import ClientError, NodeClient
-from cli.errors import CliError, Rejected, TimedOut, UsageError, VerificationFailed
-from ledger.encoding import tagged_hash
-from ledger.errors import LedgerError
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
-from ledger.patient import Opening, open_sealed, sealed_digest, verify_opening
-from ledger.proofs import ProofBundle, verify_bundle
-from ledger.rules import share_of_payer
-from ledger.tx import (
+from tpledger.cli.client import ClientError, NodeClient
+from tpledger.cli.errors import CliError, Rejected, TimedOut, UsageError, VerificationFailed
+from tpledger.ledger.encoding import tagged_hash
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.patient import Opening, open_sealed, sealed_digest, verify_opening
+from tpledger.ledger.proofs import ProofBundle, verify_bundle
+from tpledger.ledger.rules import share_of_payer
+from tpledger.ledger.tx import (
     MAX_REASON_LEN,
     REASON_CHARS,
     SHARE_AMC,

@@ -15,28 +15,28 @@ import traceback
 
 import click
 
-from cli.client import CA_FILE, ClientError
-from cli.commands.audit import audit
-from cli.commands.bench import bench
-from cli.commands.checkpoint import checkpoint
-from cli.commands.claim import claim
-from cli.commands.cluster import cluster
-from cli.commands.demo import demo
-from cli.commands.evidence import evidence
-from cli.commands.genesis import genesis
-from cli.commands.keygen import keygen
-from cli.commands.lpp import lpp
-from cli.commands.node import node
-from cli.commands.proof import proof
-from cli.commands.stats import stats
-from cli.commands.status import status
-from cli.commands.witness import witness
-from cli.errors import EXIT_CODES, CliError, Exit
-from cli.options import CONTEXT
-from cli.profile import select_profile
-from cli.render import one_line
-from ledger.errors import LedgerError
-from node.errors import NodeError
+from tpledger.cli.client import CA_FILE, ClientError
+from tpledger.cli.commands.audit import audit
+from tpledger.cli.commands.bench import bench
+from tpledger.cli.commands.checkpoint import checkpoint
+from tpledger.cli.commands.claim import claim
+from tpledger.cli.commands.cluster import cluster
+from tpledger.cli.commands.demo import demo
+from tpledger.cli.commands.evidence import evidence
+from tpledger.cli.commands.genesis import genesis
+from tpledger.cli.commands.keygen import keygen
+from tpledger.cli.commands.lpp import lpp
+from tpledger.cli.commands.node import node
+from tpledger.cli.commands.proof import proof
+from tpledger.cli.commands.stats import stats
+from tpledger.cli.commands.status import status
+from tpledger.cli.commands.witness import witness
+from tpledger.cli.errors import EXIT_CODES, CliError, Exit
+from tpledger.cli.options import CONTEXT
+from tpledger.cli.profile import select_profile
+from tpledger.cli.render import one_line
+from tpledger.ledger.errors import LedgerError
+from tpledger.node.errors import NodeError
 
 COMMANDS: tuple[click.Command, ...] = (
     audit, bench, checkpoint, claim, cluster, demo, evidence, lpp, node, proof, stats, status,

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 import click
 
-from cli.client import CA_FILE
-from cli.errors import UsageError
-from cli.profile import profile_default, profile_path
-from ledger.genesis import Genesis
+from tpledger.cli.client import CA_FILE
+from tpledger.cli.errors import UsageError
+from tpledger.cli.profile import profile_default, profile_path
+from tpledger.ledger.genesis import Genesis
 
 F = TypeVar("F", bound=Callable[..., Any])
 

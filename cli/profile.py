@@ -26,8 +26,8 @@ from typing import Any
 
 import click
 
-from cli.bounded_files import read_bounded
-from cli.errors import CliError, UsageError
+from tpledger.cli.bounded_files import read_bounded
+from tpledger.cli.errors import CliError, UsageError
 
 PROFILE_KEYS = ("node", "key", "ca", "genesis")
 PATH_KEYS = ("key", "ca", "genesis")

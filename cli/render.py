@@ -16,14 +16,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cli.errors import VerificationFailed
-from cli.euros import format_cents
-from ledger.tx import CLAIM_PARTIALLY_DECIDED, CLAIM_SUBMITTED
+from tpledger.cli.errors import VerificationFailed
+from tpledger.cli.euros import format_cents
+from tpledger.ledger.tx import CLAIM_PARTIALLY_DECIDED, CLAIM_SUBMITTED
 
 if TYPE_CHECKING:
-    from cli.block_stats import Stats
-    from cli.cluster import ClusterInfo
-    from ledger.lpp import LppTable
+    from tpledger.cli.block_stats import Stats
+    from tpledger.cli.cluster import ClusterInfo
+    from tpledger.ledger.lpp import LppTable
 
 LOG_WIDTH = 120  # columns when stdout is a log rather than a terminal (no truncated table)
 # Past this many rows a terminal table is aligned by hand: rich's Table measures every cell

@@ -8,13 +8,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli import render
-from cli.errors import CliError
-from ledger.audit import AuditReport, audit
-from ledger.errors import GenesisError
-from ledger.genesis import Genesis
-from ledger.lpp import LppTable
-from node.config import NodeConfig
+from tpledger.cli import render
+from tpledger.cli.errors import CliError
+from tpledger.ledger.audit import AuditReport, audit
+from tpledger.ledger.errors import GenesisError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.lpp import LppTable
+from tpledger.node.config import NodeConfig
 
 STORE_SUBDIR = "ledger"  # node.runtime opens its store at DATA_DIR/ledger
 

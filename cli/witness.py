@@ -18,12 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from cli.bounded_files import MAX_CHECKPOINT_FILE_BYTES, read_bounded, write_atomically
-from cli.errors import CliError
-from ledger.errors import LedgerError
-from ledger.genesis import Genesis
-from ledger.proofs import Checkpoint, ConsistencyProof, verify_checkpoint, verify_consistency_proof
-from ledger.votes import classify_conflict, double_signers
+from tpledger.cli.bounded_files import MAX_CHECKPOINT_FILE_BYTES, read_bounded, write_atomically
+from tpledger.cli.errors import CliError
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.proofs import (
+    Checkpoint,
+    ConsistencyProof,
+    verify_checkpoint,
+    verify_consistency_proof,
+)
+from tpledger.ledger.votes import classify_conflict, double_signers
 
 STATE_KIND = "tpledger-witness-state"
 MAX_STATE_FILE_BYTES = 4 * MAX_CHECKPOINT_FILE_BYTES + 4096  # one checkpoint, hex, in JSON

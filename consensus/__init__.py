@@ -8,8 +8,8 @@ simulator, which does use ``random``) is not imported here.
 
 from __future__ import annotations
 
-from consensus.machine import Consensus, ConsensusInvariantError, Validate
-from consensus.messages import (
+from tpledger.consensus.machine import Consensus, ConsensusInvariantError, Validate
+from tpledger.consensus.messages import (
     Commit,
     ConsensusConfig,
     Evidence,
@@ -35,3 +35,7 @@ __all__ = [
     "Timer",
     "Validate",
 ]
+
+# one name per module, never a second copy as a top-level package
+if __name__ != "tpledger.consensus":
+    raise ImportError(f"import tpledger.consensus, not {__name__} (see tpledger/__init__.py)")

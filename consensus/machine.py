@@ -61,7 +61,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from consensus.messages import (
+from tpledger.consensus.messages import (
     REBROADCAST,
     STEP_NEW_HEIGHT,
     STEP_PRECOMMIT,
@@ -83,11 +83,11 @@ from consensus.messages import (
     SignedProposal,
     Timer,
 )
-from ledger.encoding import Record, decode_any
-from ledger.errors import LedgerError
-from ledger.keys import Signer
-from ledger.limits import PROPOSAL_OVERHEAD_BYTES
-from ledger.votes import (
+from tpledger.ledger.encoding import Record, decode_any
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.keys import Signer
+from tpledger.ledger.limits import PROPOSAL_OVERHEAD_BYTES
+from tpledger.ledger.votes import (
     MAX_VALIDATORS,
     PRECOMMIT,
     PREVOTE,

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-import ledger.limits as limits
-import ledger.votes as ledger_votes
-from ledger.encoding import (
+import tpledger.ledger.limits as limits
+import tpledger.ledger.votes as ledger_votes
+from tpledger.ledger.encoding import (
     HASH32,
     SIG,
     U32,
@@ -37,9 +37,9 @@ from ledger.encoding import (
     VarBytes,
     spec,
 )
-from ledger.keys import Signer, verify
-from ledger.tx import VoteEvidence
-from ledger.votes import MAX_VALIDATORS, CommitCertificate, SignedVote
+from tpledger.ledger.keys import Signer, verify
+from tpledger.ledger.tx import VoteEvidence
+from tpledger.ledger.votes import MAX_VALIDATORS, CommitCertificate, SignedVote
 
 PROPOSAL_KIND = "proposal"
 MAX_PAYLOAD_BYTES_LIMIT = limits.MAX_CONSENSUS_PAYLOAD_BYTES  # wire ceiling; config: the real one

@@ -43,8 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from consensus.machine import Consensus
-from consensus.messages import (
+from tpledger.consensus.machine import Consensus
+from tpledger.consensus.messages import (
     ConsensusConfig,
     PersistedState,
     ProofOfLock,
@@ -52,10 +52,17 @@ from consensus.messages import (
     Ready,
     SignedProposal,
 )
-from ledger.encoding import decode_any, tagged_hash
-from ledger.errors import LedgerError
-from ledger.keys import Signer
-from ledger.votes import PRECOMMIT, PREVOTE, CommitCertificate, SignedVote, Vote, max_faulty
+from tpledger.ledger.encoding import decode_any, tagged_hash
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.keys import Signer
+from tpledger.ledger.votes import (
+    PRECOMMIT,
+    PREVOTE,
+    CommitCertificate,
+    SignedVote,
+    Vote,
+    max_faulty,
+)
 
 CHAIN_ID = "tpledger-sim"
 BEHAVIOURS = ("silent", "equivocate", "invalid", "replay", "garbage", "twins", "kvalues",

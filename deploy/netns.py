@@ -138,7 +138,7 @@ def unavailable_reason() -> str | None:
 # -- files: the ceremony and every host's /etc --------------------------------------------------
 def ceremony(d: Deployment) -> Path:
     """Keys per organisation in separate folders, the genesis assembled from public files."""
-    from cli.ceremony import assemble, keygen, write_genesis
+    from tpledger.cli.ceremony import assemble, keygen, write_genesis
 
     orgs = d.root / "orgs"
     vals = [keygen(h.org, "validator", orgs / h.org, h.name).public for h in d.hosts]
@@ -167,7 +167,7 @@ def host_config(d: Deployment, h: Host) -> dict[str, Any]:
 
 def write_hosts(d: Deployment, genesis: Path) -> None:
     """Each host's folder holds its own validator key, the genesis, its certificate."""
-    from cli.tls import make_ca, make_node_cert
+    from tpledger.cli.tls import make_ca, make_node_cert
 
     ca_crt, ca_key = make_ca(d.root / "ca")
     for h in d.hosts:
@@ -224,7 +224,7 @@ def start_node(d: Deployment, h: Host) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TPLEDGER_DEBUG="1")
     with open(hdir / "node.log", "ab") as log:
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", h.ns, sys.executable, "-m", "cli.main", "node", "run",
+            ["ip", "netns", "exec", h.ns, sys.executable, "-m", "tpledger.cli.main", "node", "run",
              str(hdir / "etc" / "node.toml")],
             cwd=hdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True)
@@ -268,7 +268,7 @@ def statuses(d: Deployment) -> dict[str, dict[str, Any]]:
 
 def probe(d: Deployment, wait_min_height: int | None, timeout_s: float) -> dict[str, int]:
     """(In the clients' namespace.) Heights of all nodes; optionally wait until all reach one."""
-    from cli.client import ClientError, NodeClient
+    from tpledger.cli.client import ClientError, NodeClient
 
     deadline = time.monotonic() + timeout_s
     while True:

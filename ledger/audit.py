@@ -19,15 +19,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.blocks import Block, Header
-from ledger.errors import LedgerError, RuleError
-from ledger.genesis import Genesis
-from ledger.lpp import LppTable
-from ledger.merkle_tree import MemoryNodeStore
-from ledger.rules import MemoryState, RulesContext
-from ledger.store import Store, TxLocation
-from ledger.tx import SignedTx
-from ledger.validity import (
+from tpledger.ledger.blocks import Block, Header
+from tpledger.ledger.errors import LedgerError, RuleError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.merkle_tree import MemoryNodeStore
+from tpledger.ledger.rules import MemoryState, RulesContext
+from tpledger.ledger.store import Store, TxLocation
+from tpledger.ledger.tx import SignedTx
+from tpledger.ledger.validity import (
     BlockInvalid,
     Head,
     check_certificate,
@@ -35,7 +35,7 @@ from ledger.validity import (
     check_shape,
     execute,
 )
-from ledger.votes import CommitCertificate
+from tpledger.ledger.votes import CommitCertificate
 
 ProgressFn = Callable[[int, int], None]
 

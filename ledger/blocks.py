@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-import ledger.limits as limits
-from ledger.encoding import (
+import tpledger.ledger.limits as limits
+from tpledger.ledger.encoding import (
     HASH32,
     U64,
     Int,
@@ -31,10 +31,10 @@ from ledger.encoding import (
     spec,
     tagged_hash,
 )
-from ledger.genesis import Genesis
-from ledger.merkle import root_of
-from ledger.tx import SignedTx
-from ledger.votes import MAX_VALIDATORS
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.merkle import root_of
+from tpledger.ledger.tx import SignedTx
+from tpledger.ledger.votes import MAX_VALIDATORS
 
 CHAIN_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_."
 HEADER_HASH_DOMAIN = "tpledger/header"

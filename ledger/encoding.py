@@ -38,12 +38,12 @@ from typing import Any, ClassVar, TypeVar
 
 import msgpack
 
-from ledger.errors import EncodingError
+from tpledger.ledger.errors import EncodingError
 
 _c: Any = None
 if not os.environ.get("TPLEDGER_NO_SPEEDUPS"):
     try:
-        from ledger import _speedups as _c  # type: ignore[attr-defined, no-redef]
+        from tpledger.ledger import _speedups as _c  # type: ignore[attr-defined, no-redef]
     except ImportError:  # no compiler at install time: the Python code alone
         _c = None
 

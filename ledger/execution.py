@@ -15,15 +15,15 @@ from dataclasses import dataclass
 
 import lmdb
 
-from ledger.blocks import Block, Header, tx_entry_overhead
-from ledger.encoding import pack
-from ledger.errors import EncodingError, RuleError, StoreError
-from ledger.genesis import Genesis
-from ledger.merkle import leaf_hash, root_from_leaf_hashes
-from ledger.merkle_tree import OverlayNodeStore, PersistentTree
-from ledger.rowcheck import seal_rows
-from ledger.rules import OverlayState, RulesContext, apply_tx, state_digest
-from ledger.store_layout import (
+from tpledger.ledger.blocks import Block, Header, tx_entry_overhead
+from tpledger.ledger.encoding import pack
+from tpledger.ledger.errors import EncodingError, RuleError, StoreError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.merkle import leaf_hash, root_from_leaf_hashes
+from tpledger.ledger.merkle_tree import OverlayNodeStore, PersistentTree
+from tpledger.ledger.rowcheck import seal_rows
+from tpledger.ledger.rules import OverlayState, RulesContext, apply_tx, state_digest
+from tpledger.ledger.store_layout import (
     META_HEIGHT,
     Dbs,
     LmdbNodeStore,
@@ -33,9 +33,9 @@ from ledger.store_layout import (
     put_row,
     u64,
 )
-from ledger.tx import SignedTx
-from ledger.validity import Head, check_link, check_shape, execute
-from ledger.votes import CommitCertificate
+from tpledger.ledger.tx import SignedTx
+from tpledger.ledger.validity import Head, check_link, check_shape, execute
+from tpledger.ledger.votes import CommitCertificate
 
 _HEADER_SLACK_BYTES = Header.MAX_BYTES + 16  # block envelope + largest header
 

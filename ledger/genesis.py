@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import ledger.limits as limits
-from ledger.encoding import (
+import tpledger.ledger.limits as limits
+from tpledger.ledger.encoding import (
     HASH32,
     PUBKEY,
     U32,
@@ -25,9 +25,9 @@ from ledger.encoding import (
     Str,
     spec,
 )
-from ledger.errors import EncodingError, GenesisError
-from ledger.jsonsafe import loads_bounded
-from ledger.votes import MAX_VALIDATORS, max_faulty, quorum
+from tpledger.ledger.errors import EncodingError, GenesisError
+from tpledger.ledger.jsonsafe import loads_bounded
+from tpledger.ledger.votes import MAX_VALIDATORS, max_faulty, quorum
 
 PARTICIPANT_ROLES = ("optician", "insurer", "cnam", "auditor")
 MAX_PARTICIPANTS = 100_000

@@ -18,9 +18,9 @@ import nacl.exceptions
 import nacl.public
 import nacl.signing
 
-from ledger.encoding import pack
-from ledger.errors import KeyFileError, SignatureError
-from ledger.jsonsafe import loads_bounded
+from tpledger.ledger.encoding import pack
+from tpledger.ledger.errors import KeyFileError, SignatureError
+from tpledger.ledger.jsonsafe import loads_bounded
 
 SIG_DOMAIN = "tpledger-sig/v1"
 KEYFILE_KIND = "tpledger-key"

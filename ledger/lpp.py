@@ -26,10 +26,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from ledger.encoding import pack, tagged_hash
-from ledger.errors import LedgerError
+from tpledger.ledger.encoding import pack, tagged_hash
+from tpledger.ledger.errors import LedgerError
 
-DEFAULT_TABLE_NAME = "lpp_optique_v1.csv"  # seeds/ in the repository, ledger/seeds/ in a wheel
+DEFAULT_TABLE_NAME = "lpp_optique_v1.csv"  # seeds/ here; tpledger/ledger/seeds/ in a wheel
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 CSV_COLUMNS = (
     "code", "label", "category", "age_group", "klass", "max_price_cents", "amo_base_cents",
@@ -207,8 +207,9 @@ class LppTable:
 
     @classmethod
     def default(cls) -> LppTable:
-        """The shipped seed table (``seeds/lpp_optique_v1.csv``; ``ledger/seeds/`` in a wheel)."""
-        res: Any = resources.files("ledger").joinpath("seeds", DEFAULT_TABLE_NAME)
+        """The shipped seed table (``seeds/lpp_optique_v1.csv``; in a wheel, package data)."""
+        package = __package__ or "tpledger.ledger"
+        res: Any = resources.files(package).joinpath("seeds", DEFAULT_TABLE_NAME)
         if not res.is_file():  # a source checkout: the repository's seeds/ folder
             res = SEEDS_DIR / DEFAULT_TABLE_NAME
         try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from ledger.errors import ProofError
+from tpledger.ledger.errors import ProofError
 
 HASH_LEN = 32
 MAX_TREE_SIZE = 2**63 - 1

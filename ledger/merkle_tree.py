@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from itertools import repeat
 from typing import Protocol, runtime_checkable
 
-from ledger.errors import StoreError
-from ledger.merkle import EMPTY_ROOT, HASH_LEN, MAX_TREE_SIZE
+from tpledger.ledger.errors import StoreError
+from tpledger.ledger.merkle import EMPTY_ROOT, HASH_LEN, MAX_TREE_SIZE
 
 _sha256 = hashlib.sha256
 

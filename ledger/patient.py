@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import ClassVar
 
-from ledger import keys
-from ledger.encoding import Bytes, Record, Str, pack, spec, tagged_hash
-from ledger.errors import EncodingError, PatientDataError, SignatureError
+from tpledger.ledger import keys
+from tpledger.ledger.encoding import Bytes, Record, Str, pack, spec, tagged_hash
+from tpledger.ledger.errors import EncodingError, PatientDataError, SignatureError
 
 COMMITMENT_DOMAIN = "tpledger/patient-commitment/v1"
 SEALED_DOMAIN = "tpledger/sealed-opening"

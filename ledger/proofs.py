@@ -49,8 +49,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ledger.blocks import CHAIN_ID_CHARS, Header
-from ledger.encoding import (
+from tpledger.ledger.blocks import CHAIN_ID_CHARS, Header
+from tpledger.ledger.encoding import (
     HASH32,
     U64,
     HashList,
@@ -61,13 +61,13 @@ from ledger.encoding import (
     VarBytes,
     spec,
 )
-from ledger.errors import EncodingError, LedgerError, ProofError, RuleError
-from ledger.genesis import Genesis
-from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
-from ledger.rules import TxKind, check_vote_evidence, evidence_signer, tx_kind
-from ledger.tx import SignedTx, TxBody, VoteEvidence
-from ledger.validity import BlockInvalid, check_certificate, check_chain, check_proposer
-from ledger.votes import MAX_VALIDATORS, CommitCertificate
+from tpledger.ledger.errors import EncodingError, LedgerError, ProofError, RuleError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
+from tpledger.ledger.rules import TxKind, check_vote_evidence, evidence_signer, tx_kind
+from tpledger.ledger.tx import SignedTx, TxBody, VoteEvidence
+from tpledger.ledger.validity import BlockInvalid, check_certificate, check_chain, check_proposer
+from tpledger.ledger.votes import MAX_VALIDATORS, CommitCertificate
 
 BUNDLE_MAGIC = b"TPLPRF1\n"  # file prefix of a proof bundle (8 bytes)
 CHECKPOINT_MAGIC = b"TPLCKP1\n"

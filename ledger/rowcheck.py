@@ -33,8 +33,8 @@ from zlib import crc32
 
 import lmdb
 
-from ledger.encoding import _c
-from ledger.errors import StoreCorruption, StoreError
+from tpledger.ledger.encoding import _c
+from tpledger.ledger.errors import StoreCorruption, StoreError
 
 SEAL_BYTES = 4
 _SEAL = struct.Struct(">I")

@@ -62,10 +62,10 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from ledger.errors import DuplicateReference, EncodingError, RuleError
-from ledger.genesis import Genesis, Participant
-from ledger.lpp import LppTable
-from ledger.state import (  # the state views; re-exported for the rules' callers
+from tpledger.ledger.errors import DuplicateReference, EncodingError, RuleError
+from tpledger.ledger.genesis import Genesis, Participant
+from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.state import (  # the state views; re-exported for the rules' callers
     CheckOnlyOverlay,
     MemoryState,
     NewClaimState,
@@ -75,7 +75,7 @@ from ledger.state import (  # the state views; re-exported for the rules' caller
     reference_key,
     state_digest,
 )
-from ledger.tx import (
+from tpledger.ledger.tx import (
     ACCEPTED,
     NOT_APPLICABLE,
     PAID,

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ledger.encoding import array_header, pack, tagged_hash
-from ledger.tx import Claim, ClaimState, EvidenceRecord
+from tpledger.ledger.encoding import array_header, pack, tagged_hash
+from tpledger.ledger.tx import Claim, ClaimState, EvidenceRecord
 
 STATE_DOMAIN = "tpledger/state"
 _HASH_BIN = b"\xc4\x20"  # msgpack bin8 header of a 32-byte string

@@ -30,9 +30,9 @@ from typing import Any
 
 import lmdb
 
-from ledger.blocks import Block, Header
-from ledger.errors import EncodingError, RuleError, StoreCorruption, StoreError
-from ledger.execution import (
+from tpledger.ledger.blocks import Block, Header
+from tpledger.ledger.errors import EncodingError, RuleError, StoreCorruption, StoreError
+from tpledger.ledger.execution import (
     BlockLimits,
     CheckedBlock,
     build,
@@ -42,13 +42,13 @@ from ledger.execution import (
     require_head,
     write_block_rows,
 )
-from ledger.genesis import Genesis
-from ledger.lpp import LppTable
-from ledger.merkle_tree import PersistentTree
-from ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
-from ledger.rowcheck import RESYNC_HINT, open_env, scrub_rows, unseal
-from ledger.rules import CheckOnlyOverlay, RulesContext, apply_tx
-from ledger.store_layout import (
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.merkle_tree import PersistentTree
+from tpledger.ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
+from tpledger.ledger.rowcheck import RESYNC_HINT, open_env, scrub_rows, unseal
+from tpledger.ledger.rules import CheckOnlyOverlay, RulesContext, apply_tx
+from tpledger.ledger.store_layout import (
     DB_NAMES,
     DEFAULT_MAP_SIZE_BYTES,
     MAX_META_KEY_BYTES,
@@ -80,15 +80,15 @@ from ledger.store_layout import (
     read_tx_bytes,
     u64,
 )
-from ledger.store_proofs import (
+from tpledger.ledger.store_proofs import (
     checkpoint_at,
     consistency_path,
     consistency_proof,
     inclusion_bundle,
 )
-from ledger.tx import ClaimState, EvidenceRecord, SignedTx
-from ledger.validity import Head, check_certificate
-from ledger.votes import CommitCertificate
+from tpledger.ledger.tx import ClaimState, EvidenceRecord, SignedTx
+from tpledger.ledger.validity import Head, check_certificate
+from tpledger.ledger.votes import CommitCertificate
 
 
 class Store:

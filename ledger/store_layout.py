@@ -42,14 +42,14 @@ from typing import Any, ClassVar
 
 import lmdb
 
-from ledger.blocks import Header
-from ledger.encoding import U32, U64, Int, R, Record, spec
-from ledger.errors import EncodingError, StoreCorruption, StoreError
-from ledger.genesis import Genesis
-from ledger.rowcheck import seal, seal_rows, unseal
-from ledger.tx import ClaimState, EvidenceRecord
-from ledger.validity import Head
-from ledger.votes import CommitCertificate
+from tpledger.ledger.blocks import Header
+from tpledger.ledger.encoding import U32, U64, Int, R, Record, spec
+from tpledger.ledger.errors import EncodingError, StoreCorruption, StoreError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.rowcheck import seal, seal_rows, unseal
+from tpledger.ledger.tx import ClaimState, EvidenceRecord
+from tpledger.ledger.validity import Head
+from tpledger.ledger.votes import CommitCertificate
 
 DEFAULT_MAP_SIZE_BYTES = 8 * 1024**3
 MAX_META_KEY_BYTES = 256

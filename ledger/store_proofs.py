@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import lmdb
 
-from ledger.errors import StoreError
-from ledger.genesis import Genesis
-from ledger.merkle_tree import PersistentTree
-from ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
-from ledger.store_layout import (
+from tpledger.ledger.errors import StoreError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.merkle_tree import PersistentTree
+from tpledger.ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
+from tpledger.ledger.store_layout import (
     Dbs,
     LmdbNodeStore,
     read_cert,

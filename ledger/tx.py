@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from ledger.encoding import (
+from tpledger.ledger.encoding import (
     BOOL,
     HASH32,
     PUBKEY,
@@ -39,9 +39,9 @@ from ledger.encoding import (
     spec,
     tagged_hash,
 )
-from ledger.errors import EncodingError
-from ledger.keys import Signer, verify
-from ledger.votes import MAX_VALIDATORS, PRECOMMIT, PREVOTE, SignedVote
+from tpledger.ledger.errors import EncodingError
+from tpledger.ledger.keys import Signer, verify
+from tpledger.ledger.votes import MAX_VALIDATORS, PRECOMMIT, PREVOTE, SignedVote
 
 TX_KIND = "tx"
 MAX_TX_BODY_BYTES = 16 * 1024

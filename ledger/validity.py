@@ -26,14 +26,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ledger.blocks import Block, Header, encoded_size, genesis_state_digest
-from ledger.errors import EncodingError, LedgerError, RuleError, StoreError
-from ledger.genesis import Genesis, Params
-from ledger.merkle import leaf_hash, root_from_leaf_hashes
-from ledger.merkle_tree import NodeStore, PersistentTree
-from ledger.rules import RulesContext, StateView, apply_block_txs
-from ledger.tx import SignedTx
-from ledger.votes import CommitCertificate
+from tpledger.ledger.blocks import Block, Header, encoded_size, genesis_state_digest
+from tpledger.ledger.errors import EncodingError, LedgerError, RuleError, StoreError
+from tpledger.ledger.genesis import Genesis, Params
+from tpledger.ledger.merkle import leaf_hash, root_from_leaf_hashes
+from tpledger.ledger.merkle_tree import NodeStore, PersistentTree
+from tpledger.ledger.rules import RulesContext, StateView, apply_block_txs
+from tpledger.ledger.tx import SignedTx
+from tpledger.ledger.votes import CommitCertificate
 
 
 class BlockInvalid(StoreError):

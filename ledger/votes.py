@@ -13,9 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ledger.encoding import HASH32, SIG, U32, U64, Int, ListOf, Nested, Optional, Record, spec
-from ledger.errors import SignatureError
-from ledger.keys import Signer, verify
+from tpledger.ledger.encoding import (
+    HASH32,
+    SIG,
+    U32,
+    U64,
+    Int,
+    ListOf,
+    Nested,
+    Optional,
+    Record,
+    spec,
+)
+from tpledger.ledger.errors import SignatureError
+from tpledger.ledger.keys import Signer, verify
 
 PREVOTE = 1
 PRECOMMIT = 2

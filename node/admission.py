@@ -19,17 +19,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ledger.errors import DuplicateReference, EncodingError, RuleError, StoreCorruption
-from ledger.genesis import Params
-from ledger.patient import sealed_digest
-from ledger.store import Store
-from ledger.tx import Claim, SignedTx
-from node.errors import NodeError
-from node.mempool import Mempool, MempoolFull, PendingTx
-from node.metrics import Metrics
-from node.openings import OpeningStore, claim_location
-from node.peers import FRAME_TXS
-from node.submission import Item, SubmissionError, encode_submission, parse_submission
+from tpledger.ledger.errors import DuplicateReference, EncodingError, RuleError, StoreCorruption
+from tpledger.ledger.genesis import Params
+from tpledger.ledger.patient import sealed_digest
+from tpledger.ledger.store import Store
+from tpledger.ledger.tx import Claim, SignedTx
+from tpledger.node.errors import NodeError
+from tpledger.node.mempool import Mempool, MempoolFull, PendingTx
+from tpledger.node.metrics import Metrics
+from tpledger.node.openings import OpeningStore, claim_location
+from tpledger.node.peers import FRAME_TXS
+from tpledger.node.submission import Item, SubmissionError, encode_submission, parse_submission
 
 log = logging.getLogger("tpledger.node")
 

@@ -19,21 +19,21 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from ledger.blocks import Block, Header
-from ledger.encoding import pack
-from ledger.errors import EncodingError, LedgerError, StoreCorruption, StoreError
-from ledger.genesis import Genesis, Participant
-from ledger.proofs import Checkpoint
-from ledger.store import TxLocation
-from ledger.tx import ClaimState, PayerState
-from ledger.votes import CommitCertificate
-from node.auth import RequestVerifier
-from node.clock import now_ms
-from node.config import Limits
-from node.erasure import MAX_SKEW_MS, ForgetRefused, ForgetRequest
-from node.errors import ApiError
-from node.evidence import EvidenceReader, add_evidence_routes
-from node.httputil import (
+from tpledger.ledger.blocks import Block, Header
+from tpledger.ledger.encoding import pack
+from tpledger.ledger.errors import EncodingError, LedgerError, StoreCorruption, StoreError
+from tpledger.ledger.genesis import Genesis, Participant
+from tpledger.ledger.proofs import Checkpoint
+from tpledger.ledger.store import TxLocation
+from tpledger.ledger.tx import ClaimState, PayerState
+from tpledger.ledger.votes import CommitCertificate
+from tpledger.node.auth import RequestVerifier
+from tpledger.node.clock import now_ms
+from tpledger.node.config import Limits
+from tpledger.node.erasure import MAX_SKEW_MS, ForgetRefused, ForgetRequest
+from tpledger.node.errors import ApiError
+from tpledger.node.evidence import EvidenceReader, add_evidence_routes
+from tpledger.node.httputil import (
     damage_middleware,
     errors_middleware,
     height_arg,
@@ -41,10 +41,10 @@ from node.httputil import (
     int_arg,
     read_timeout_middleware,
 )
-from node.mempool import MempoolFull
-from node.openapi import OPENAPI
-from node.policy import is_payer, may_read_blocks, may_read_claim
-from node.schemas import (
+from tpledger.node.mempool import MempoolFull
+from tpledger.node.openapi import OPENAPI
+from tpledger.node.policy import is_payer, may_read_blocks, may_read_claim
+from tpledger.node.schemas import (
     ClaimsPage,
     ClaimView,
     ConsistencyAnswer,
@@ -55,7 +55,7 @@ from node.schemas import (
     Share,
     StatusAnswer,
 )
-from node.submission import Item, SubmissionError, parse_json_submission, parse_submission
+from tpledger.node.submission import Item, SubmissionError, parse_json_submission, parse_submission
 
 MSGPACK = "application/msgpack"
 MAX_WAIT_MS = 30_000  # longest ``wait_ms`` of a tx status request

@@ -15,10 +15,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ledger.encoding import PUBKEY, SIG, U64, Bytes, Record, pack, spec
-from ledger.errors import EncodingError
-from ledger.keys import Signer, verify
-from node.errors import AuthError
+from tpledger.ledger.encoding import PUBKEY, SIG, U64, Bytes, Record, pack, spec
+from tpledger.ledger.errors import EncodingError
+from tpledger.ledger.keys import Signer, verify
+from tpledger.node.errors import AuthError
 
 READ_KIND = "read"
 SCHEME = "Tpledger"

@@ -55,8 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.limits import DEFAULT_HTTP_BODY_BYTES, MAX_HTTP_BODY_BYTES
-from node.errors import ConfigError
+from tpledger.ledger.limits import DEFAULT_HTTP_BODY_BYTES, MAX_HTTP_BODY_BYTES
+from tpledger.node.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1024 * 1024
 

@@ -20,11 +20,11 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ledger.encoding import HASH32, PUBKEY, SIG, U64, Bytes, Record, pack, spec
-from ledger.genesis import Genesis
-from ledger.keys import Signer, verify
-from node.errors import NodeError
-from node.policy import is_payer
+from tpledger.ledger.encoding import HASH32, PUBKEY, SIG, U64, Bytes, Record, pack, spec
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import Signer, verify
+from tpledger.node.errors import NodeError
+from tpledger.node.policy import is_payer
 
 FORGET_KIND = "forget-openings"
 MAX_SKEW_MS = 60_000

@@ -25,17 +25,17 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from consensus.messages import AnyEvidence, Evidence
-from ledger.errors import LedgerError
-from ledger.genesis import Genesis
-from ledger.keys import Signer
-from ledger.proofs import ProofBundle
-from ledger.tx import VOTE_TYPE_NAMES, EvidenceRecord, SignedTx, VoteEvidence, sign_tx
-from node.errors import ApiError
-from node.httputil import hex32, int_arg
-from node.metrics import Metrics
-from node.schemas import EvidenceView
-from node.submission import Item
+from tpledger.consensus.messages import AnyEvidence, Evidence
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import Signer
+from tpledger.ledger.proofs import ProofBundle
+from tpledger.ledger.tx import VOTE_TYPE_NAMES, EvidenceRecord, SignedTx, VoteEvidence, sign_tx
+from tpledger.node.errors import ApiError
+from tpledger.node.httputil import hex32, int_arg
+from tpledger.node.metrics import Metrics
+from tpledger.node.schemas import EvidenceView
+from tpledger.node.submission import Item
 
 log = logging.getLogger("tpledger.evidence")
 

@@ -40,10 +40,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from noise.connection import Keypair, NoiseConnection
 
-from ledger.encoding import HASH32, SIG, U8, Record, Str, pack, spec
-from ledger.errors import EncodingError
-from ledger.keys import Signer, verify
-from node.errors import PeerAuthError
+from tpledger.ledger.encoding import HASH32, SIG, U8, Record, Str, pack, spec
+from tpledger.ledger.errors import EncodingError
+from tpledger.ledger.keys import Signer, verify
+from tpledger.node.errors import PeerAuthError
 
 PROTOCOL_NAME = b"Noise_XX_25519_ChaChaPoly_SHA256"
 PROLOGUE_LABEL = "tpledger/peer/v2"

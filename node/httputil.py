@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger.errors import EncodingError, LedgerError, StoreCorruption
-from node.errors import ApiError, AuthError, NodeError
+from tpledger.ledger.errors import EncodingError, LedgerError, StoreCorruption
+from tpledger.node.errors import ApiError, AuthError, NodeError
 
 log = logging.getLogger("tpledger.api")
 

@@ -10,8 +10,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from ledger.tx import SignedTx
-from node.errors import NodeError
+from tpledger.ledger.tx import SignedTx
+from tpledger.node.errors import NodeError
 
 
 class MempoolFull(NodeError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from node import schemas as s
+from tpledger.node import schemas as s
 
 _HEX = "64 hex characters"
 BINARY = "application/octet-stream"

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ledger.errors import StoreCorruption
-from ledger.rowcheck import open_env, scrub_rows, seal, unseal
-from ledger.store import Store, place_key, put_in_key_order
-from node.errors import NodeError
-from node.submission import MAX_SEALED_BYTES
+from tpledger.ledger.errors import StoreCorruption
+from tpledger.ledger.rowcheck import open_env, scrub_rows, seal, unseal
+from tpledger.ledger.store import Store, place_key, put_in_key_order
+from tpledger.node.errors import NodeError
+from tpledger.node.submission import MAX_SEALED_BYTES
 
 __all__ = ["MAX_SEALED_BYTES", "OpeningStore", "claim_location"]
 _LOC_BYTES = 12  # height u64 || position u32

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ledger.errors import EncodingError
-from ledger.genesis import Genesis
-from ledger.store import Store
-from node.admission import TxRejected, check_sealed
-from node.clock import now_ms as clock_ms
-from node.config import Limits, PeerConfig
-from node.erasure import ForgetRefused, ForgetRequest, check_forget
-from node.metrics import Metrics
-from node.openings import MAX_SEALED_BYTES, OpeningStore, claim_location
-from node.peers import FRAME_FORGET
+from tpledger.ledger.errors import EncodingError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.store import Store
+from tpledger.node.admission import TxRejected, check_sealed
+from tpledger.node.clock import now_ms as clock_ms
+from tpledger.node.config import Limits, PeerConfig
+from tpledger.node.erasure import ForgetRefused, ForgetRequest, check_forget
+from tpledger.node.metrics import Metrics
+from tpledger.node.openings import MAX_SEALED_BYTES, OpeningStore, claim_location
+from tpledger.node.peers import FRAME_FORGET
 
 log = logging.getLogger("tpledger.node")
 

@@ -26,12 +26,12 @@ from typing import ClassVar
 import aiohttp
 from aiohttp import web
 
-from ledger.encoding import Int, Record, VarBytes, spec
-from ledger.errors import EncodingError
-from ledger.keys import Signer
-from ledger.limits import MAX_PEER_FRAME_BYTES
-from node.errors import PeerAuthError
-from node.handshake import (
+from tpledger.ledger.encoding import Int, Record, VarBytes, spec
+from tpledger.ledger.errors import EncodingError
+from tpledger.ledger.keys import Signer
+from tpledger.ledger.limits import MAX_PEER_FRAME_BYTES
+from tpledger.node.errors import PeerAuthError
+from tpledger.node.handshake import (
     MAX_NOISE_MESSAGE_BYTES,
     Handshake,
     NoiseLink,

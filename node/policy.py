@@ -23,7 +23,7 @@ verify its own claims without reading anybody else's.
 
 from __future__ import annotations
 
-from ledger.genesis import Genesis, Participant
+from tpledger.ledger.genesis import Genesis, Participant
 
 BLOCK_READER_ROLES = frozenset({"auditor", "cnam"})
 ALL_CLAIMS_READER_ROLES = frozenset({"cnam", "auditor"})

@@ -26,33 +26,33 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from consensus import Commit, Consensus, ConsensusConfig, Ready, Timer
-from ledger.blocks import Block
-from ledger.encoding import sha256, unpack
-from ledger.errors import EncodingError, LedgerError, StoreCorruption
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
-from ledger.limits import BLOCK_ENVELOPE_BYTES
-from ledger.lpp import LppTable
-from ledger.store import SCRUB_TABLES, CheckedBlock, Store
-from ledger.tx import SignedTx, tx_id_of
-from ledger.validity import check_link
-from ledger.votes import CommitCertificate
-from node.admission import Admission
-from node.api import ApiServices, build_app
-from node.auth import sign_request
-from node.clock import now_ms
-from node.config import NodeConfig
-from node.errors import ConfigError, NodeError
-from node.evidence import EvidenceSubmitter
-from node.mempool import Mempool
-from node.metrics import Metrics, node_version
-from node.openings import OpeningStore
-from node.openings_service import OpeningsService
-from node.peers import FRAME_CONSENSUS, FRAME_FORGET, FRAME_TXS, PeerManager
-from node.schemas import StatusAnswer
-from node.scrub import Scrubber, ScrubSource
-from node.site import ssl_client_context, start_metrics_site, start_site
+from tpledger.consensus import Commit, Consensus, ConsensusConfig, Ready, Timer
+from tpledger.ledger.blocks import Block
+from tpledger.ledger.encoding import sha256, unpack
+from tpledger.ledger.errors import EncodingError, LedgerError, StoreCorruption
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.limits import BLOCK_ENVELOPE_BYTES
+from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.store import SCRUB_TABLES, CheckedBlock, Store
+from tpledger.ledger.tx import SignedTx, tx_id_of
+from tpledger.ledger.validity import check_link
+from tpledger.ledger.votes import CommitCertificate
+from tpledger.node.admission import Admission
+from tpledger.node.api import ApiServices, build_app
+from tpledger.node.auth import sign_request
+from tpledger.node.clock import now_ms
+from tpledger.node.config import NodeConfig
+from tpledger.node.errors import ConfigError, NodeError
+from tpledger.node.evidence import EvidenceSubmitter
+from tpledger.node.mempool import Mempool
+from tpledger.node.metrics import Metrics, node_version
+from tpledger.node.openings import OpeningStore
+from tpledger.node.openings_service import OpeningsService
+from tpledger.node.peers import FRAME_CONSENSUS, FRAME_FORGET, FRAME_TXS, PeerManager
+from tpledger.node.schemas import StatusAnswer
+from tpledger.node.scrub import Scrubber, ScrubSource
+from tpledger.node.site import ssl_client_context, start_metrics_site, start_site
 
 log = logging.getLogger("tpledger.node")
 

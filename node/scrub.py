@@ -22,8 +22,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ledger.errors import LedgerError, StoreCorruption
-from node.metrics import Metrics
+from tpledger.ledger.errors import LedgerError, StoreCorruption
+from tpledger.node.metrics import Metrics
 
 log = logging.getLogger("tpledger.scrub")
 

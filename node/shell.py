@@ -9,10 +9,10 @@ import logging
 import signal
 from pathlib import Path
 
-from ledger.errors import LedgerError
-from node.config import NodeConfig
-from node.errors import NodeError
-from node.runtime import Node
+from tpledger.ledger.errors import LedgerError
+from tpledger.node.config import NodeConfig
+from tpledger.node.errors import NodeError
+from tpledger.node.runtime import Node
 
 GC_GEN0_THRESHOLD = 50_000  # allocations between young collections (CPython's default: 700)
 

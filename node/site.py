@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node.config import NodeConfig, TlsConfig
+from tpledger.node.config import NodeConfig, TlsConfig
 
 
 def ssl_client_context(tls: TlsConfig) -> ssl.SSLContext | None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ledger.encoding import pack, unpack
-from ledger.errors import EncodingError
-from ledger.jsonsafe import loads_bounded
-from node.errors import NodeError
+from tpledger.ledger.encoding import pack, unpack
+from tpledger.ledger.errors import EncodingError
+from tpledger.ledger.jsonsafe import loads_bounded
+from tpledger.node.errors import NodeError
 
 MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
 MAX_SEALED_PER_TX = 4

@@ -44,9 +44,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_carries_the_lpp_table_and_no_license_warning(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    assert "ledger/seeds/lpp_optique_v1.csv" in names
-    assert "ledger/seeds/SOURCES.md" in names
-    assert not [n for n in names if n.startswith(("tests/", "bench/", "deploy/"))]
+    assert "tpledger/ledger/seeds/lpp_optique_v1.csv" in names
+    assert "tpledger/ledger/seeds/SOURCES.md" in names
+    # one top-level name in site-packages, never the generic cli/node/ledger/consensus
+    assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"tpledger"}, names
+    top_level = next(n for n in names if n.endswith(".dist-info/top_level.txt"))
+    assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["tpledger"]
     meta = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: Apache-2.0" in meta  # SPDX string, not the deprecated table
@@ -74,9 +77,13 @@ def _env(venv: Path) -> dict[str, str]:
 def test_installed_wheel_runs_outside_the_repository(venv: Path, tmp_path: Path) -> None:
     env = _env(venv)
     where = _run([str(venv / "bin" / "python"), "-c",
-                  "import ledger, cli; print(ledger.__file__); print(cli.__file__)"],
+                  "import tpledger.ledger as l, tpledger.cli as c; print(l.__file__, c.__file__)"],
                  cwd=tmp_path, env=env).stdout
     assert str(REPO) not in where and str(venv) in where, where  # the wheel's code, not ours
+    for generic in ("ledger", "cli", "node", "consensus"):  # nothing installed under those names
+        p = subprocess.run([str(venv / "bin" / "python"), "-c", f"import {generic}"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        assert p.returncode != 0 and "ModuleNotFoundError" in p.stderr, (generic, p.stderr)
     out = _run(["tpledger", "lpp", "list"], cwd=tmp_path, env=env).stdout
     assert "2210546\t" in out  # piped: tab-separated rows of the shipped table
     _run(["tpledger", "cluster", "init", "c", "--validators", "4"], cwd=tmp_path, env=env)

@@ -16,14 +16,19 @@ FORBIDDEN = {
 }
 
 
+def _local(name: str) -> str:
+    """``tpledger.node.x`` -> ``node.x``: the distribution's prefix off (see tpledger/__init__)."""
+    return name.removeprefix("tpledger.")
+
+
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out |= {a.name.split(".")[0] for a in node.names}
+            out |= {_local(a.name).split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module.split(".")[0])
+            out.add(_local(node.module).split(".")[0])
     return out
 
 
@@ -66,9 +71,9 @@ def _imported_modules(path: Path, name: str, modules: dict[str, Path]) -> set[st
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
+            found |= {_local(a.name) for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
+            base = _local(node.module or "")
             if node.level:
                 anchor = name.split(".")
                 anchor = anchor if is_pkg else anchor[:-1]

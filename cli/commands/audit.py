@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import CONTEXT, chain_genesis_option, json_option
+from tpledger.cli.options import CONTEXT, chain_genesis_option, json_option
 
 
 @click.command("audit", context_settings=CONTEXT,
@@ -19,6 +19,6 @@ from cli.options import CONTEXT, chain_genesis_option, json_option
 @json_option("Print the audit report as JSON.")
 def audit(config_path: Path, genesis: Path, as_json: bool) -> None:
     """Re-verify a node's whole store from genesis; exit 1 naming the first bad height."""
-    from cli.store_audit import run_audit
+    from tpledger.cli.store_audit import run_audit
 
     run_audit(config_path, genesis, as_json)

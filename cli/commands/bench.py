@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import CONTEXT
+from tpledger.cli.options import CONTEXT
 
 
 @click.command("bench", context_settings=CONTEXT, epilog="""\b
@@ -29,7 +29,7 @@ run (cores x verifies/s / validators): every validator verifies every claim once
 def bench(claims: int, clients: int, batch: int, window: int,
           json_out: Path | None, timeout_commit_ms: int) -> None:
     """Start a local 4-validator cluster and measure committed claims/s and commit latency."""
-    from cli.bench import run as run_bench
+    from tpledger.cli.bench import run as run_bench
 
     run_bench(claims, clients, batch, window, out_json=json_out,
               timeout_commit_ms=timeout_commit_ms)

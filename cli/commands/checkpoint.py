@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from cli import render
-from cli.client import NodeClient
-from cli.errors import UsageError
-from cli.options import (
+from tpledger.cli import render
+from tpledger.cli.client import NodeClient
+from tpledger.cli.errors import UsageError
+from tpledger.cli.options import (
     CONTEXT,
     ca_option,
     chain_genesis_option,
@@ -17,7 +17,7 @@ from cli.options import (
     node_option,
     output_option,
 )
-from ledger.genesis import Genesis
+from tpledger.ledger.genesis import Genesis
 
 
 @click.group(context_settings=CONTEXT)
@@ -32,8 +32,8 @@ def checkpoint() -> None:
 @click.option("--height", type=click.IntRange(1), help="Height (default: the node's latest).")
 def checkpoint_get(node_url: str, output: Path, height: int | None) -> None:
     """Download a certified checkpoint (header + quorum certificate) into a file."""
-    from cli.bounded_files import write_atomically
-    from ledger.proofs import Checkpoint
+    from tpledger.cli.bounded_files import write_atomically
+    from tpledger.ledger.proofs import Checkpoint
 
     with NodeClient(node_url) as client:
         data = client.checkpoint(height)
@@ -51,8 +51,8 @@ def checkpoint_get(node_url: str, output: Path, height: int | None) -> None:
 @click.pass_context
 def checkpoint_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -> None:
     """Verify a checkpoint offline against the genesis: exit 0 if valid, 7 if not."""
-    from cli.bounded_files import read_checkpoint
-    from ledger.proofs import verify_checkpoint
+    from tpledger.cli.bounded_files import read_checkpoint
+    from tpledger.ledger.proofs import verify_checkpoint
 
     gen = Genesis.load(genesis)
     cp = read_checkpoint(file)
@@ -86,9 +86,9 @@ def checkpoint_consistency(ctx: click.Context, old: Path, new: Path, genesis: Pa
                            node_url: str | None, proof_path: Path | None, output: Path | None,
                            as_json: bool) -> None:
     """Prove that the log at checkpoint NEW extends the log at OLD (RFC 9162); exit 0, or 7."""
-    from cli.bounded_files import read_checkpoint, read_consistency_proof, write_atomically
-    from cli.checkpoint_source import fetch_consistency_path
-    from ledger.proofs import ConsistencyProof, verify_consistency_proof
+    from tpledger.cli.bounded_files import read_checkpoint, read_consistency_proof, write_atomically
+    from tpledger.cli.checkpoint_source import fetch_consistency_path
+    from tpledger.ledger.proofs import ConsistencyProof, verify_consistency_proof
 
     if node_url is not None and proof_path is not None:
         raise UsageError("give --node or --proof, not both")

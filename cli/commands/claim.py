@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from cli import render
-from cli.client import NodeClient
-from cli.errors import CliError, Rejected, TimedOut, UsageError
-from cli.euros import format_cents
-from cli.options import (
+from tpledger.cli import render
+from tpledger.cli.client import NodeClient
+from tpledger.cli.errors import CliError, Rejected, TimedOut, UsageError
+from tpledger.cli.euros import format_cents
+from tpledger.cli.options import (
     CONTEXT,
     PAYER_KEY,
     READER_KEY,
@@ -25,10 +25,10 @@ from cli.options import (
     timeout_option,
     wait_option,
 )
-from ledger import tx
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
-from ledger.tx import TxBody
+from tpledger.ledger import tx
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.tx import TxBody
 
 # the overall statuses of ledger.tx.ClaimState.status(), in the order a claim goes through them
 CLAIM_STATUSES = (tx.CLAIM_SUBMITTED, tx.CLAIM_PARTIALLY_DECIDED, tx.CLAIM_ACCEPTED,
@@ -88,7 +88,7 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
                  from_json: Path | None, batch_size: int, wait: bool, timeout: float,
                  as_json: bool) -> None:
     """Sign and submit claims; the patient is committed and sealed locally."""
-    from cli.claims import (
+    from tpledger.cli.claims import (
         ClaimBuilder,
         ClaimInput,
         check_ref,
@@ -97,7 +97,7 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
         prepare_claims_file,
         submit_with_progress,
     )
-    from cli.euros import parse_euros
+    from tpledger.cli.euros import parse_euros
 
     flag_given = any(v for v in (insurer, nir, birth_date, member_number, ref, lines, amo, amc))
     if from_json is not None and flag_given:
@@ -143,7 +143,7 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
 @format_option
 def claim_status(claim_id: str, node_url: str, key_path: Path, fmt: str) -> None:
     """Show the ledger state of claim CLAIM_ID (hex id, or a unique prefix of it)."""
-    from cli.lifecycle import check_claim_ref, resolve_claim_id
+    from tpledger.cli.lifecycle import check_claim_ref, resolve_claim_id
 
     check_claim_ref(claim_id)
     key = KeyFile.load(key_path)
@@ -160,7 +160,7 @@ def _send(node_url: str, key: KeyFile, gen: Genesis, claim_ref: str,
           as_json: bool, what: str) -> None:
     """Resolve the claim id, build the transaction, send it and report it; a refusal is a
     one-line error naming the ledger's code (exit 4), a --wait timeout exits 5."""
-    from cli.lifecycle import raise_if_refused, resolve_claim_id, send_tx
+    from tpledger.cli.lifecycle import raise_if_refused, resolve_claim_id, send_tx
 
     with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
         body = make_body(client, resolve_claim_id(client, claim_ref))
@@ -176,7 +176,7 @@ def _send(node_url: str, key: KeyFile, gen: Genesis, claim_ref: str,
 @format_option
 def claim_inbox(node_url: str, key_path: Path, fmt: str) -> None:
     """Claims awaiting my decision on my share (insurer: AMC, CNAM: AMO)."""
-    from cli.lifecycle import is_awaiting, iter_claims, share_for_role, share_key
+    from tpledger.cli.lifecycle import is_awaiting, iter_claims, share_for_role, share_key
 
     key = KeyFile.load(key_path)
     share = share_key(share_for_role(key.role))
@@ -205,7 +205,7 @@ def claim_inbox(node_url: str, key_path: Path, fmt: str) -> None:
 def claim_list(node_url: str, key_path: Path, mine: bool, status_filter: str | None,
                limit: int | None, after: str | None, fmt: str) -> None:
     """My claims: status per payer and overall, and what is still owed."""
-    from cli.lifecycle import check_claim_ref, is_mine, list_claims
+    from tpledger.cli.lifecycle import check_claim_ref, is_mine, list_claims
 
     if after is not None and len(check_claim_ref(after)) != 64:
         raise UsageError("--after takes the 64-hex cursor printed by the previous page")
@@ -241,7 +241,7 @@ file, with --json too, so that the identity never lands in a log.""")
 def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
                show_identity: bool, as_json: bool) -> None:
     """Fetch my sealed patient opening, open it, verify it against the claim's commitment."""
-    from cli.lifecycle import check_claim_ref, open_claim, resolve_claim_id
+    from tpledger.cli.lifecycle import check_claim_ref, open_claim, resolve_claim_id
 
     if show_identity and not render.stdout_is_terminal():
         raise UsageError("--show-identity prints the patient's identity to a terminal only and "
@@ -288,8 +288,8 @@ def claim_decide(claim_id: str, node_url: str, key_path: Path, genesis: Path | N
                  accept: bool, amount: str | None, reject_reason: str | None, wait: bool,
                  timeout: float, as_json: bool) -> None:
     """Accept or reject my share of claim CLAIM_ID (the share follows from my role)."""
-    from cli.euros import parse_euros
-    from cli.lifecycle import (
+    from tpledger.cli.euros import parse_euros
+    from tpledger.cli.lifecycle import (
         check_claim_ref,
         check_reason,
         decision_body,
@@ -332,8 +332,8 @@ def claim_decide(claim_id: str, node_url: str, key_path: Path, genesis: Path | N
 def claim_pay(claim_id: str, node_url: str, key_path: Path, genesis: Path | None, amount: str,
               reference: str, wait: bool, timeout: float, as_json: bool) -> None:
     """Record a payment (possibly partial) of my accepted share of CLAIM_ID."""
-    from cli.euros import parse_euros
-    from cli.lifecycle import check_claim_ref, payment_body
+    from tpledger.cli.euros import parse_euros
+    from tpledger.cli.lifecycle import check_claim_ref, payment_body
 
     cents = parse_euros(amount, "--amount")
     key = KeyFile.load(key_path)
@@ -358,7 +358,7 @@ def claim_pay(claim_id: str, node_url: str, key_path: Path, genesis: Path | None
 def claim_cancel(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
                  reason: str, wait: bool, timeout: float, as_json: bool) -> None:
     """Withdraw claim CLAIM_ID (optician; only before any payer decided)."""
-    from cli.lifecycle import cancel_body, check_claim_ref
+    from tpledger.cli.lifecycle import cancel_body, check_claim_ref
 
     key = KeyFile.load(key_path)
     cancel_body("00" * 32, key.role, reason)  # role and reason checked before sending
@@ -376,7 +376,7 @@ def claim_cancel(claim_id: str, node_url: str, key_path: Path, genesis: Path | N
 @json_option()
 def claim_forget(claim_id: str, node_url: str, key_path: Path, as_json: bool) -> None:
     """Delete the claim's sealed patient openings on every node (the commitment stays)."""
-    from cli.lifecycle import check_claim_ref, fetch_claim, resolve_claim_id
+    from tpledger.cli.lifecycle import check_claim_ref, fetch_claim, resolve_claim_id
 
     check_claim_ref(claim_id)
     key = KeyFile.load(key_path)

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from cli import render
-from cli.options import CONTEXT, json_option
+from tpledger.cli import render
+from tpledger.cli.options import CONTEXT, json_option
 
 if TYPE_CHECKING:
-    from cli.cluster import NodeEvent
+    from tpledger.cli.cluster import NodeEvent
 
 
 @click.group(context_settings=CONTEXT)
@@ -37,7 +37,7 @@ def cluster() -> None:
 def cluster_init(directory: Path, validators: int, base_port: int, chain_id: str,
                  tls: bool, as_json: bool) -> None:
     """Write keys, genesis.json, node configs and cluster.json into an empty DIRECTORY."""
-    from cli.cluster import CLUSTER_FILE, init_cluster
+    from tpledger.cli.cluster import CLUSTER_FILE, init_cluster
 
     info = init_cluster(directory, validators, base_port, chain_id, tls=tls)
     if as_json:
@@ -55,7 +55,7 @@ def cluster_up(directory: Path, startup_timeout: float) -> None:
 
     A node that exits is reported (exit code, last log line) and the others keep running;
     `tpledger cluster restart DIRECTORY NODE` (another terminal) starts it again."""
-    from cli.cluster import ClusterInfo, LocalCluster, Supervisor, up_pid_file
+    from tpledger.cli.cluster import ClusterInfo, LocalCluster, Supervisor, up_pid_file
 
     ClusterInfo.load(directory)  # a clear error if this is not a cluster directory
     err = render.stderr()
@@ -100,7 +100,7 @@ def _event_line(event: NodeEvent, directory: Path) -> str:
               show_default=True, help="Seconds to wait for the node's /v1/status.")
 def cluster_restart(directory: Path, node_name: str, timeout_s: float) -> None:
     """Ask the running `cluster up` of DIRECTORY to (re)start NODE; wait until it answers."""
-    from cli.cluster import request_node_action, wait_node_answers
+    from tpledger.cli.cluster import request_node_action, wait_node_answers
 
     info = request_node_action(directory, node_name, "restart", timeout_s)
     wait_node_answers(info, node_name, timeout_s)
@@ -112,7 +112,7 @@ def cluster_restart(directory: Path, node_name: str, timeout_s: float) -> None:
 @click.argument("node_name", metavar="NODE")
 def cluster_stop(directory: Path, node_name: str) -> None:
     """Ask the running `cluster up` of DIRECTORY to stop NODE alone (the others keep going)."""
-    from cli.cluster import request_node_action
+    from tpledger.cli.cluster import request_node_action
 
     request_node_action(directory, node_name, "stop")
     click.echo(f"{node_name} stopped")

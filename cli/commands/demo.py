@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from cli import render
-from cli.options import CONTEXT
+from tpledger.cli import render
+from tpledger.cli.options import CONTEXT
 
 
 @click.command("demo", context_settings=CONTEXT, epilog="Example: tpledger demo")
@@ -17,6 +17,6 @@ from cli.options import CONTEXT
               show_default=True, help="Claims per optician.")
 def demo(keep: Path | None, per_optician: int) -> None:
     """Run the whole flow on a throw-away 4-validator cluster, then stop it."""
-    from cli.demo import run_demo
+    from tpledger.cli.demo import run_demo
 
     run_demo(render.wide_stdout(), keep_dir=keep, per_optician=per_optician)

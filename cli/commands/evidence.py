@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from cli import render
-from cli.client import NodeClient
-from cli.evidence import iter_evidence
-from cli.options import CONTEXT, format_option, node_option
+from tpledger.cli import render
+from tpledger.cli.client import NodeClient
+from tpledger.cli.evidence import iter_evidence
+from tpledger.cli.options import CONTEXT, format_option, node_option
 
 
 @click.group("evidence", context_settings=CONTEXT)

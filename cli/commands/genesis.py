@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from cli import render
-from cli.options import CONTEXT, json_option
+from tpledger.cli import render
+from tpledger.cli.options import CONTEXT, json_option
 
 PUB_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -36,7 +36,7 @@ def genesis_assemble(chain_id: str, members: tuple[Path, ...], validators: tuple
                      genesis_time_ms: int | None, output: Path, as_json: bool) -> None:
     """Build, validate and write the genesis from public files only (a file holding a secret
     key is refused); print its SHA-256 for every organisation to compare out of band."""
-    from cli.ceremony import assemble, write_genesis
+    from tpledger.cli.ceremony import assemble, write_genesis
 
     g = assemble(chain_id, members, validators, genesis_time_ms)
     sha = write_genesis(g, output)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from cli import render
-from cli.options import CONTEXT, json_option
+from tpledger.cli import render
+from tpledger.cli.options import CONTEXT, json_option
 
 ROLE_CHOICES = ("optician", "insurer", "cnam", "auditor")
 
@@ -28,8 +28,8 @@ def keygen(org: str, role: str | None, validator: str | None, out_dir: Path,
            as_json: bool) -> None:
     """Generate ORG's secret key (STEM.key, mode 0600, never leaves this host) and its public
     file (STEM.pub.json: org, role, ed25519, x25519) to send for `tpledger genesis assemble`."""
-    from cli.ceremony import keygen as generate
-    from cli.errors import UsageError
+    from tpledger.cli.ceremony import keygen as generate
+    from tpledger.cli.errors import UsageError
 
     if (role is None) == (validator is None):
         raise UsageError("give exactly one of --role ROLE or --validator NAME")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from cli import render
-from cli.options import CONTEXT, format_option
+from tpledger.cli import render
+from tpledger.cli.options import CONTEXT, format_option
 
 
 @click.group(context_settings=CONTEXT)
@@ -21,7 +21,7 @@ def lpp() -> None:
 @format_option
 def lpp_list(table_path: Path | None, fmt: str) -> None:
     """List LPP codes with label, class, category and price limit (euros)."""
-    from ledger.lpp import LppTable
+    from tpledger.ledger.lpp import LppTable
 
     table = LppTable.load_csv(table_path) if table_path else LppTable.default()
     render.lpp_list(render.lpp_rows(table), table.version, fmt)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import CONTEXT
+from tpledger.cli.options import CONTEXT
 
 
 @click.group(context_settings=CONTEXT)
@@ -18,6 +18,6 @@ def node() -> None:
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def node_run(config: Path) -> None:
     """Run the node described by CONFIG (node.toml) in the foreground until SIGTERM/SIGINT."""
-    from node.shell import run_node
+    from tpledger.node.shell import run_node
 
     run_node(config)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from cli import render
-from cli.client import NodeClient
-from cli.evidence import proof_bytes
-from cli.options import (
+from tpledger.cli import render
+from tpledger.cli.client import NodeClient
+from tpledger.cli.evidence import proof_bytes
+from tpledger.cli.options import (
     CONTEXT,
     READER_KEY,
     chain_genesis_option,
@@ -18,8 +18,8 @@ from cli.options import (
     node_option,
     output_option,
 )
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
 
 
 @click.group(context_settings=CONTEXT)
@@ -38,8 +38,8 @@ def proof_get(claim_id: str, node_url: str, key_path: Path, output: Path,
               tree_size: int | None) -> None:
     """Download the inclusion proof bundle of claim CLAIM_ID (a unique prefix will do; an
     evidence tx by its full id) into a file."""
-    from cli.bounded_files import write_atomically
-    from cli.lifecycle import check_claim_ref, resolve_claim_id
+    from tpledger.cli.bounded_files import write_atomically
+    from tpledger.cli.lifecycle import check_claim_ref, resolve_claim_id
 
     check_claim_ref(claim_id)
     key = KeyFile.load(key_path)
@@ -58,8 +58,8 @@ def proof_get(claim_id: str, node_url: str, key_path: Path, output: Path,
 @click.pass_context
 def proof_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -> None:
     """Verify a proof bundle offline against the genesis: exit 0 if valid, 7 if not."""
-    from cli.bounded_files import read_prefix
-    from ledger.proofs import MAX_BUNDLE_FILE_BYTES, verify_bundle
+    from tpledger.cli.bounded_files import read_prefix
+    from tpledger.ledger.proofs import MAX_BUNDLE_FILE_BYTES, verify_bundle
 
     gen = Genesis.load(genesis)
     # the parser refuses an oversize bundle with its own verdict

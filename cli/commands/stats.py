@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from cli import render
-from cli.client import NodeClient
-from cli.errors import CliError
-from cli.options import (
+from tpledger.cli import render
+from tpledger.cli.client import NodeClient
+from tpledger.cli.errors import CliError
+from tpledger.cli.options import (
     CONTEXT,
     genesis_option,
     json_option,
@@ -17,7 +17,7 @@ from cli.options import (
     load_genesis_for,
     node_option,
 )
-from ledger.keys import KeyFile
+from tpledger.ledger.keys import KeyFile
 
 
 @click.command("stats", context_settings=CONTEXT,
@@ -33,8 +33,8 @@ from ledger.keys import KeyFile
 def stats(node_url: str, key_path: Path, genesis: Path | None, from_height: int,
           to_height: int | None, as_json: bool) -> None:
     """Anonymous statistics from certified blocks: per LPP code, class, payer and month."""
-    from cli.block_stats import aggregate_blocks, fetch_blocks
-    from ledger.lpp import LppTable
+    from tpledger.cli.block_stats import aggregate_blocks, fetch_blocks
+    from tpledger.ledger.lpp import LppTable
 
     key = KeyFile.load(key_path)
     gen = load_genesis_for(key_path, genesis)

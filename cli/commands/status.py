@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from cli import render
-from cli.client import NodeClient
-from cli.options import CONTEXT, format_option, node_option
+from tpledger.cli import render
+from tpledger.cli.client import NodeClient
+from tpledger.cli.options import CONTEXT, format_option, node_option
 
 
 @click.command("status", context_settings=CONTEXT,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from cli.errors import CliError
-from cli.options import CONTEXT, ca_option, chain_genesis_option, json_option
-from ledger.genesis import Genesis
+from tpledger.cli.errors import CliError
+from tpledger.cli.options import CONTEXT, ca_option, chain_genesis_option, json_option
+from tpledger.ledger.genesis import Genesis
 
 
 @click.command("witness", context_settings=CONTEXT, epilog="""\b
@@ -35,8 +35,8 @@ def witness(ctx: click.Context, node_urls: tuple[str, ...], genesis: Path,
             state_path: Path, interval: float, once: bool, max_polls: int | None,
             as_json: bool) -> None:
     """Poll checkpoints, verify each and that the log only grows; detect forks."""
-    from cli.checkpoint_source import FORK_EXIT_CODE, poll_nodes
-    from cli.witness import Witness
+    from tpledger.cli.checkpoint_source import FORK_EXIT_CODE, poll_nodes
+    from tpledger.cli.witness import Witness
 
     w = Witness.load(Genesis.load(genesis), state_path)
     code = poll_nodes(w, node_urls, state_path, interval, 1 if once else max_polls, as_json)

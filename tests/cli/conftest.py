@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.cluster import ClusterInfo, init_cluster
 from tests.ledger.helpers import World, make_world
+from tpledger.cli.cluster import ClusterInfo, init_cluster
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,11 @@ the shape of a one-line error."""
 
 from __future__ import annotations
 
-from ledger.blocks import Header
-from ledger.encoding import tagged_hash
-from ledger.merkle import consistency_path, root_of
-from ledger.proofs import Checkpoint
 from tests.ledger.helpers import CHAIN_ID, GENESIS_TIME_MS, World, certify
+from tpledger.ledger.blocks import Header
+from tpledger.ledger.encoding import tagged_hash
+from tpledger.ledger.merkle import consistency_path, root_of
+from tpledger.ledger.proofs import Checkpoint
 
 ENTRIES = [f"entry-{i}".encode() for i in range(40)]
 

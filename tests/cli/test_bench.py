@@ -18,7 +18,7 @@ def test_bench_commits_every_claim_and_reports_consistent_figures(tmp_path: Path
     out_json = tmp_path / "bench.json"
     env = dict(os.environ, NO_COLOR="1", TMPDIR=str(tmp_path))
     proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "bench", "--claims", "400", "--clients", "2",
+        [sys.executable, "-m", "tpledger.cli.main", "bench", "--claims", "400", "--clients", "2",
          "--batch", "100", "--window", "2", "--timeout-commit-ms", "20",
          "--json", str(out_json)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from cli.block_stats import aggregate_blocks, check_block
-from cli.errors import CliError
-from ledger.store import Store
-from ledger.tx import SHARE_AMC, SHARE_AMO
 from tests.ledger.helpers import (
     add_block,
     make_claim,
@@ -19,6 +15,10 @@ from tests.ledger.helpers import (
     make_world,
     open_store,
 )
+from tpledger.cli.block_stats import aggregate_blocks, check_block
+from tpledger.cli.errors import CliError
+from tpledger.ledger.store import Store
+from tpledger.ledger.tx import SHARE_AMC, SHARE_AMO
 
 CID = "ab" * 32
 

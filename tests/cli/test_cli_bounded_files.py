@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.bounded_files import (
+from tests.cli.helpers import ENTRIES, cp
+from tests.ledger.helpers import World
+from tpledger.cli.bounded_files import (
     MAX_CHECKPOINT_FILE_BYTES,
     read_bounded,
     read_checkpoint,
@@ -15,14 +17,12 @@ from cli.bounded_files import (
     read_prefix,
     write_atomically,
 )
-from cli.errors import CliError
-from cli.main import run
-from ledger.merkle import consistency_path
-from ledger.proofs import ConsistencyProof
-from node.config import MAX_CONFIG_BYTES, NodeConfig
-from node.errors import ConfigError
-from tests.cli.helpers import ENTRIES, cp
-from tests.ledger.helpers import World
+from tpledger.cli.errors import CliError
+from tpledger.cli.main import run
+from tpledger.ledger.merkle import consistency_path
+from tpledger.ledger.proofs import ConsistencyProof
+from tpledger.node.config import MAX_CONFIG_BYTES, NodeConfig
+from tpledger.node.errors import ConfigError
 
 
 def test_read_bounded(tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from cli.checkpoint_source import NodeSource, fetch_consistency_path
-from cli.client import NodeClient
-from cli.errors import CliError
-from cli.main import run
 from tests.ledger.helpers import World
+from tpledger.cli.checkpoint_source import NodeSource, fetch_consistency_path
+from tpledger.cli.client import NodeClient
+from tpledger.cli.errors import CliError
+from tpledger.cli.main import run
 
 
 class _Client(NodeClient):

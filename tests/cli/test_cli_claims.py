@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.claims import (
+from tpledger.cli.claims import (
     ClaimBuilder,
     ClaimInput,
     ClaimInputError,
@@ -17,13 +17,13 @@ from cli.claims import (
     parse_line_spec,
     read_claims_file,
 )
-from cli.cluster import ClusterInfo
-from cli.main import cli, run
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
-from ledger.lpp import LppTable, default_shares
-from ledger.patient import commitment, make_test_nir, open_sealed, sealed_digest
-from ledger.tx import Claim, LppLine
+from tpledger.cli.cluster import ClusterInfo
+from tpledger.cli.main import cli, run
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.lpp import LppTable, default_shares
+from tpledger.ledger.patient import commitment, make_test_nir, open_sealed, sealed_digest
+from tpledger.ledger.tx import Claim, LppLine
 
 NIR = make_test_nir(random.Random(7))
 BIRTH = "1984-03-09"
@@ -162,7 +162,7 @@ def test_build_errors_never_echo_patient(builder: ClaimBuilder, over: dict[str, 
 
 
 def test_builder_refuses_non_optician(cluster_info: ClusterInfo) -> None:
-    from cli.errors import CliError
+    from tpledger.cli.errors import CliError
 
     with pytest.raises(CliError, match="not an optician"):
         ClaimBuilder(KeyFile.load(cluster_info.client("mutuelle-a").key),

@@ -14,16 +14,16 @@ from typing import Any
 import msgpack
 import pytest
 
-from cli.client import ClientError, NodeClient
-from cli.cluster import ClusterInfo
-from cli.main import run
-from ledger.errors import EncodingError
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
-from ledger.patient import make_test_nir, open_sealed
-from ledger.tx import SignedTx
-from node.auth import RequestVerifier
-from node.errors import AuthError
+from tpledger.cli.client import ClientError, NodeClient
+from tpledger.cli.cluster import ClusterInfo
+from tpledger.cli.main import run
+from tpledger.ledger.errors import EncodingError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.patient import make_test_nir, open_sealed
+from tpledger.ledger.tx import SignedTx
+from tpledger.node.auth import RequestVerifier
+from tpledger.node.errors import AuthError
 
 
 class FakeNode:

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import cluster as cluster_mod
-from cli.cluster import PARTICIPANTS, validator_orgs
-from cli.main import cli
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
-from ledger.lpp import LppTable
-from node.config import NodeConfig
+from tpledger.cli import cluster as cluster_mod
+from tpledger.cli.cluster import PARTICIPANTS, validator_orgs
+from tpledger.cli.main import cli
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.lpp import LppTable
+from tpledger.node.config import NodeConfig
 
 
 def _init(tmp_path: Path, *args: str) -> tuple[Path, str]:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli.euros import MAX_EUROS_CENTS, AmountError, format_cents, parse_euros
+from tpledger.cli.euros import MAX_EUROS_CENTS, AmountError, format_cents, parse_euros
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import cli.render as render
-from cli.cluster import ClusterInfo
-from cli.errors import EXIT_CODES, Exit
-from cli.main import run
-from ledger.patient import make_test_birth_date, make_test_nir
+import tpledger.cli.render as render
 from tests.cli.helpers import assert_one_line_error
+from tpledger.cli.cluster import ClusterInfo
+from tpledger.cli.errors import EXIT_CODES, Exit
+from tpledger.cli.main import run
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
 CLOSED = "http://127.0.0.1:9"  # never contacted by a refused command (else: exit 6)
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from cli.errors import CliError
-from cli.lifecycle import (
+from tpledger.cli.errors import CliError
+from tpledger.cli.lifecycle import (
     REFERENCE_DOMAIN,
     cancel_body,
     decision_body,
@@ -17,8 +17,8 @@ from cli.lifecycle import (
     reference_digest,
     share_for_role,
 )
-from ledger.encoding import tagged_hash
-from ledger.tx import SHARE_AMC, SHARE_AMO, Cancel
+from tpledger.ledger.encoding import tagged_hash
+from tpledger.ledger.tx import SHARE_AMC, SHARE_AMO, Cancel
 
 CID = "ab" * 32
 

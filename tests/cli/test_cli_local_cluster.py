@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import cli.cluster as cluster_mod
-from cli.client import ClientError, NodeClient
-from cli.cluster import LocalCluster
-from cli.errors import CliError
+import tpledger.cli.cluster as cluster_mod
+from tpledger.cli.client import ClientError, NodeClient
+from tpledger.cli.cluster import LocalCluster
+from tpledger.cli.errors import CliError
 
 FAKE_NODE = r'''
 import http.server, json, os, pathlib, signal, sys, tomllib
@@ -108,11 +108,11 @@ def test_cluster_up_stops_all_on_signal(tmp_path: Path, fake_node: Path,
     import os
     import subprocess
 
-    from cli.cluster import ClusterInfo, init_cluster
+    from tpledger.cli.cluster import ClusterInfo, init_cluster
 
     init_cluster(tmp_path / "c", validators=3, base_port=0)
     driver = (
-        "import sys, cli.cluster as c, cli.main as m\n"
+        "import sys, tpledger.cli.cluster as c, tpledger.cli.main as m\n"
         f"c.node_command = lambda cfg: [sys.executable, {str(fake_node)!r}, str(cfg)]\n"
         f"sys.exit(m.run(['cluster', 'up', {str(tmp_path / 'c')!r}]))\n"
     )

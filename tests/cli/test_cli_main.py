@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import cli.render as render
-from cli.cluster import ClusterInfo
-from cli.main import cli, run
+import tpledger.cli.render as render
 from tests.cli.helpers import assert_one_line_error
+from tpledger.cli.cluster import ClusterInfo
+from tpledger.cli.main import cli, run
 
 
 @pytest.mark.parametrize(

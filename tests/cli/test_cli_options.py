@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.errors import UsageError
-from cli.main import run
-from cli.options import load_genesis_for
-from ledger.genesis import Genesis
+from tpledger.cli.errors import UsageError
+from tpledger.cli.main import run
+from tpledger.cli.options import load_genesis_for
+from tpledger.ledger.genesis import Genesis
 
 
 def test_genesis_is_found_next_to_the_keys_cluster(cluster_dir: Path, tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-import cli.render as render
-from cli.errors import CliError, UsageError
-from cli.lifecycle import list_claims, resolve_claim_id
+import tpledger.cli.render as render
+from tpledger.cli.errors import CliError, UsageError
+from tpledger.cli.lifecycle import list_claims, resolve_claim_id
 
 BOX = set("─│┃┏┓┗┛┡┩━╇┼┌┐└┘")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import run
 from tests.cli.helpers import assert_one_line_error
+from tpledger.cli.main import run
 
 FLAG, ENV, FILE = "http://127.0.0.1:9", "http://127.0.0.1:19", "http://127.0.0.1:29"
 

@@ -7,8 +7,8 @@ import json
 import click
 import pytest
 
-from cli import render
-from cli.errors import CliError
+from tpledger.cli import render
+from tpledger.cli.errors import CliError
 
 
 def _verdict(ok: bool, as_json: bool) -> int:

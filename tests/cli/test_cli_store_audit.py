@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import cli.store_audit as store_audit
-from cli.main import run
-from ledger.audit import AuditReport
-from ledger.genesis import Genesis
-from ledger.lpp import LppTable
-from ledger.store import Store
-from node.config import NodeConfig
+import tpledger.cli.store_audit as store_audit
+from tpledger.cli.main import run
+from tpledger.ledger.audit import AuditReport
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.store import Store
+from tpledger.node.config import NodeConfig
 
 
 @pytest.fixture()
@@ -49,7 +49,7 @@ def test_audit_names_first_bad_height(node_dir: Path, monkeypatch: pytest.Monkey
 
 def test_audit_other_genesis_refused(node_dir: Path, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from cli.cluster import init_cluster
+    from tpledger.cli.cluster import init_cluster
 
     other = init_cluster(tmp_path / "other", validators=1, base_port=0)
     rc = run(["audit", "--config", str(node_dir / "nodes/v0/node.toml"),

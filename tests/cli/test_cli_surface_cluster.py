@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.cluster import LocalCluster
-from cli.errors import Exit
-from cli.main import run
-from ledger.patient import make_test_birth_date, make_test_nir
 from tests.cli.helpers import assert_one_line_error
 from tests.node.conftest import cluster  # noqa: F401  (the module's real cluster)
+from tpledger.cli.cluster import LocalCluster
+from tpledger.cli.errors import Exit
+from tpledger.cli.main import run
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
 pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.errors import CliError
-from cli.witness import Witness, check_consistency
-from ledger.merkle import consistency_path, root_of
-from ledger.proofs import Checkpoint
 from tests.cli.helpers import ENTRIES, FakeNode, cp, header
 from tests.ledger.helpers import World, certify, make_world
+from tpledger.cli.errors import CliError
+from tpledger.cli.witness import Witness, check_consistency
+from tpledger.ledger.merkle import consistency_path, root_of
+from tpledger.ledger.proofs import Checkpoint
 
 
 def test_advances_on_a_growing_log(world: World) -> None:

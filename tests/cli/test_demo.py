@@ -25,7 +25,7 @@ def test_demo_runs_under_a_minute(tmp_path: Path) -> None:
     env = dict(os.environ, NO_COLOR="1", COLUMNS="160", TMPDIR=str(tmp_path))
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "demo"],
+        [sys.executable, "-m", "tpledger.cli.main", "demo"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     elapsed = time.monotonic() - start

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from consensus.machine import Consensus, _RoundLog
-from consensus.messages import PersistedState
-from ledger.votes import SignedVote
+from tpledger.consensus.machine import Consensus, _RoundLog
+from tpledger.consensus.messages import PersistedState
+from tpledger.ledger.votes import SignedVote
 
 
 class OldVoteSlots(Consensus):

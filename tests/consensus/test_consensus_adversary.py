@@ -13,10 +13,16 @@ from collections import Counter
 
 import pytest
 
-from consensus import Consensus, ConsensusConfig
-from consensus.machine import MAX_VOTES_PER_SLOT
-from consensus.messages import Proposal
-from consensus.sim import (
+from tests.consensus.broken_variants import (
+    ForgetsProposalOnDisk,
+    ForgetsVotesOnDisk,
+    LateRounds,
+    OldVoteSlots,
+)
+from tpledger.consensus import Consensus, ConsensusConfig
+from tpledger.consensus.machine import MAX_VOTES_PER_SLOT
+from tpledger.consensus.messages import Proposal
+from tpledger.consensus.sim import (
     CRASH_POINTS,
     TIMINGS,
     SimConfig,
@@ -26,14 +32,8 @@ from consensus.sim import (
     run_batch,
     run_one,
 )
-from ledger.keys import Signer
-from ledger.votes import PRECOMMIT, PREVOTE, Vote
-from tests.consensus.broken_variants import (
-    ForgetsProposalOnDisk,
-    ForgetsVotesOnDisk,
-    LateRounds,
-    OldVoteSlots,
-)
+from tpledger.ledger.keys import Signer
+from tpledger.ledger.votes import PRECOMMIT, PREVOTE, Vote
 
 
 def _kvalues(seed: int) -> SimConfig:

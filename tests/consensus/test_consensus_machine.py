@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from consensus import (
+from tpledger.consensus import (
     Consensus,
     ConsensusConfig,
     ConsensusInvariantError,
@@ -20,11 +20,11 @@ from consensus import (
     SignedProposal,
     Timer,
 )
-from consensus.messages import STEP_PRECOMMIT, STEP_PREVOTE, STEP_PROPOSE
-from consensus.sim import make_payload, sim_validate
-from ledger.encoding import decode_any
-from ledger.keys import Signer
-from ledger.votes import (
+from tpledger.consensus.messages import STEP_PRECOMMIT, STEP_PREVOTE, STEP_PROPOSE
+from tpledger.consensus.sim import make_payload, sim_validate
+from tpledger.ledger.encoding import decode_any
+from tpledger.ledger.keys import Signer
+from tpledger.ledger.votes import (
     PRECOMMIT,
     PREVOTE,
     CommitCertificate,

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consensus.machine import Consensus
-from consensus.messages import Timer
-from consensus.sim import (
+from tpledger.consensus.machine import Consensus
+from tpledger.consensus.messages import Timer
+from tpledger.consensus.sim import (
     BEHAVIOURS,
     Factory,
     SimConfig,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.sim import run_batch
+from tpledger.consensus.sim import run_batch
 
 CHUNKS, RUNS = 6, 12
 

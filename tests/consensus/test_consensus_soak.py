@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from consensus.sim import run_batch
+from tpledger.consensus.sim import run_batch
 
 
 @pytest.mark.soak

@@ -6,11 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from consensus import ConsensusConfig
-from consensus.messages import MAX_PAYLOAD_BYTES_LIMIT, PersistedState, ProofOfLock, SignedProposal
-from ledger.errors import LedgerError
-from ledger.genesis import DEFAULT_PARAMS, Params
-from ledger.limits import (
+from tpledger.consensus import ConsensusConfig
+from tpledger.consensus.messages import (
+    MAX_PAYLOAD_BYTES_LIMIT,
+    PersistedState,
+    ProofOfLock,
+    SignedProposal,
+)
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.genesis import DEFAULT_PARAMS, Params
+from tpledger.ledger.limits import (
     BLOCK_ENVELOPE_BYTES,
     BLOCK_HEADER_RESERVE_BYTES,
     MAX_BLOCK_BYTES,
@@ -18,9 +23,9 @@ from ledger.limits import (
     MAX_PEER_FRAME_BYTES,
     MAX_TX_BYTES,
 )
-from node.config import Limits, NodeConfig
-from node.errors import ConfigError
-from node.peers import MAX_FRAME_BYTES, PeerFrame
+from tpledger.node.config import Limits, NodeConfig
+from tpledger.node.errors import ConfigError
+from tpledger.node.peers import MAX_FRAME_BYTES, PeerFrame
 
 
 def _params(block: int, tx: int) -> Params:

@@ -20,12 +20,12 @@ from dataclasses import replace
 
 import pytest
 
-from consensus import Consensus, Ready, Timer
-from consensus import messages as cm
-from consensus.sim import SIM_CONFIG, make_payload, sim_validate, sim_value_of
-from ledger.keys import Signer
-from ledger.votes import PREVOTE, Vote, max_faulty, quorum
 from tests.consensus.broken_variants import OldVoteSlots
+from tpledger.consensus import Consensus, Ready, Timer
+from tpledger.consensus import messages as cm
+from tpledger.consensus.sim import SIM_CONFIG, make_payload, sim_validate, sim_value_of
+from tpledger.ledger.keys import Signer
+from tpledger.ledger.votes import PREVOTE, Vote, max_faulty, quorum
 
 CHAIN = "tpledger-pol-attack"
 CFG = replace(SIM_CONFIG, timeout_commit_ms=0)

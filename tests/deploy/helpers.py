@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from cli.claims import PreparedClaim
-from cli.client import NodeClient
 from tests.node.conftest import wait_until
+from tpledger.cli.claims import PreparedClaim
+from tpledger.cli.client import NodeClient
 
 
 def commit(c: NodeClient, claims: list[PreparedClaim], timeout_s: float = 30) -> None:

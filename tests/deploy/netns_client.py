@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from cli.client import ClientError, NodeClient
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
 from tests.deploy.helpers import commit, load_netns
 from tests.node.conftest import make_claims
+from tpledger.cli.client import ClientError, NodeClient
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
 
 netns = load_netns()
 

@@ -12,14 +12,20 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import cli.ceremony as ceremony
-from cli.cluster import PARTICIPANTS, LocalCluster, free_ports, validator_orgs, write_layout
-from cli.main import cli, run
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
+import tpledger.cli.ceremony as ceremony
 from tests.cli.helpers import assert_one_line_error
 from tests.deploy.helpers import commit
 from tests.node.conftest import make_claims
+from tpledger.cli.cluster import (
+    PARTICIPANTS,
+    LocalCluster,
+    free_ports,
+    validator_orgs,
+    write_layout,
+)
+from tpledger.cli.main import cli, run
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
 
 ORGS = validator_orgs(4)  # federation, insurer-a, insurer-b, cnam
 T0_MS = 1_767_225_600_000

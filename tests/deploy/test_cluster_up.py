@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.client import ClientError
-from cli.cluster import NODE_PID_FILE, ClusterInfo, LocalCluster, init_cluster
-from cli.main import run
 from tests.deploy.helpers import commit
 from tests.node.conftest import make_claims, status, wait_until
+from tpledger.cli.client import ClientError
+from tpledger.cli.cluster import NODE_PID_FILE, ClusterInfo, LocalCluster, init_cluster
+from tpledger.cli.main import run
 
 pytestmark = [pytest.mark.cluster]
 
@@ -26,7 +26,7 @@ class Up:
 
     def __init__(self, directory: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "cluster", "up", str(directory)],
+            [sys.executable, "-m", "tpledger.cli.main", "cluster", "up", str(directory)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.err: list[str] = []
         assert self.proc.stderr is not None
@@ -104,7 +104,7 @@ def test_restart_needs_a_running_cluster_up(tmp_path: Path,
 
 def test_supervisor_requests_and_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The supervisor's bookkeeping, with sleeping stand-ins for nodes."""
-    import cli.cluster as cluster_mod
+    import tpledger.cli.cluster as cluster_mod
 
     monkeypatch.setattr(cluster_mod, "node_command",
                         lambda cfg: [sys.executable, "-c", "import time; time.sleep(60)"])
@@ -134,7 +134,7 @@ def test_supervisor_requests_and_exits(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_second_cluster_up_refused(tmp_path: Path) -> None:
-    import cli.cluster as cluster_mod
+    import tpledger.cli.cluster as cluster_mod
 
     with cluster_mod.up_pid_file(tmp_path):
         (tmp_path / cluster_mod.UP_PID_FILE).write_text(f"{os.getppid()}\n")  # another live up

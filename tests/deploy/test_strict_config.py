@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import node.config as config_mod
-from node.config import NodeConfig
-from node.errors import ConfigError
+import tpledger.node.config as config_mod
+from tpledger.node.config import NodeConfig
+from tpledger.node.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.cluster import LocalCluster, free_ports, init_cluster
+from tpledger.cli.cluster import LocalCluster, free_ports, init_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.cluster import LocalCluster
-from cli.errors import Exit
-from ledger.patient import make_test_birth_date, make_test_nir
 from tests.e2e.test_lifecycle import tp
 from tests.node.conftest import wait_until
+from tpledger.cli.cluster import LocalCluster
+from tpledger.cli.errors import Exit
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
 pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 

@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-from cli import render
-from cli.client import ClientError, NodeClient
-from cli.cluster import LocalCluster
-from cli.lifecycle import submit_signed
-from cli.main import run
-from ledger.patient import make_test_birth_date, make_test_nir
-from ledger.tx import SHARE_AMC, Decision, Payment, sign_tx
 from tests.e2e.privacy_scan import identity_needles, scan_paths, scan_texts
 from tests.node.conftest import wait_until
+from tpledger.cli import render
+from tpledger.cli.client import ClientError, NodeClient
+from tpledger.cli.cluster import LocalCluster
+from tpledger.cli.lifecycle import submit_signed
+from tpledger.cli.main import run
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
+from tpledger.ledger.tx import SHARE_AMC, Decision, Payment, sign_tx
 
 pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from ledger.patient import make_test_birth_date, make_test_nir
 from tests.e2e.privacy_scan import identity_needles, scan_paths, scan_texts
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
 
 def test_scanner_finds_planted_identities(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.cluster import LocalCluster
+from tpledger.cli.cluster import LocalCluster
 
 pytestmark = [pytest.mark.cluster]
 

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger.blocks import Block, Header
-from ledger.genesis import DEFAULT_PARAMS, Genesis, Params, Participant, Validator
-from ledger.keys import BoxKey, KeyFile, Signer
-from ledger.lpp import LppTable
-from ledger.store import Store
-from ledger.tx import (
+from tpledger.ledger.blocks import Block, Header
+from tpledger.ledger.genesis import DEFAULT_PARAMS, Genesis, Params, Participant, Validator
+from tpledger.ledger.keys import BoxKey, KeyFile, Signer
+from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.store import Store
+from tpledger.ledger.tx import (
     SHARE_AMC,
     SHARE_AMO,
     Claim,
@@ -28,7 +28,7 @@ from ledger.tx import (
     SignedTx,
     sign_tx,
 )
-from ledger.votes import PRECOMMIT, CommitCertificate, Vote
+from tpledger.ledger.votes import PRECOMMIT, CommitCertificate, Vote
 
 CHAIN_ID = "tpledger-test"
 GENESIS_TIME_MS = 1_700_000_000_000

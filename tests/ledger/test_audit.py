@@ -9,9 +9,9 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from ledger.audit import audit
-from ledger.rowcheck import seal, unseal
-from ledger.tx import SignedTx, sign_tx
+from tpledger.ledger.audit import audit
+from tpledger.ledger.rowcheck import seal, unseal
+from tpledger.ledger.tx import SignedTx, sign_tx
 
 try:
     from tests.ledger import helpers as h
@@ -108,7 +108,7 @@ def test_audit_names_first_bad_height(tmp_path: Path, target: str) -> None:
         loc = s.tx_location(tx_id)
         s.close()
         assert loc is not None
-        from ledger.store import TxLocation
+        from tpledger.ledger.store import TxLocation
 
         _poke(path, "txloc", tx_id, TxLocation(loc.height, 0, loc.leaf_index).encode())
     elif target == "tree_node":
@@ -145,8 +145,8 @@ def test_audit_of_wrong_genesis_or_missing_dir(tmp_path: Path) -> None:
 def test_audit_replays_the_client_reference_index(tmp_path: Path, change: str) -> None:
     """The (optician, client reference) index is state: reopened, it still refuses a retry;
     forged (another claim's id, an extra row, a missing row), the audit names it."""
-    from ledger.errors import DuplicateReference
-    from ledger.state import reference_key
+    from tpledger.ledger.errors import DuplicateReference
+    from tpledger.ledger.state import reference_key
 
     path = tmp_path / "db"
     _build(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.blocks import (
+from tpledger.ledger.blocks import (
     EMPTY_ROOT,
     Block,
     Header,
@@ -16,9 +16,9 @@ from ledger.blocks import (
     tx_entry_overhead,
     txs_root,
 )
-from ledger.encoding import tagged_hash
-from ledger.errors import EncodingError
-from ledger.merkle import root_of
+from tpledger.ledger.encoding import tagged_hash
+from tpledger.ledger.errors import EncodingError
+from tpledger.ledger.merkle import root_of
 
 try:
     from tests.ledger import helpers as h

@@ -15,20 +15,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import consensus.messages  # noqa: F401 - registers the consensus records
-import ledger.audit
-import ledger.blocks
-import ledger.genesis
-import ledger.patient
-import ledger.proofs
-import ledger.store
-import ledger.tx
-import ledger.votes  # noqa: F401
-from ledger import encoding as enc
-from ledger.errors import EncodingError, LedgerError
-from ledger.genesis import Genesis
-from ledger.patient import MEMBER_CHARS, Opening, make_test_birth_date, make_test_nir
+import tpledger.consensus.messages
+import tpledger.ledger.audit
+import tpledger.ledger.blocks
+import tpledger.ledger.genesis
+import tpledger.ledger.patient
+import tpledger.ledger.proofs
+import tpledger.ledger.store
+import tpledger.ledger.tx
+import tpledger.ledger.votes  # noqa: F401
 from tests.ledger.helpers import make_world
+from tpledger.ledger import encoding as enc
+from tpledger.ledger.errors import EncodingError, LedgerError
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.patient import MEMBER_CHARS, Opening, make_test_birth_date, make_test_nir
 
 RECORDS = sorted(enc._TAGS.values(), key=lambda c: c.TAG)
 

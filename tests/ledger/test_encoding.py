@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.encoding import (
+from tpledger.ledger.encoding import (
     HASH32,
     U64,
     HashList,
@@ -27,7 +27,7 @@ from ledger.encoding import (
     tagged_hash,
     unpack,
 )
-from ledger.errors import EncodingError
+from tpledger.ledger.errors import EncodingError
 
 
 @dataclass(frozen=True)

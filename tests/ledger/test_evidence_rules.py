@@ -12,23 +12,23 @@ from pathlib import Path
 
 import pytest
 
-import ledger.rules as rules
-from ledger.audit import audit
-from ledger.encoding import pack
-from ledger.errors import RuleError
-from ledger.keys import Signer
-from ledger.proofs import verify_bundle
-from ledger.rules import MemoryState, RulesContext, StateChanges, apply_tx
-from ledger.tx import (
+import tpledger.ledger.rules as rules
+from tests.ledger import helpers as h
+from tests.ledger.test_proofs_roles import _bundle_of
+from tpledger.ledger.audit import audit
+from tpledger.ledger.encoding import pack
+from tpledger.ledger.errors import RuleError
+from tpledger.ledger.keys import Signer
+from tpledger.ledger.proofs import verify_bundle
+from tpledger.ledger.rules import MemoryState, RulesContext, StateChanges, apply_tx
+from tpledger.ledger.tx import (
     EvidenceRecord,
     SignedTx,
     VoteEvidence,
     evidence_slot_key,
     sign_tx,
 )
-from ledger.votes import PRECOMMIT, PREVOTE, SignedVote, Vote
-from tests.ledger import helpers as h
-from tests.ledger.test_proofs_roles import _bundle_of
+from tpledger.ledger.votes import PRECOMMIT, PREVOTE, SignedVote, Vote
 
 WORLD = h.make_world("evidence")
 CTX = RulesContext(WORLD.chain_id, WORLD.genesis, WORLD.lpp)
@@ -217,7 +217,7 @@ def test_offline_verifier_refuses_bad_evidence_bundles(case: str) -> None:
 def test_offline_verifier_uses_the_rules_signer_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     """Broken variant: with the signer rule patched out of the verifier, a participant-signed
     evidence bundle would pass."""
-    import ledger.proofs as proofs
+    import tpledger.ledger.proofs as proofs
 
     bundle = _bundle_of(WORLD, evidence_tx(signer=WORLD.opticians[1].signer).encode())
     assert not verify_bundle(bundle, WORLD.genesis).ok

@@ -9,10 +9,10 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from ledger.audit import audit
-from ledger.errors import StoreError
-from ledger.execution import CheckedBlock
 from tests.ledger import helpers as h
+from tpledger.ledger.audit import audit
+from tpledger.ledger.errors import StoreError
+from tpledger.ledger.execution import CheckedBlock
 
 
 def _dump(path: Path) -> dict[str, list[tuple[bytes, bytes]]]:
@@ -106,7 +106,7 @@ def test_without_the_head_check_a_stale_token_rewrites_history(
     h.add_block(world, store, [h.make_claim(world)])
     h.add_block(world, store, [h.make_claim(world)])
     committed = store.header(2)
-    monkeypatch.setattr("ledger.store.require_head", lambda checked, head: None)
+    monkeypatch.setattr("tpledger.ledger.store.require_head", lambda checked, head: None)
     store.apply_block(stale, h.certify(world, stale.header))
     assert store.height == 2 and store.header(2) != committed  # history rewritten
     assert not audit(store, world.genesis, world.lpp).ok

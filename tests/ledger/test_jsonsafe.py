@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.jsonsafe import json_depth, loads_bounded
-from ledger.patient import WITHHELD, make_test_birth_date, make_test_nir, shown
+from tpledger.ledger.jsonsafe import json_depth, loads_bounded
+from tpledger.ledger.patient import WITHHELD, make_test_birth_date, make_test_nir, shown
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
                      lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import GenesisError, KeyFileError, SignatureError
-from ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
-from ledger.keys import BoxKey, KeyFile, Signer, seal, verify
-from ledger.votes import (
+from tpledger.ledger.errors import GenesisError, KeyFileError, SignatureError
+from tpledger.ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
+from tpledger.ledger.keys import BoxKey, KeyFile, Signer, seal, verify
+from tpledger.ledger.votes import (
     PRECOMMIT,
     PREVOTE,
     CertSignature,
@@ -211,7 +211,7 @@ def test_unreadable_or_non_json_genesis(tmp_path: Path) -> None:
            lambda n: b"\x07" * n)))
 def test_signing_payload_is_the_documented_packing(chain_id: str, kind: str,
                                                    payload: bytes) -> None:
-    from ledger.encoding import pack
-    from ledger.keys import SIG_DOMAIN, signing_payload
+    from tpledger.ledger.encoding import pack
+    from tpledger.ledger.keys import SIG_DOMAIN, signing_payload
 
     assert signing_payload(chain_id, kind, payload) == pack([SIG_DOMAIN, chain_id, kind, payload])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.lpp import (
+from tpledger.ledger.lpp import (
     CSV_COLUMNS,
     LppEntry,
     LppTable,
@@ -14,7 +14,7 @@ from ledger.lpp import (
     amo_base_of,
     default_shares,
 )
-from ledger.tx import LppLine
+from tpledger.ledger.tx import LppLine
 
 HEADER = ",".join(CSV_COLUMNS)
 ROW_A = '2210546,"Monture, avant 18 ans (OME)",frame,child,,3049,3049,verified'

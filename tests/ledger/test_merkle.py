@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.errors import ProofError
-from ledger.merkle import (
+from tpledger.ledger import merkle
+from tpledger.ledger.errors import ProofError
+from tpledger.ledger.merkle import (
     EMPTY_ROOT,
     consistency_path,
     inclusion_path,

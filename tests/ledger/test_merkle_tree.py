@@ -14,16 +14,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.errors import StoreError
-from ledger.merkle_tree import (
+from tests.ledger.test_merkle import LEAVES as CT_LEAVES  # the CT vectors, in one place
+from tests.ledger.test_merkle import ROOTS
+from tpledger.ledger import merkle
+from tpledger.ledger.errors import StoreError
+from tpledger.ledger.merkle_tree import (
     MemoryNodeStore,
     NodeStore,
     OverlayNodeStore,
     PersistentTree,
 )
-from tests.ledger.test_merkle import LEAVES as CT_LEAVES  # the CT vectors, in one place
-from tests.ledger.test_merkle import ROOTS
 
 CT_ROOT_8 = ROOTS[8].hex()
 CT_LEVEL1 = [

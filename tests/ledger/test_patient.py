@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.encoding import EncodingError
-from ledger.errors import PatientDataError
-from ledger.keys import BoxKey
-from ledger.patient import (
+from tpledger.ledger.encoding import EncodingError
+from tpledger.ledger.errors import PatientDataError
+from tpledger.ledger.keys import BoxKey
+from tpledger.ledger.patient import (
     Opening,
     commitment,
     is_valid_nir,
@@ -192,7 +192,7 @@ def test_seal_round_trip() -> None:
         open_sealed(other, sealed)
     with pytest.raises(PatientDataError):
         open_sealed(box, sealed[:-1])
-    from ledger.keys import seal
+    from tpledger.ledger.keys import seal
 
     with pytest.raises(PatientDataError):
         open_sealed(box, seal(box.public, b"not an opening"))

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import ProofError
-from ledger.proofs import (
+from tpledger.ledger.errors import ProofError
+from tpledger.ledger.proofs import (
     BUNDLE_MAGIC,
     Checkpoint,
     ConsistencyProof,
@@ -22,8 +22,8 @@ from ledger.proofs import (
     verify_checkpoint,
     verify_consistency_proof,
 )
-from ledger.store import Store
-from ledger.tx import SignedTx
+from tpledger.ledger.store import Store
+from tpledger.ledger.tx import SignedTx
 
 try:
     from tests.ledger import helpers as h

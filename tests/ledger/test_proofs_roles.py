@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.blocks import Header
-from ledger.merkle import root_of
-from ledger.proofs import ProofBundle, verify_bundle
-from ledger.tx import SHARE_AMC, SHARE_AMO, Cancel, Decision, Payment, sign_tx
 from tests.ledger import helpers as h
+from tpledger.ledger.blocks import Header
+from tpledger.ledger.merkle import root_of
+from tpledger.ledger.proofs import ProofBundle, verify_bundle
+from tpledger.ledger.tx import SHARE_AMC, SHARE_AMO, Cancel, Decision, Payment, sign_tx
 
 
 def _bundle_of(world: h.World, stx_bytes: bytes) -> ProofBundle:
@@ -53,7 +53,7 @@ def test_wrongly_signed_txs_are_refused(case: str) -> None:
 def test_a_kind_missing_from_the_table_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """The verifier asks the rules' table of kinds: a rightly signed cancel verifies, and the
     same bundle fails once the table has no entry for cancels (no silent default)."""
-    from ledger import rules
+    from tpledger.ledger import rules
 
     world = h.make_world("roles")
     claim_stx = h.make_claim(world, optician=0)

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import rowcheck
-from ledger.encoding import _c
-from ledger.errors import StoreCorruption, StoreError
-from ledger.rowcheck import py_seal_rows, py_unseal, seal, seal_rows, unseal
-from ledger.store import place_key
-from ledger.tx import SignedTx
 from tests.ledger import helpers as h
+from tpledger.ledger import rowcheck
+from tpledger.ledger.encoding import _c
+from tpledger.ledger.errors import StoreCorruption, StoreError
+from tpledger.ledger.rowcheck import py_seal_rows, py_unseal, seal, seal_rows, unseal
+from tpledger.ledger.store import place_key
+from tpledger.ledger.tx import SignedTx
 
 needs_c = pytest.mark.skipif(getattr(_c, "seal_rows", None) is None,
                              reason="ledger._speedups is not built here")

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import DuplicateReference, RuleError
-from ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
-from ledger.keys import KeyFile, Signer
-from ledger.lpp import LppTable, default_shares
-from ledger.patient import (
+from tpledger.ledger.errors import DuplicateReference, RuleError
+from tpledger.ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
+from tpledger.ledger.keys import KeyFile, Signer
+from tpledger.ledger.lpp import LppTable, default_shares
+from tpledger.ledger.patient import (
     commitment,
     make_test_birth_date,
     make_test_nir,
@@ -22,7 +22,7 @@ from ledger.patient import (
     seal_opening,
     sealed_digest,
 )
-from ledger.rules import (
+from tpledger.ledger.rules import (
     RULE_CODES,
     CheckOnlyOverlay,
     MemoryState,
@@ -33,8 +33,8 @@ from ledger.rules import (
     describe,
     state_digest,
 )
-from ledger.state import reference_key
-from ledger.tx import (
+from tpledger.ledger.state import reference_key
+from tpledger.ledger.tx import (
     ACCEPTED,
     CLAIM_CANCELLED,
     CLAIM_PAID,
@@ -583,8 +583,8 @@ _claim_states = st.builds(
 def test_state_changes_bytes_are_the_documented_packing(
     claims: list[tuple[bytes, ClaimState]], tx_ids: list[bytes]
 ) -> None:
-    from ledger.encoding import pack
-    from ledger.rules import StateChanges
+    from tpledger.ledger.encoding import pack
+    from tpledger.ledger.rules import StateChanges
 
     ch = StateChanges(tuple(claims), tuple(tx_ids))
     assert ch.encode() == pack([[[cid, s.to_wire()] for cid, s in claims], tx_ids])
@@ -604,8 +604,8 @@ def test_claim_checks_are_redone_under_another_context() -> None:
 def test_new_claims_stay_unbuilt_until_read_and_hash_as_built_states() -> None:
     """A block's new claims are kept as (claim, height) until something reads them: the state
     digest, the committed states and a read in the same block are those of built states."""
-    from ledger.encoding import pack
-    from ledger.rules import NewClaimState
+    from tpledger.ledger.encoding import pack
+    from tpledger.ledger.rules import NewClaimState
 
     txs = [stx("opt-1", claim(nonce=500 + i)) for i in range(3)]
     ov = OverlayState(MemoryState())
@@ -641,7 +641,7 @@ def test_new_claims_stay_unbuilt_until_read_and_hash_as_built_states() -> None:
 def test_unknown_tx_kind(led: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """A body type with no entry in the table of kinds is refused, writing nothing; with its
     entry back, the same tx applies (the table is what the rules dispatch through)."""
-    from ledger import rules
+    from tpledger.ledger import rules
 
     cid = led.submit()
     monkeypatch.setattr(rules, "TX_KINDS", {k: v for k, v in rules.TX_KINDS.items()
@@ -655,8 +655,8 @@ def test_unknown_tx_kind(led: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_table_says_who_signs_what() -> None:
     """One entry per body type the codec knows; roles as the rules apply them."""
-    from ledger.rules import TX_KINDS, payer_role, share_of_payer
-    from ledger.tx import BODY_TYPES
+    from tpledger.ledger.rules import TX_KINDS, payer_role, share_of_payer
+    from tpledger.ledger.tx import BODY_TYPES
 
     assert set(TX_KINDS) == set(BODY_TYPES)
     assert {k.name for k in TX_KINDS.values()} == {"claim", "decision", "payment", "cancel",

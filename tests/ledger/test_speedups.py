@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import encoding as enc
-from ledger.errors import EncodingError
 from tests.ledger.test_compiled_codec import RECORDS, _mutate, _mutate_field, _outcome, _record
+from tpledger.ledger import encoding as enc
+from tpledger.ledger.errors import EncodingError
 
 C = enc._c
 needs_c = pytest.mark.skipif(C is None, reason="ledger._speedups is not built here")
@@ -158,7 +158,7 @@ def test_c_builder_matches_the_python_decoder(cls: type[enc.Record],
 
 @needs_c
 def test_claims_decode_in_c() -> None:
-    from ledger.tx import Claim
+    from tpledger.ledger.tx import Claim
 
     fn = Claim.__dict__["_from_wire_fn"].__func__
     assert C.state(fn)[0] is Claim  # the class's decoder is the C builder

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from ledger.blocks import Block, Header
-from ledger.errors import LedgerError, RuleError, StoreError
-from ledger.rowcheck import seal, unseal
-from ledger.store import Store, TxLocation
-from ledger.tx import PAID, SHARE_AMC, SignedTx
+from tpledger.ledger.blocks import Block, Header
+from tpledger.ledger.errors import LedgerError, RuleError, StoreError
+from tpledger.ledger.rowcheck import seal, unseal
+from tpledger.ledger.store import Store, TxLocation
+from tpledger.ledger.tx import PAID, SHARE_AMC, SignedTx
 
 try:
     from tests.ledger import helpers as h
@@ -100,13 +100,13 @@ def test_bad_blocks_rejected_store_unchanged(store: Store, world: h.World,
         stx = SignedTx.decode(block.txs[0])
         bad = dataclasses.replace(stx, signature=bytes(64)).encode()
         block = Block(hd, (bad, *block.txs[1:]))
-        from ledger.blocks import txs_root
+        from tpledger.ledger.blocks import txs_root
 
         block = _tamper_header(block, txs_root=txs_root(block.txs))
         cert = h.certify(world, block.header)
     elif mutation == "dup_tx":
         old = store.block(1).txs[0]
-        from ledger.blocks import txs_root
+        from tpledger.ledger.blocks import txs_root
 
         block = Block(hd, (old, *block.txs[1:]))
         block = _tamper_header(block, txs_root=txs_root(block.txs))

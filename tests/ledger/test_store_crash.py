@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.audit import audit
+from tpledger.ledger.audit import audit
 
 try:
     from tests.ledger import helpers as h

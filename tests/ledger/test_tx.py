@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.encoding import Record, pack, unpack
-from ledger.errors import EncodingError
-from ledger.keys import Signer
-from ledger.tx import (
+from tpledger.ledger.encoding import Record, pack, unpack
+from tpledger.ledger.errors import EncodingError
+from tpledger.ledger.keys import Signer
+from tpledger.ledger.tx import (
     ACCEPTED,
     CLAIM_ACCEPTED,
     CLAIM_CANCELLED,
@@ -288,9 +288,9 @@ def test_new_claim_state_of_an_unchecked_claim_or_height_goes_through_the_specs(
 def test_one_spelling_of_a_tx_id() -> None:
     """``tx_id_of`` the encoding is ``tx_id()``; ``decode_with_id`` caches that very id (the
     node hashes a block's txs before deciding whether to decode them)."""
-    from ledger.encoding import tagged_hash
-    from ledger.tx import tx_id_of
     from tests.ledger.helpers import make_claim, make_world
+    from tpledger.ledger.encoding import tagged_hash
+    from tpledger.ledger.tx import tx_id_of
 
     stx = make_claim(make_world("tx-id"))
     raw = stx.encode()

@@ -10,12 +10,19 @@ from typing import Any
 
 import pytest
 
-from ledger.blocks import Block
-from ledger.merkle import leaf_hash
-from ledger.merkle_tree import MemoryNodeStore
-from ledger.rules import MemoryState, RulesContext
-from ledger.validity import BlockInvalid, Head, check_certificate, check_link, check_shape, execute
 from tests.ledger import helpers as h
+from tpledger.ledger.blocks import Block
+from tpledger.ledger.merkle import leaf_hash
+from tpledger.ledger.merkle_tree import MemoryNodeStore
+from tpledger.ledger.rules import MemoryState, RulesContext
+from tpledger.ledger.validity import (
+    BlockInvalid,
+    Head,
+    check_certificate,
+    check_link,
+    check_shape,
+    execute,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORLD = h.make_world("validity")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.claims import ClaimBuilder, ClaimInput, PreparedClaim
-from cli.client import NodeClient
-from cli.cluster import LocalCluster
-from ledger.patient import make_test_birth_date, make_test_nir
+from tpledger.cli.claims import ClaimBuilder, ClaimInput, PreparedClaim
+from tpledger.cli.client import NodeClient
+from tpledger.cli.cluster import LocalCluster
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
 
 @pytest.fixture(scope="module")

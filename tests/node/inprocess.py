@@ -8,13 +8,13 @@ import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from cli.claims import ClaimBuilder, ClaimInput
-from cli.cluster import init_cluster
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
-from ledger.patient import make_test_birth_date, make_test_nir
-from node.config import NodeConfig
-from node.runtime import Node
+from tpledger.cli.claims import ClaimBuilder, ClaimInput
+from tpledger.cli.cluster import init_cluster
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
+from tpledger.node.config import NodeConfig
+from tpledger.node.runtime import Node
 
 
 def node_config(tmp_path: Path, retention_days: int) -> tuple[NodeConfig, Path]:

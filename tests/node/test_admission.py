@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-import node.admission as admission_mod
-from ledger.errors import RuleError, StoreCorruption
-from ledger.patient import sealed_digest
-from ledger.store import Store
-from ledger.tx import Claim, SealedRef, SignedTx, sign_tx, tx_id_of
-from node.admission import Admission
-from node.mempool import Mempool
-from node.metrics import Metrics
-from node.openings import OpeningStore
-from node.peers import FRAME_TXS
-from node.submission import Item, encode_submission, parse_submission
+import tpledger.node.admission as admission_mod
 from tests.ledger.helpers import World, add_block, make_claim, make_world, open_store
+from tpledger.ledger.errors import RuleError, StoreCorruption
+from tpledger.ledger.patient import sealed_digest
+from tpledger.ledger.store import Store
+from tpledger.ledger.tx import Claim, SealedRef, SignedTx, sign_tx, tx_id_of
+from tpledger.node.admission import Admission
+from tpledger.node.mempool import Mempool
+from tpledger.node.metrics import Metrics
+from tpledger.node.openings import OpeningStore
+from tpledger.node.peers import FRAME_TXS
+from tpledger.node.submission import Item, encode_submission, parse_submission
 
 
 @dataclasses.dataclass

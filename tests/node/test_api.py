@@ -12,12 +12,12 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from ledger.errors import StoreCorruption
-from node.api import ApiServices, LedgerReader, build_app
-from node.config import Limits
-from node.errors import ApiError
-from node.submission import Item, encode_submission
 from tests.ledger.helpers import make_world
+from tpledger.ledger.errors import StoreCorruption
+from tpledger.node.api import ApiServices, LedgerReader, build_app
+from tpledger.node.config import Limits
+from tpledger.node.errors import ApiError
+from tpledger.node.submission import Item, encode_submission
 
 ITEMS: list[Item] = [(b"tx-1", [("mutuelle-a", b"box")]), (b"tx-2", [])]
 

@@ -11,11 +11,11 @@ import urllib.parse
 
 import pytest
 
-from cli.cluster import LocalCluster
-from ledger.encoding import pack
-from ledger.tx import Decision, SignedTx, sign_tx
-from node.auth import sign_request
 from tests.node.conftest import make_claims, status, wait_until
+from tpledger.cli.cluster import LocalCluster
+from tpledger.ledger.encoding import pack
+from tpledger.ledger.tx import Decision, SignedTx, sign_tx
+from tpledger.node.auth import sign_request
 
 pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 
@@ -147,7 +147,7 @@ def test_reads_need_a_fresh_valid_signature(cluster: LocalCluster) -> None:
     st, _, data = _request(url, "GET", path, headers={"Authorization": auth})
     assert st == 401 and b"replayed" in data
     # A key that is not a participant at all.
-    from ledger.keys import Signer
+    from tpledger.ledger.keys import Signer
 
     stranger = Signer(os.urandom(32))
     auth = sign_request(chain_id, stranger, "GET", path, b"", now_ms)
@@ -202,9 +202,9 @@ def test_peer_endpoint_refuses_strangers_and_garbage(cluster: LocalCluster) -> N
 
     import aiohttp
 
-    from ledger.keys import Signer
-    from node.errors import PeerAuthError
-    from node.handshake import Handshake, StaticIdentity
+    from tpledger.ledger.keys import Signer
+    from tpledger.node.errors import PeerAuthError
+    from tpledger.node.handshake import Handshake, StaticIdentity
 
     c = cluster
     genesis = c.genesis()

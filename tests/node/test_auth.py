@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-import node.auth as auth
-from ledger.keys import Signer
-from node.auth import RequestVerifier, sign_request
-from node.errors import AuthError
+import tpledger.node.auth as auth
+from tpledger.ledger.keys import Signer
+from tpledger.node.auth import RequestVerifier, sign_request
+from tpledger.node.errors import AuthError
 
 CHAIN = "tpledger-test"
 NOW_MS = 1_700_000_000_000

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from cli.claims import submit_prepared, wait_committed
-from cli.client import ClientError
-from cli.cluster import LocalCluster
-from ledger.genesis import Genesis
-from ledger.proofs import verify_bundle
 from tests.node.conftest import make_claims, status, wait_until
+from tpledger.cli.claims import submit_prepared, wait_committed
+from tpledger.cli.client import ClientError
+from tpledger.cli.cluster import LocalCluster
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.proofs import verify_bundle
 
 pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 

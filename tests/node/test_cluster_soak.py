@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.claims import submit_prepared, wait_committed
-from cli.client import ClientError
-from cli.cluster import LocalCluster
-from ledger.audit import audit
-from ledger.lpp import LppTable
 from tests.node.conftest import make_claims, status, wait_until
+from tpledger.cli.claims import submit_prepared, wait_committed
+from tpledger.cli.client import ClientError
+from tpledger.cli.cluster import LocalCluster
+from tpledger.ledger.audit import audit
+from tpledger.ledger.lpp import LppTable
 
 pytestmark = [pytest.mark.soak, pytest.mark.cluster]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node.config import NodeConfig
-from node.errors import ConfigError
+from tpledger.node.config import NodeConfig
+from tpledger.node.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

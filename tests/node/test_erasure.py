@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from node.erasure import (
+from tests.ledger.helpers import make_world
+from tpledger.node.erasure import (
     DEFAULT_MAX_AGE_MS,
     MAX_SKEW_MS,
     ForgetRefused,
@@ -12,7 +13,6 @@ from node.erasure import (
     check_forget,
     sign_forget,
 )
-from tests.ledger.helpers import make_world
 
 NOW = 1_800_000_000_000
 CLAIM = b"\x42" * 32
@@ -60,8 +60,8 @@ def test_everyone_else_is_refused() -> None:
 def test_a_check_without_the_payer_rule_is_caught() -> None:
     """The broken variant (a signature check alone, as a peer's word was before): the
     optician's own signed request would pass it; ``check_forget`` refuses it."""
-    from ledger.keys import verify
-    from node.erasure import FORGET_KIND, _payload
+    from tpledger.ledger.keys import verify
+    from tpledger.node.erasure import FORGET_KIND, _payload
 
     w = make_world()
     req = sign_forget(w.chain_id, w.opticians[0].signer, CLAIM, NOW)

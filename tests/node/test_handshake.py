@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.keys import Signer
-from node.errors import PeerAuthError
-from node.handshake import CHUNK_PLAINTEXT_BYTES, Handshake, StaticIdentity
+from tpledger.ledger.keys import Signer
+from tpledger.node.errors import PeerAuthError
+from tpledger.node.handshake import CHUNK_PLAINTEXT_BYTES, Handshake, StaticIdentity
 
 CHAIN = "test-chain"
 GH = b"\x07" * 32

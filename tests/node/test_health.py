@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cli.cluster import init_cluster
-from node import metrics
-from node.config import NodeConfig
-from node.runtime import Node
 from tests.node.inprocess import node_config, run_with_node
+from tpledger.cli.cluster import init_cluster
+from tpledger.node import metrics
+from tpledger.node.config import NodeConfig
+from tpledger.node.runtime import Node
 
 
 async def _get(node: Node, path: str) -> tuple[int, Any]:

@@ -7,9 +7,9 @@ import json
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from ledger.errors import StoreCorruption
-from node.errors import ApiError
-from node.httputil import _damage_in, error_response, height_arg, hex32, int_arg
+from tpledger.ledger.errors import StoreCorruption
+from tpledger.node.errors import ApiError
+from tpledger.node.httputil import _damage_in, error_response, height_arg, hex32, int_arg
 
 
 def test_hex32_takes_64_hex_characters_only() -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.mempool import Mempool, MempoolFull, PendingTx
+from tpledger.node.mempool import Mempool, MempoolFull, PendingTx
 
 
 def _tx(i: int, raw_len: int = 10, sealed_lens: tuple[int, ...] = (5,)) -> PendingTx:

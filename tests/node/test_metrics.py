@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.metrics import COUNTERS, GAUGES, Metrics, node_version
-from node.runtime import Node
 from tests.node.inprocess import commit_claims, node_config, run_with_node
+from tpledger.node.metrics import COUNTERS, GAUGES, Metrics, node_version
+from tpledger.node.runtime import Node
 
 
 def families(text: str) -> dict[str, Metric]:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from cli.claims import ClaimBuilder, ClaimInput
-from ledger.encoding import pack
-from ledger.genesis import Genesis
-from ledger.keys import KeyFile
-from ledger.patient import make_test_birth_date, make_test_nir
-from node.runtime import Node
 from tests.node.inprocess import commit_claims, node_config
+from tpledger.cli.claims import ClaimBuilder, ClaimInput
+from tpledger.ledger.encoding import pack
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
+from tpledger.node.runtime import Node
 
 
 def test_commit_latency_histogram_counts_every_committed_tx(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_full_mempool_answers_503_with_retry_after(tmp_path: Path) -> None:
 
     import aiohttp
 
-    from node.config import Limits
+    from tpledger.node.config import Limits
 
     cfg, root = node_config(tmp_path, retention_days=0)
     cfg = dataclasses.replace(cfg, limits=Limits(mempool_max_txs=3))

@@ -14,14 +14,14 @@ import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from cli.client import NodeClient
-from ledger.keys import KeyFile
-from node import schemas
-from node.api import build_app
-from node.openapi import OPENAPI, ROUTES, build_openapi
-from node.runtime import Node
 from tests.node.inprocess import commit_claims, node_config, run_with_node
 from tests.node.test_api import FakeNode, FakeSubmitter, _services
+from tpledger.cli.client import NodeClient
+from tpledger.ledger.keys import KeyFile
+from tpledger.node import schemas
+from tpledger.node.api import build_app
+from tpledger.node.openapi import OPENAPI, ROUTES, build_openapi
+from tpledger.node.runtime import Node
 
 
 def served(app: web.Application) -> set[tuple[str, str]]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node.errors import NodeError
-from node.openings import MAX_SEALED_BYTES, OpeningStore
+from tpledger.node.errors import NodeError
+from tpledger.node.openings import MAX_SEALED_BYTES, OpeningStore
 
 
 @pytest.fixture

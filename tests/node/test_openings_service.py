@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import node.openings_service as openings_service
-from ledger.keys import KeyFile
-from node.clock import now_ms
-from node.erasure import ForgetRefused, sign_forget
-from node.runtime import Node
+import tpledger.node.openings_service as openings_service
 from tests.node.inprocess import commit_claims, node_config, run_with_node
+from tpledger.ledger.keys import KeyFile
+from tpledger.node.clock import now_ms
+from tpledger.node.erasure import ForgetRefused, sign_forget
+from tpledger.node.runtime import Node
 
 
 def test_openings_expire_after_retention(tmp_path: Path) -> None:

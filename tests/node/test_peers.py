@@ -8,8 +8,8 @@ import asyncio
 
 from aiohttp import web
 
-from ledger.keys import Signer
-from node.peers import FRAME_CONSENSUS, FRAME_TXS, PeerFrame, PeerManager
+from tpledger.ledger.keys import Signer
+from tpledger.node.peers import FRAME_CONSENSUS, FRAME_TXS, PeerFrame, PeerManager
 
 CHAIN = "tpledger-test"
 GENESIS_HASH = b"\x11" * 32

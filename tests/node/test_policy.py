@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from ledger.genesis import Participant
-from node.policy import is_payer, may_read_blocks, may_read_claim
 from tests.ledger.helpers import make_world
+from tpledger.ledger.genesis import Participant
+from tpledger.node.policy import is_payer, may_read_blocks, may_read_claim
 
 W = make_world("policy")
 OPTIC_A, OPTIC_B = (Participant(k.org, k.role, k.signer.public, k.box.public)

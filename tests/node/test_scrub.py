@@ -9,11 +9,11 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from ledger.errors import StoreCorruption, StoreError
-from ledger.store import place_key
-from node.metrics import Metrics
-from node.openings import OpeningStore
-from node.scrub import Scrubber, ScrubSource
+from tpledger.ledger.errors import StoreCorruption, StoreError
+from tpledger.ledger.store import place_key
+from tpledger.node.metrics import Metrics
+from tpledger.node.openings import OpeningStore
+from tpledger.node.scrub import Scrubber, ScrubSource
 
 
 def _damage_opening(path: Path, key: bytes) -> None:

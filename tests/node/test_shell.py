@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.cluster import init_cluster
-from node.config import NodeConfig
-from node.errors import ConfigError
-from node.shell import GC_GEN0_THRESHOLD, serve, tune_gc
+from tpledger.cli.cluster import init_cluster
+from tpledger.node.config import NodeConfig
+from tpledger.node.errors import ConfigError
+from tpledger.node.shell import GC_GEN0_THRESHOLD, serve, tune_gc
 
 
 def test_tune_gc_raises_the_young_threshold_and_freezes_start_up_objects() -> None:

@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from cli.cluster import init_cluster
-from cli.tls import make_ca, make_node_cert
-from node.config import NodeConfig, TlsConfig
-from node.site import ssl_client_context, ssl_server_context, start_site
+from tpledger.cli.cluster import init_cluster
+from tpledger.cli.tls import make_ca, make_node_cert
+from tpledger.node.config import NodeConfig, TlsConfig
+from tpledger.node.site import ssl_client_context, ssl_server_context, start_site
 
 
 def _cfg(tmp_path: Path) -> NodeConfig:

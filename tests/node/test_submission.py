@@ -8,8 +8,8 @@ import json
 import msgpack
 import pytest
 
-import node.submission as submission
-from node.submission import (
+import tpledger.node.submission as submission
+from tpledger.node.submission import (
     SubmissionError,
     encode_submission,
     parse_json_submission,

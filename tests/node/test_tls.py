@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.claims import ClaimBuilder, ClaimInput, submit_prepared, wait_committed
-from cli.cluster import LocalCluster
-from cli.main import run
-from ledger.patient import make_test_birth_date, make_test_nir
 from tests.node.conftest import wait_until
+from tpledger.cli.claims import ClaimBuilder, ClaimInput, submit_prepared, wait_committed
+from tpledger.cli.cluster import LocalCluster
+from tpledger.cli.main import run
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
 pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 

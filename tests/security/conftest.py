@@ -23,11 +23,11 @@ import pytest
 import tomli_w
 from aiohttp import web
 
-from cli.claims import ClaimBuilder, ClaimInput
-from cli.client import NodeClient
-from cli.cluster import LocalCluster, free_ports, init_cluster
-from ledger.keys import KeyFile
-from ledger.patient import make_test_birth_date, make_test_nir
+from tpledger.cli.claims import ClaimBuilder, ClaimInput
+from tpledger.cli.client import NodeClient
+from tpledger.cli.cluster import LocalCluster, free_ports, init_cluster
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
 READ_TIMEOUT_MS = 2000
 

@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import LedgerError
-from ledger.store import Store
 from tests.ledger import helpers as h
+from tpledger.ledger.errors import LedgerError
+from tpledger.ledger.store import Store
 
 WORLD_SEED = "flips"
 REFUSED = "refused"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.client import ClientError
-from cli.main import run
-from ledger.proofs import ProofBundle, Verifier
-from ledger.tx import SignedTx
-from node.policy import may_read_blocks
 from tests.security.conftest import READ_TIMEOUT_MS, Sec
+from tpledger.cli.client import ClientError
+from tpledger.cli.main import run
+from tpledger.ledger.proofs import ProofBundle, Verifier
+from tpledger.ledger.tx import SignedTx
+from tpledger.node.policy import may_read_blocks
 
 pytestmark = [pytest.mark.cluster]
 
@@ -51,7 +51,7 @@ def test_a_competitor_cannot_read_whole_blocks(sec: Sec) -> None:
 
 
 def _txs(block_bytes: bytes) -> tuple[bytes, ...]:
-    from ledger.blocks import Block
+    from tpledger.ledger.blocks import Block
 
     return Block.decode(block_bytes).txs
 
@@ -59,10 +59,10 @@ def _txs(block_bytes: bytes) -> tuple[bytes, ...]:
 def test_block_policy_is_the_one_enforced() -> None:
     """The broken variant: the old rule ("any participant") would let an optician read
     blocks; the policy function the API calls refuses it."""
-    from cli.cluster import PARTICIPANTS
-    from ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
-    from ledger.keys import Signer
-    from ledger.lpp import LppTable
+    from tpledger.cli.cluster import PARTICIPANTS
+    from tpledger.ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
+    from tpledger.ledger.keys import Signer
+    from tpledger.ledger.lpp import LppTable
 
     parts = tuple(Participant(org, role, Signer(bytes([i + 1]) * 32).public, b"\x01" * 32)
                   for i, (org, role) in enumerate(PARTICIPANTS))

@@ -25,17 +25,17 @@ from typing import Any
 
 import pytest
 
-import ledger.rules as rules
-from cli.client import ClientError, NodeClient
-from cli.cluster import LocalCluster, init_cluster
-from cli.main import run
-from ledger.keys import KeyFile
-from ledger.tx import SignedTx, VoteEvidence, sign_tx
-from ledger.votes import PREVOTE, SignedVote, Vote
-from node.config import NodeConfig
-from node.peers import FRAME_CONSENSUS
-from node.runtime import Node
+import tpledger.ledger.rules as rules
 from tests.node.conftest import status, wait_until
+from tpledger.cli.client import ClientError, NodeClient
+from tpledger.cli.cluster import LocalCluster, init_cluster
+from tpledger.cli.main import run
+from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.tx import SignedTx, VoteEvidence, sign_tx
+from tpledger.ledger.votes import PREVOTE, SignedVote, Vote
+from tpledger.node.config import NodeConfig
+from tpledger.node.peers import FRAME_CONSENSUS
+from tpledger.node.runtime import Node
 
 pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 

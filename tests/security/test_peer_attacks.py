@@ -22,13 +22,13 @@ from typing import Any, ClassVar
 import aiohttp
 import pytest
 
-from ledger.encoding import HASH32, SIG, U8, Bytes, Record, Str, spec
-from ledger.keys import Signer
-from node.erasure import sign_forget
-from node.handshake import Handshake, NoiseLink, StaticIdentity
-from node.peers import FRAME_FORGET, PeerFrame
 from tests.node.conftest import wait_until
 from tests.security.conftest import Sec
+from tpledger.ledger.encoding import HASH32, SIG, U8, Bytes, Record, Str, spec
+from tpledger.ledger.keys import Signer
+from tpledger.node.erasure import sign_forget
+from tpledger.node.handshake import Handshake, NoiseLink, StaticIdentity
+from tpledger.node.peers import FRAME_FORGET, PeerFrame
 
 pytestmark = [pytest.mark.cluster]
 

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from cli.claims import submit_prepared, wait_committed
-from cli.client import ClientError, NodeClient
-from cli.cluster import LocalCluster, node_command
-from cli.lifecycle import submit_signed
-from ledger.genesis import Genesis
-from ledger.lpp import LppTable
-from ledger.store import Store
-from ledger.tx import SHARE_AMC, ClaimState, Decision, sign_tx
-from node.config import NodeConfig
 from tests.node.conftest import make_claims, wait_until
+from tpledger.cli.claims import submit_prepared, wait_committed
+from tpledger.cli.client import ClientError, NodeClient
+from tpledger.cli.cluster import LocalCluster, node_command
+from tpledger.cli.lifecycle import submit_signed
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.store import Store
+from tpledger.ledger.tx import SHARE_AMC, ClaimState, Decision, sign_tx
+from tpledger.node.config import NodeConfig
 
 pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
 
@@ -161,7 +161,7 @@ def test_flipped_claim_amount_is_refused_never_served(
     assert _flip_everywhere(path / "data.mdb", row, offset, 0) >= 1
 
     # The broken variant (no checksum verification, as before): the damaged amount is served.
-    import ledger.rowcheck as rowcheck
+    import tpledger.ledger.rowcheck as rowcheck
 
     with monkeypatch.context() as m:
         m.setattr(rowcheck, "_c_unseal", None)
@@ -272,15 +272,16 @@ def test_half_length_files_give_a_clear_error_never_sigbus(cluster: LocalCluster
     assert r.returncode == 1, (r.returncode, r.stderr[-500:])
     err = r.stderr.strip().splitlines()[-1]
     assert "the store is damaged" in err and "docs/operations.md" in err, err
-    audit = [sys.executable, "-m", "cli.main", "audit", "--config", node_toml,
+    audit = [sys.executable, "-m", "tpledger.cli.main", "audit", "--config", node_toml,
              "--genesis", str(c.info.genesis)]
     r = _run(audit)
     assert r.returncode == 1 and r.returncode != -signal.SIGBUS, (r.returncode, r.stderr)
     assert r.stderr.count("\n") == 1 and "the store is damaged" in r.stderr, r.stderr
 
     # Broken variant: without the size check, the audit dies of SIGBUS with no message.
-    no_check = ("import sys, ledger.rowcheck as r; r.check_file_size = lambda env, path: None;"
-                "from cli.main import run; sys.exit(run(sys.argv[1:]))")
+    no_check = ("import sys, tpledger.ledger.rowcheck as r;"
+                "r.check_file_size = lambda env, path: None;"
+                "from tpledger.cli.main import run; sys.exit(run(sys.argv[1:]))")
     r = _run([sys.executable, "-c", no_check, *audit[3:]])
     assert r.returncode == -signal.SIGBUS, (r.returncode, r.stderr[-300:])
 
@@ -299,7 +300,7 @@ def test_random_flips_never_crash_never_serve_wrong_data(tmp_path: Path) -> None
 
 def test_random_flips_catch_the_broken_variant(tmp_path: Path) -> None:
     """The same check with seals not verified: some trial serves a wrong value."""
-    code = ("import sys, ledger.rowcheck as r; r._c_unseal = None;"
+    code = ("import sys, tpledger.ledger.rowcheck as r; r._c_unseal = None;"
             "r.py_unseal = lambda t, k, s: bytes(s[:-4]);"
             "from tests.security.flip_check import main; sys.exit(main(sys.argv[1:]))")
     r = _run([sys.executable, "-c", code, str(tmp_path / "db"), "300", "10"], timeout_s=240)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import run
-from ledger.merkle import consistency_path
-from ledger.proofs import ConsistencyProof
 from tests.cli.helpers import ENTRIES, assert_one_line_error, cp
 from tests.ledger.helpers import World
+from tpledger.cli.main import run
+from tpledger.ledger.merkle import consistency_path
+from tpledger.ledger.proofs import ConsistencyProof
 
 
 @pytest.fixture()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import run
+from tpledger.cli.main import run
 
 CID = "ab" * 32
 

@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
-from cli.main import cli
-from ledger.lpp import LppTable
+from tpledger.cli.main import cli
+from tpledger.ledger.lpp import LppTable
 
 
 def test_lpp_list_json() -> None:

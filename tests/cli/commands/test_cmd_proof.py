@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import run
 from tests.cli.helpers import assert_one_line_error
+from tpledger.cli.main import run
 
 
 def test_proof_verify_bad_file(cluster_dir: Path, tmp_path: Path,
@@ -59,7 +59,7 @@ def test_proof_get_writes_atomically(cluster_dir: Path, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     """The bundle goes through the bounded-file helper: whole or not at all."""
-    import cli.commands.proof as proof_cmd
+    import tpledger.cli.commands.proof as proof_cmd
 
     monkeypatch.setattr(proof_cmd, "proof_bytes", lambda client, cid, size: b"bundle bytes")
     key = str(cluster_dir / "keys" / "optic-paris.key")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.checkpoint_source import NodeSource
-from cli.main import run
-from ledger.proofs import Checkpoint
 from tests.cli.helpers import cp
 from tests.ledger.helpers import World
+from tpledger.cli.checkpoint_source import NodeSource
+from tpledger.cli.main import run
+from tpledger.ledger.proofs import Checkpoint
 
 
 def test_witness_command_exits_3_on_a_fork(world: World, tmp_path: Path,
