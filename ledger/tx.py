@@ -64,7 +64,8 @@ LppCode = Str(7, 7, "0123456789")
 # The ledger refuses a second claim with the same (optician, client_ref): ``duplicate_reference``.
 MAX_CLIENT_REF_LEN = 64
 CLIENT_REF_CHARS = "".join(chr(c) for c in range(0x21, 0x7F))
-ClientRef = Str(MAX_CLIENT_REF_LEN, 1, CLIENT_REF_CHARS)
+# Unique per claim: never remembered by the decoder (``recurring=False``: see encoding.Str).
+ClientRef = Str(MAX_CLIENT_REF_LEN, 1, CLIENT_REF_CHARS, recurring=False)
 
 # Per-share statuses (small ints on the wire) and their names.
 NOT_APPLICABLE = 0  # the claim asked 0 of this share
