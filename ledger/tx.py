@@ -109,6 +109,12 @@ class SealedRef(Record):
     sealed_digest: bytes = spec(HASH32)  # patient.sealed_digest(sealed box)
 
 
+def reference_key(optician: str, client_ref: str) -> bytes:
+    """The key of the (optician, client reference) index: ``optician || 0x00 || client_ref``
+    (both ASCII without NUL, at most 129 bytes: under LMDB's key limit)."""
+    return optician.encode() + b"\x00" + client_ref.encode()
+
+
 @dataclass(frozen=True)
 class Claim(Record):
     """A tiers-payant claim, signed by the optician. Version 2 added ``client_ref`` (the
@@ -126,6 +132,16 @@ class Claim(Record):
     created_at_ms: int = spec(U64)
     nonce: bytes = spec(Bytes(NONCE_BYTES))
     client_ref: str = spec(ClientRef)
+
+    @property
+    def reference_key(self) -> bytes:
+        """This claim's key in the (optician, client reference) index, built once per claim:
+        the admission, the block check and the build each read the index with it. (Cached by
+        hand: functools.cached_property takes a lock, dearer than building the key.)"""
+        key: bytes | None = self.__dict__.get("_reference_key")
+        if key is None:
+            key = self.__dict__["_reference_key"] = reference_key(self.optician, self.client_ref)
+        return key
 
     @property
     def total_cents(self) -> int:
@@ -459,5 +475,6 @@ __all__ = [
     "TxBody",
     "VoteEvidence",
     "evidence_slot_key",
+    "reference_key",
     "sign_tx",
 ]
