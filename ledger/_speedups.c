@@ -174,6 +174,7 @@ enum {
     K_LIST_NESTED = 8, /* a, b: count bounds; extra = decoder state */
     K_LIST_BYTES = 9,  /* a, b: count bounds; extra = (lo, hi) byte length bounds */
     K_OPTIONAL = 10,   /* extra = the inner field tuple */
+    K_STR_ASCII = 11,  /* a, b: length bounds; extra = 128 bytes, nonzero for allowed chars */
 };
 
 /* A decoder's state: (cls, tag, version, plan, fallback, new).
@@ -217,6 +218,17 @@ static PyObject *field(PyObject *f, PyObject *v) {
         int known = PySet_Contains(extra, v);
         if (known < 0) { PyErr_Clear(); return DOUBT; }
         if (!known) return DOUBT;
+        Py_INCREF(v);
+        return v;
+    }
+    case K_STR_ASCII: {
+        if (!PyUnicode_CheckExact(v) || !PyUnicode_IS_ASCII(v)) return DOUBT;
+        Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+        if (n < PyLong_AsSsize_t(pa) || n > PyLong_AsSsize_t(pb)) return DOUBT;
+        const unsigned char *allowed = (const unsigned char *)PyBytes_AS_STRING(extra);
+        const Py_UCS1 *c = PyUnicode_1BYTE_DATA(v);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!allowed[c[i]]) return DOUBT;
         Py_INCREF(v);
         return v;
     }
@@ -344,6 +356,7 @@ static int check_field(PyObject *f, int depth) {
     case K_CALL: return PyObject_HasAttrString(extra, "from_wire");
     case K_INT: case K_UINT: case K_BYTES: case K_STR_LEN: case K_BOOL: return 1;
     case K_STR_KNOWN: return PySet_Check(extra);
+    case K_STR_ASCII: return PyBytes_CheckExact(extra) && PyBytes_GET_SIZE(extra) == 128;
     case K_NESTED: case K_LIST_NESTED:
         return PyTuple_CheckExact(extra) && PyTuple_GET_SIZE(extra) == 6;
     case K_LIST_BYTES:

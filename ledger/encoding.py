@@ -271,10 +271,15 @@ SIG = Bytes(64)
 
 
 class _Str(Spec):
-    def __init__(self, max_len: int, min_len: int, charset: str | None) -> None:
+    def __init__(self, max_len: int, min_len: int, charset: str | None, recurring: bool
+                 ) -> None:
         self.max_len, self.min_len, self.charset = max_len, min_len, charset
         self._pattern = None if charset is None else re.compile(f"[{re.escape(charset)}]*")
         self._known_good: set[str] = set()
+        # Values seen again and again (org names, codes) are remembered once accepted; unique
+        # ones (a shop's client reference) are checked every time: remembering them would only
+        # fill the set with misses and send each record to the slow decoder.
+        self.recurring = recurring
 
     def _check(self, value: Any, name: str) -> str:
         if not isinstance(value, str):
@@ -286,7 +291,7 @@ class _Str(Spec):
         if self._pattern is not None and value not in self._known_good:
             if self._pattern.fullmatch(value) is None:
                 raise EncodingError(f"field {name}: character outside the allowed set")
-            if len(self._known_good) < 4096:  # org names, codes: a few values, seen often
+            if self.recurring and len(self._known_good) < 4096:  # a few values, seen often
                 self._known_good.add(value)
         return value
 
@@ -297,8 +302,11 @@ class _Str(Spec):
         return self._check(obj, name)
 
 
-def Str(max_len: int, min_len: int = 0, charset: str | None = None) -> Spec:
-    return _Str(max_len, min_len, charset)
+def Str(max_len: int, min_len: int = 0, charset: str | None = None, recurring: bool = True
+        ) -> Spec:
+    """A bounded string, optionally of ``charset``; ``recurring=False`` for values that are
+    mostly unique (checked each time, never remembered)."""
+    return _Str(max_len, min_len, charset, recurring)
 
 
 ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_."
@@ -520,6 +528,8 @@ def _check_src(var: str, s: Spec, ns: dict[str, Any], decode: bool, ind: str,
         cond = f"{var}.__class__ is not bytes or not {s.min_len} <= len({var}) <= {s.max_len}"
     elif t is _Str:
         assert isinstance(s, _Str)
+        if s._pattern is not None and not s.recurring:  # unique values: the spec checks
+            return [f"{ind}{fallback}"]
         if s._pattern is not None:  # strings already accepted by this very spec
             cond = f"{var}.__class__ is not str or {var} not in {k}._known_good"
         else:
@@ -627,7 +637,7 @@ def _compile_from_wire_in(cls: type[R]) -> Any:
 
 # Field kinds of the C record builder (ledger/_speedups.c).
 _K_CALL, _K_INT, _K_UINT, _K_BYTES, _K_STR_KNOWN, _K_STR_LEN, _K_BOOL = range(7)
-_K_NESTED, _K_LIST_NESTED, _K_LIST_BYTES, _K_OPTIONAL = range(7, 11)
+_K_NESTED, _K_LIST_NESTED, _K_LIST_BYTES, _K_OPTIONAL, _K_STR_ASCII = range(7, 12)
 _I64 = 2**63
 
 
@@ -646,6 +656,12 @@ def _c_field(name: str, s: Spec) -> tuple[str, int, Any, Any, Any]:
         return (name, _K_BYTES, s.min_len, s.max_len, None)
     elif t is _Str:
         assert isinstance(s, _Str)
+        if s._pattern is not None and not s.recurring:  # each value checked, in C if ASCII
+            assert s.charset is not None
+            if s.charset.isascii():
+                table = bytes(c in s.charset for c in map(chr, range(128)))
+                return (name, _K_STR_ASCII, s.min_len, s.max_len, table)
+            return (name, _K_CALL, 0, 0, s)
         if s._pattern is not None:  # the spec's own set of accepted strings
             return (name, _K_STR_KNOWN, 0, 0, s._known_good)
         return (name, _K_STR_LEN, s.min_len, s.max_len, None)

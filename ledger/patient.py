@@ -133,7 +133,8 @@ class Opening(Record):
     salt: bytes = spec(Bytes(SALT_BYTES))
     nir: str = spec(Str(15, 15))
     birth_date: str = spec(Str(10, 10))
-    member_number: str = spec(Str(MAX_MEMBER_NUMBER_LEN, 0, MEMBER_CHARS))
+    # recurring=False: a patient's member number is never kept in the decoder's memory
+    member_number: str = spec(Str(MAX_MEMBER_NUMBER_LEN, 0, MEMBER_CHARS, recurring=False))
 
     def __post_init__(self) -> None:
         if not isinstance(self.salt, bytes) or len(self.salt) != SALT_BYTES:

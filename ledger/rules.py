@@ -72,7 +72,6 @@ from tpledger.ledger.state import (  # the state views; re-exported for the rule
     OverlayState,
     StateChanges,
     StateView,
-    reference_key,
     state_digest,
 )
 from tpledger.ledger.tx import (
@@ -347,7 +346,7 @@ def _apply_claim(view: StateView, ctx: RulesContext, stx: SignedTx, claim: Claim
     if not stx.checked_under(ctx):
         _check_claim(ctx, signer, claim)
         stx.mark_checked(ctx)
-    ref_key = reference_key(claim.optician, claim.client_ref)
+    ref_key = claim.reference_key  # built once per claim, not once per pass
     first = view.get_reference(ref_key)  # the one state read of a new claim
     if first is not None:
         raise DuplicateReference(first)

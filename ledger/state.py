@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tpledger.ledger.encoding import array_header, pack, tagged_hash
-from tpledger.ledger.tx import Claim, ClaimState, EvidenceRecord
+from tpledger.ledger.tx import Claim, ClaimState, EvidenceRecord, reference_key
 
 STATE_DOMAIN = "tpledger/state"
 _HASH_BIN = b"\xc4\x20"  # msgpack bin8 header of a 32-byte string
@@ -25,12 +25,6 @@ class StateView(Protocol):
     def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None: ...
     def get_reference(self, ref_key: bytes) -> bytes | None: ...
     def put_reference(self, ref_key: bytes, claim_id: bytes) -> None: ...
-
-
-def reference_key(optician: str, client_ref: str) -> bytes:
-    """The key of the (optician, client reference) index: ``optician || 0x00 || client_ref``
-    (both ASCII without NUL, at most 129 bytes: under LMDB's key limit)."""
-    return optician.encode() + b"\x00" + client_ref.encode()
 
 
 class MemoryState:

@@ -64,7 +64,8 @@ LppCode = Str(7, 7, "0123456789")
 # The ledger refuses a second claim with the same (optician, client_ref): ``duplicate_reference``.
 MAX_CLIENT_REF_LEN = 64
 CLIENT_REF_CHARS = "".join(chr(c) for c in range(0x21, 0x7F))
-ClientRef = Str(MAX_CLIENT_REF_LEN, 1, CLIENT_REF_CHARS)
+# Unique per claim: never remembered by the decoder (``recurring=False``: see encoding.Str).
+ClientRef = Str(MAX_CLIENT_REF_LEN, 1, CLIENT_REF_CHARS, recurring=False)
 
 # Per-share statuses (small ints on the wire) and their names.
 NOT_APPLICABLE = 0  # the claim asked 0 of this share
@@ -108,6 +109,12 @@ class SealedRef(Record):
     sealed_digest: bytes = spec(HASH32)  # patient.sealed_digest(sealed box)
 
 
+def reference_key(optician: str, client_ref: str) -> bytes:
+    """The key of the (optician, client reference) index: ``optician || 0x00 || client_ref``
+    (both ASCII without NUL, at most 129 bytes: under LMDB's key limit)."""
+    return optician.encode() + b"\x00" + client_ref.encode()
+
+
 @dataclass(frozen=True)
 class Claim(Record):
     """A tiers-payant claim, signed by the optician. Version 2 added ``client_ref`` (the
@@ -125,6 +132,16 @@ class Claim(Record):
     created_at_ms: int = spec(U64)
     nonce: bytes = spec(Bytes(NONCE_BYTES))
     client_ref: str = spec(ClientRef)
+
+    @property
+    def reference_key(self) -> bytes:
+        """This claim's key in the (optician, client reference) index, built once per claim:
+        the admission, the block check and the build each read the index with it. (Cached by
+        hand: functools.cached_property takes a lock, dearer than building the key.)"""
+        key: bytes | None = self.__dict__.get("_reference_key")
+        if key is None:
+            key = self.__dict__["_reference_key"] = reference_key(self.optician, self.client_ref)
+        return key
 
     @property
     def total_cents(self) -> int:
@@ -458,5 +475,6 @@ __all__ = [
     "TxBody",
     "VoteEvidence",
     "evidence_slot_key",
+    "reference_key",
     "sign_tx",
 ]

@@ -391,6 +391,17 @@ def test_two_claims_with_one_reference_in_one_block() -> None:
         apply_tx(ov, CTX, txs[1], 1, 0)
 
 
+def test_the_index_key_is_built_once_per_claim_and_is_its_own() -> None:
+    first = claim(ref="FAC-1", nonce=1)
+    key = first.reference_key
+    assert key == reference_key("opt-1", "FAC-1") and first.reference_key is key  # cached
+    other = replace(first, client_ref="FAC-2")  # a new record: its own key, never the copy's
+    assert other.reference_key == reference_key("opt-1", "FAC-2")
+    view = MemoryState()
+    apply_block_txs(view, CTX, [stx("opt-1", first), stx("opt-1", other)], 1, 0, b"\0" * 32)
+    assert set(view.references) == {key, other.reference_key}
+
+
 def test_without_the_reference_index_a_retry_is_a_second_claim(
         led: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """The broken variant: a state that never finds the reference accepts the retry."""

@@ -162,3 +162,73 @@ def test_claims_decode_in_c() -> None:
 
     fn = Claim.__dict__["_from_wire_fn"].__func__
     assert C.state(fn)[0] is Claim  # the class's decoder is the C builder
+
+
+# A shop's client reference is unique per claim: the C builder checks it against the spec's
+# character table instead of a set of strings seen before (every new reference missed that set
+# and sent the whole claim to the Python decoder: ~3 µs per claim, the issue-14 regression).
+_REF_EDGES = ["A", "~", "!" * 64, "", "a" * 65, "a b", " ", "é", "a\x7f", "a\x00", "日本",
+              "a\U0001f600", "INV-2026-0001"]
+
+
+def _claim_wire(ref: str) -> list[Any]:
+    from tests.ledger.helpers import make_claim, make_world
+    from tpledger.ledger.tx import Claim
+
+    claim = make_claim(make_world("refs")).parse()
+    assert isinstance(claim, Claim)
+    wire = claim._generic_to_wire()
+    wire[-1] = ref  # client_ref is the last field
+    return wire
+
+
+def _counting_decoder(ref_field: tuple[Any, ...]) -> tuple[Any, list[int]]:
+    """A C builder of Claim with ``ref_field`` for client_ref and a fallback that counts."""
+    from tpledger.ledger.tx import Claim
+
+    python = Claim.__dict__["_py_from_wire_fn"].__func__
+    calls = [0]
+
+    def fallback(obj: Any) -> Any:
+        calls[0] += 1
+        return python(obj)
+
+    plan = (*enc._c_plan(Claim)[:-1], ref_field)
+    return C.decoder(Claim, Claim.TAG, Claim.VERSION, plan, fallback, object.__new__), calls
+
+
+@needs_c
+@pytest.mark.parametrize("ref", _REF_EDGES)
+def test_client_refs_are_checked_in_c_exactly_as_in_python(ref: str) -> None:
+    from tpledger.ledger.tx import Claim
+
+    python = Claim.__dict__["_py_from_wire_fn"].__func__
+    wire = _claim_wire(ref)
+    assert _outcome(Claim.from_wire, wire) == _outcome(python, wire)
+
+
+@needs_c
+def test_a_looser_c_table_would_be_caught() -> None:
+    """The broken variant: a table allowing every ASCII char accepts what Python refuses."""
+    from tpledger.ledger.tx import Claim
+
+    python = Claim.__dict__["_py_from_wire_fn"].__func__
+    loose, _ = _counting_decoder(("client_ref", enc._K_STR_ASCII, 1, 64, bytes([1]) * 128))
+    wire = _claim_wire("a b")
+    assert _outcome(loose, wire)[0] == "ok" != _outcome(python, wire)[0]
+
+
+@needs_c
+def test_fresh_client_refs_decode_in_c_without_the_python_fallback() -> None:
+    from tpledger.ledger.tx import Claim, ClientRef
+
+    field = enc._c_plan(Claim)[-1]
+    assert field[:2] == ("client_ref", enc._K_STR_ASCII)
+    fast, fast_calls = _counting_decoder(field)
+    # the old plan: a set of strings accepted before, which a fresh reference always misses
+    old, old_calls = _counting_decoder(("client_ref", enc._K_STR_KNOWN, 0, 0, set()))
+    for i in range(50):
+        wire = _claim_wire(f"INV-{i}")
+        assert fast(wire) == old(wire) == Claim.from_wire(wire)
+    assert fast_calls == [0] and old_calls == [50]
+    assert not ClientRef._known_good  # type: ignore[attr-defined] - nothing remembered
