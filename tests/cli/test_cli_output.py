@@ -4,7 +4,6 @@ large tables fast; claim ids as unique prefixes and paged listings (stub node pa
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -54,17 +53,25 @@ def test_undecided_claim_owes_pending_not_zero(capsys: pytest.CaptureFixture[str
 
 
 @pytest.mark.parametrize("terminal", [False, True])
-def test_ten_thousand_rows_under_a_second(terminal: bool, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """9.5 s (40 s on this shared machine) through rich's Table before issue 14."""
+def test_ten_thousand_rows_never_go_through_rich(terminal: bool,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """9.5 s (40 s on this shared machine) through rich's Table before issue 14, 0.1 s as plain
+    columns. Speed is not asserted here (a shared machine makes timed asserts flaky): the test
+    pins what makes it fast, that a long table never builds a rich ``Table``."""
     monkeypatch.setattr(render, "stdout_is_terminal", lambda: terminal)
-    rows = [_row(i) for i in range(10_000)]
-    t0 = time.perf_counter()
-    render.claims_table(rows, "t")
-    elapsed = time.perf_counter() - t0
+
+    def no_rich(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a 10,000-row table went through rich's Table")
+
+    monkeypatch.setattr(render, "Table", no_rich)
+    render.claims_table([_row(i) for i in range(10_000)], "t")
     out = capsys.readouterr().out
     assert len(out.splitlines()) >= 10_001 and not BOX & set(out)
-    assert elapsed < 1.5, elapsed
+    # the check can fail: a short table on a terminal does go through rich
+    if terminal:
+        with pytest.raises(AssertionError, match="rich"):
+            render.claims_table([_row(0)], "t")
 
 
 class StubNode:
