@@ -346,20 +346,39 @@ class Registry:
 
     def __init__(self, root: bytes, size: int, policy: Policy, leaves: list[Leaf],
                  key_slot: dict[bytes, int], tariffs: tuple[_Tariff, ...] = (),
-                 changed_slots: frozenset[int] = frozenset(), base: object = None) -> None:
+                 changed_slots: frozenset[int] = frozenset(),
+                 parent: Registry | None = None) -> None:
+        """A snapshot of ``leaves`` (by slot). With ``parent``, the snapshot this one
+        updates, only the ``changed_slots`` are re-indexed (its indexes are copied)."""
         self.root, self.size, self.policy = root, size, policy
+        self.max_claim_age_ms = policy.max_claim_age_days * DAY_MS  # read once per claim
         self._leaves = leaves
         self._key_slot = key_slot
         self._tariffs = tariffs
         self.changed_slots = changed_slots  # slots changed since the snapshot ``base``
-        self._base = base
-        self._token = object()  # identifies this snapshot (no reference to older ones)
-        self._by_key: dict[bytes, ParticipantRecord] = {}
-        self._by_org: dict[str, ParticipantRecord] = {}
-        self._orgs: dict[str, OrgRecord] = {}
-        self._admins: dict[bytes, OrgRecord] = {}
-        for rec in leaves:
-            self._index(rec)
+        self._base: object = None if parent is None else parent._token  # not a reference
+        self._token: object = object()  # identifies this snapshot
+        if parent is None:
+            self._by_key: dict[bytes, ParticipantRecord] = {}
+            self._by_org: dict[str, ParticipantRecord] = {}
+            self._orgs: dict[str, OrgRecord] = {}
+            self._admins: dict[bytes, OrgRecord] = {}
+            changed: Iterable[int] = range(len(leaves))
+        else:
+            # copy on write: only the indexes of the kinds of record that changed
+            kinds = {type(leaves[slot]) for slot in changed_slots}
+            kinds |= {type(parent._leaves[s]) for s in changed_slots if s < parent.size}
+            p_changed = ParticipantRecord in kinds
+            self._by_key = dict(parent._by_key) if p_changed else parent._by_key
+            self._by_org = dict(parent._by_org) if p_changed else parent._by_org
+            self._orgs = dict(parent._orgs) if OrgRecord in kinds else parent._orgs
+            self._admins = dict(parent._admins) if OrgRecord in kinds else parent._admins
+            for slot in changed_slots:
+                if slot < parent.size:
+                    self._unindex(parent._leaves[slot])
+            changed = sorted(changed_slots)
+        for slot in changed:
+            self._index(leaves[slot])
 
     def _index(self, rec: Leaf) -> None:
         if isinstance(rec, ParticipantRecord):
@@ -370,6 +389,16 @@ class Registry:
             self._orgs[rec.name] = rec
             if rec.status == ACTIVE:
                 self._admins[rec.admin_ed25519] = rec
+
+    def _unindex(self, rec: Leaf) -> None:
+        if isinstance(rec, ParticipantRecord):
+            self._by_org.pop(rec.org, None)
+            if self._by_key.get(rec.ed25519) is rec:
+                del self._by_key[rec.ed25519]
+        else:
+            self._orgs.pop(rec.name, None)
+            if self._admins.get(rec.admin_ed25519) is rec:
+                del self._admins[rec.admin_ed25519]
 
     # -- lookups (the hot path: one dict get) ----------------------------------------------
     def signer(self, ed25519: bytes) -> ParticipantRecord | None:
@@ -498,8 +527,9 @@ class Registry:
                 leaves[slot] = rec
         tree.set_many((slot, rec.encode()) for slot, rec in sorted(changed.items()))
         tariffs.sort(key=lambda t: t[1])
-        return Registry(tree.root(), tree.size, policy, leaves, {**self._key_slot, **keys},
-                        tuple(tariffs), frozenset(changed), self._token)
+        key_slot = {**self._key_slot, **keys} if keys else self._key_slot  # never mutated
+        return Registry(tree.root(), tree.size, policy, leaves, key_slot, tuple(tariffs),
+                        frozenset(changed), self)
 
     @classmethod
     def load(cls, rows: Iterable[tuple[bytes, bytes]], tree: RegistryTree) -> Registry:
