@@ -498,22 +498,12 @@ class Registry:
         the changed leaves are set in ``tree`` (which holds this registry's leaves). The same
         object when the block changed nothing the registry holds."""
         del height  # the records carry their own since_height
-        changed: dict[int, Leaf] = {}
-        keys: dict[bytes, int] = {}
-        policy, tariffs = self.policy, list(self._tariffs)
-        for key, value in writes:
-            kind = key[:1]
-            if kind == b"s":
-                changed[u32_of(key[1:], "slot key")] = _leaf_row(value)
-            elif kind == b"e":
-                keys[key[1:]] = u32_of(value, "key slot")
-            elif kind == b"y":
-                policy = _record_row(Policy, value)
-            elif kind == b"t":
-                tariffs.append(_tariff_row(value))
-        if not changed and not keys and policy is self.policy and len(tariffs) == len(
-                self._tariffs):
+        rows = _Rows(writes)
+        changed, keys = rows.leaves, rows.key_slot
+        policy = self.policy if rows.policy is None else rows.policy
+        if not changed and not keys and rows.policy is None and not rows.tariffs:
             return self
+        tariffs = [*self._tariffs, *rows.tariffs]
         if tree.size != self.size:
             raise StoreError(f"registry tree has {tree.size} leaves, the registry {self.size}")
         leaves = list(self._leaves)
@@ -526,6 +516,8 @@ class Registry:
             else:
                 leaves[slot] = rec
         tree.set_many((slot, rec.encode()) for slot, rec in sorted(changed.items()))
+        if rows.size is not None and rows.size != tree.size:
+            raise StoreError(f"registry size row {rows.size}, tree size {tree.size}")
         tariffs.sort(key=lambda t: t[1])
         key_slot = {**self._key_slot, **keys} if keys else self._key_slot  # never mutated
         return Registry(tree.root(), tree.size, policy, leaves, key_slot, tuple(tariffs),
@@ -535,23 +527,10 @@ class Registry:
     def load(cls, rows: Iterable[tuple[bytes, bytes]], tree: RegistryTree) -> Registry:
         """The registry from the ``gov`` rows of a store (any order) and its tree; raises
         StoreError if they disagree."""
-        leaves: dict[int, Leaf] = {}
-        key_slot: dict[bytes, int] = {}
-        tariffs: list[_Tariff] = []
-        policy: Policy | None = None
-        size = -1
-        for key, value in rows:
-            kind = key[:1]
-            if kind == b"s":
-                leaves[u32_of(key[1:], "slot key")] = _leaf_row(value)
-            elif kind == b"e":
-                key_slot[key[1:]] = u32_of(value, "key slot")
-            elif kind == b"y":
-                policy = _record_row(Policy, value)
-            elif kind == b"n":
-                size = u32_of(value, "registry size")
-            elif kind == b"t":
-                tariffs.append(_tariff_row(value))
+        parsed = _Rows(rows)
+        leaves, key_slot, policy, tariffs = (parsed.leaves, parsed.key_slot, parsed.policy,
+                                             parsed.tariffs)
+        size = -1 if parsed.size is None else parsed.size
         ordered = [leaves[s] for s in range(len(leaves)) if s in leaves]
         if policy is None or size != len(ordered) or size != len(leaves) or any(
                 rec.slot != i for i, rec in enumerate(ordered)):
@@ -583,6 +562,30 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry(size={self.size}, root={self.root.hex()[:16]})"
+
+
+class _Rows:
+    """The ``gov`` rows the registry holds (leaves, key index, policy, size, tariff
+    versions), decoded; the others (indexes by id, proposals, key events) are skipped."""
+
+    def __init__(self, rows: Iterable[tuple[bytes, bytes]]) -> None:
+        self.leaves: dict[int, Leaf] = {}
+        self.key_slot: dict[bytes, int] = {}
+        self.tariffs: list[_Tariff] = []
+        self.policy: Policy | None = None
+        self.size: int | None = None
+        for key, value in rows:
+            kind = key[:1]
+            if kind == b"s":
+                self.leaves[u32_of(key[1:], "slot key")] = _leaf_row(value)
+            elif kind == b"e":
+                self.key_slot[key[1:]] = u32_of(value, "key slot")
+            elif kind == b"y":
+                self.policy = _record_row(Policy, value)
+            elif kind == b"n":
+                self.size = u32_of(value, "registry size")
+            elif kind == b"t":
+                self.tariffs.append(_tariff_row(value))
 
 
 def _leaf_row(raw: bytes) -> Leaf:

@@ -369,3 +369,44 @@ def test_broken_variant_a_retired_key_registered_again(
     again = replace(WORLD.key("shop-z", "optician"), signer=WORLD.opticians[0].signer)
     chain.block([h.make_add(WORLD, again)])
     assert chain.registry.signer(WORLD.opticians[0].signer.public).org == "shop-z"  # type: ignore
+
+
+# -- block semantics -------------------------------------------------------------------------
+
+
+def test_a_new_shop_signs_only_from_the_block_after_its_add(chain: h.MemoryChain) -> None:
+    shop = WORLD.key("shop-n", "optician")
+    body = replace(h.make_claim(WORLD).parse(), optician="shop-n")  # type: ignore[type-var]
+    claim = h.sign_tx(WORLD.chain_id, shop.signer, body)
+    with pytest.raises(RuleError) as ei:
+        chain.block([h.make_add(WORLD, shop), claim])
+    assert ei.value.code == "unknown_signer"
+    chain.block([h.make_add(WORLD, shop)])
+    chain.block([claim])
+
+
+def test_a_replayed_change_is_a_duplicate_and_a_new_nonce_a_new_tx(
+        chain: h.MemoryChain) -> None:
+    admin = WORLD.admin("federation")
+    suspend = h.make_change(WORLD, admin, "optic-a", SUSPEND)
+    chain.block([suspend])
+    chain.block([h.make_change(WORLD, admin, "optic-a", REINSTATE)])
+    refused(chain, suspend, "duplicate_tx")
+    chain.block([h.make_change(WORLD, admin, "optic-a", SUSPEND)])
+
+
+def test_governance_rows_are_a_fifth_element_of_the_state_digest(
+        chain: h.MemoryChain) -> None:
+    from tpledger.ledger.encoding import pack
+    from tpledger.ledger.state import StateChanges
+
+    ov = OverlayState(chain.state)
+    from tpledger.ledger.rules import apply_tx
+
+    apply_tx(ov, chain.ctx, h.make_change(WORLD, WORLD.admin(0), "optic-a", SUSPEND), 1,
+             h.GENESIS_TIME_MS)
+    ch = ov.changes()
+    assert ch.gov and ch.gov == ov.gov_writes()
+    assert ch.encode() == pack([[], list(ch.tx_ids), [], [], [list(r) for r in ch.gov]])
+    plain = StateChanges((), ch.tx_ids)
+    assert plain.encode() == pack([[], list(ch.tx_ids)])  # blocks without gov: unchanged
