@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.ledger.helpers import luhn_complete
 from tpledger.ledger import gov_proposals
 from tpledger.ledger.errors import RuleError
 from tpledger.ledger.genesis import (
@@ -25,7 +26,7 @@ from tpledger.ledger.genesis import (
     Validator,
 )
 from tpledger.ledger.keys import KeyFile, Signer
-from tpledger.ledger.lpp import LppEntry, LppTable
+from tpledger.ledger.lpp import LppEntry, LppTable, LppTableError
 from tpledger.ledger.registry import (
     ADD_ORG,
     EXECUTED,
@@ -39,12 +40,10 @@ from tpledger.ledger.registry import (
     LppRow,
     ProposalState,
     Registry,
-    RegistryTree,
     TariffRelease,
     TariffVersion,
     gov_key_proposal,
     gov_key_tariff,
-    memory_tree,
 )
 from tpledger.ledger.rules import RULE_CODES, MemoryState, OverlayState, RulesContext, apply_tx
 from tpledger.ledger.tx import (
@@ -67,17 +66,6 @@ FRAME = "2210546"  # child frame, PLV 3049 cents in version 1
 V1_DAY = 19_000  # version 1 in force from this day
 T0_MS = (V1_DAY + 100) * DAY_MS  # the first block's time
 TTL_MS = 7 * DAY_MS
-
-
-def luhn_complete(prefix: str) -> str:
-    """``prefix`` + its Luhn check digit."""
-    for d in "0123456789":
-        digits = prefix + d
-        total = sum((2 * int(c) - 9 if 2 * int(c) > 9 else 2 * int(c)) if i % 2 else int(c)
-                    for i, c in enumerate(reversed(digits)))
-        if total % 10 == 0:
-            return digits
-    raise AssertionError  # pragma: no cover
 
 
 OPT_IDS = Identifiers(rpps=luhn_complete("1000000000"), siret=luhn_complete("7328293200007"))
@@ -116,8 +104,7 @@ class Chain:
     def __init__(self, policy: Policy = POLICY, genesis_: Genesis | None = None) -> None:
         self.genesis = genesis(policy) if genesis_ is None else genesis_
         self.ctx = RulesContext(self.genesis.chain_id, self.genesis, LPP)
-        self.tree: RegistryTree = memory_tree()
-        self.state = MemoryState(Registry.of_genesis(self.genesis, self.tree))
+        self.state = MemoryState.of_genesis(self.genesis)
         self.height = 0
         self.time_ms = self.genesis.genesis_time_ms
 
@@ -146,7 +133,7 @@ class Chain:
         """Commit the block and install the registry in force for the next one."""
         writes = overlay.gov_writes()
         overlay.commit_to()
-        self.state.set_registry(self.reg.updated(writes, self.tree, self.height))
+        self.state.end_block(writes, self.height)
 
     def block(self, txs: Sequence[SignedTx], dt_ms: int = 1000) -> list[str | None]:
         """Apply ``txs`` as the next block; returns each tx's refusal code (None: accepted)."""
@@ -526,5 +513,5 @@ def test_lpp_entry_from_wire_round_trips() -> None:
         assert LppRow.of(entry).entry() == entry
     assert LppEntry.from_wire([FRAME, "x", "frame", "child", "", None, 5]).klass is None
     for bad in ([FRAME], "row", [FRAME, "x", "hat", "child", "", None, 5]):
-        with pytest.raises(Exception, match="LPP|category|row"):
+        with pytest.raises(LppTableError, match=r"LPP|category|row"):
             LppEntry.from_wire(bad)
