@@ -418,6 +418,7 @@ class Model:
                   and set(a.roles) <= set(PARTICIPANT_ROLES))
         elif a.op == REMOVE_ORG:
             ok = (a.org in active and len(active) - 1 >= s.policy.threshold
+                  and a.org != s.policy.tariff_publisher
                   and all(p.status == REVOKED for p in s.parts.values()
                           if p.gov_org == a.org))
         elif a.op == SET_ADMIN_KEY:

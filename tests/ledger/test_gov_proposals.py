@@ -256,6 +256,16 @@ def test_proposal_expired(chain: Chain) -> None:
     assert chain.one(late) == "proposal_expired"
 
 
+def test_without_the_expiry_check_an_expired_proposal_executes(
+        chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Broken variant of ``proposal_expired``: the late ballot executes the proposal."""
+    p = propose("federation", add_org("mutuelle-new"), expires_at_ms=chain.time_ms + 5000)
+    chain.one(p)
+    monkeypatch.setattr(gov_proposals, "_check_open", lambda prop, time_ms, pid: None)
+    assert chain.one(ballot("cnam", p.tx_id()), dt_ms=5000) is None
+    assert chain.reg.org("mutuelle-new") is not None
+
+
 def test_bad_proposal(chain: Chain) -> None:
     too_long = propose("federation", add_org("x"), expires_at_ms=chain.time_ms + 1000 + TTL_MS
                        + 1)
@@ -381,6 +391,14 @@ def test_bad_action_the_quorum_stays_reachable() -> None:
                       ) == "bad_action"
 
 
+def test_bad_action_the_tariff_publisher_is_not_removed() -> None:
+    chain = Chain(replace(POLICY, tariff_publisher="auditors"))  # an org without members
+    assert chain.one(propose("federation", remove_org("auditors"))) == "bad_action"
+    p = propose("federation", set_policy(POLICY), remove_org("auditors"))  # publisher first
+    assert chain.block([p, ballot("cnam", p.tx_id())]) == [None, None]
+    assert chain.proposal(p.tx_id()).status == EXECUTED
+
+
 def test_execution_is_all_or_nothing_and_failed_records_the_code(chain: Chain) -> None:
     key = Signer.generate().public
     p1 = propose("federation", add_org("first", key))
@@ -468,6 +486,21 @@ def test_bad_tariff_version(chain: Chain) -> None:
                      ) == "bad_tariff_version"  # not after version 2's day
     assert chain.one(admin_tx("cnam", LppPublish(release(3, V1_DAY + 11)))) is None
     assert [v for v, _ in chain.reg.tariff_versions()] == [2, 3]
+
+
+def test_tariff_at_picks_the_version_in_force_on_the_day(chain: Chain) -> None:
+    days = {2: V1_DAY + 10, 3: V1_DAY + 20, 4: V1_DAY + 21}
+    for version, day in days.items():
+        assert chain.one(admin_tx("cnam", LppPublish(release(version, day, 2000 + version)))
+                         ) is None
+    expect = {V1_DAY - 1: None, V1_DAY: 1, V1_DAY + 9: 1, V1_DAY + 10: 2, V1_DAY + 19: 2,
+              V1_DAY + 20: 3, V1_DAY + 21: 4, V1_DAY + 10_000: 4}
+    for day, version in expect.items():
+        got = chain.reg.tariff_at(day, LPP)
+        assert (got and got[0]) == version, day
+        if got is not None and version != 1:
+            frame = got[1].get(FRAME)
+            assert frame is not None and frame.max_price_cents == 2000 + version
 
 
 def test_bad_tariff(chain: Chain) -> None:
