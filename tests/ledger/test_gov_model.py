@@ -34,12 +34,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.ledger.test_gov_proposals import FRAME, INS_IDS, LPP, OPT_IDS, Chain
+from tests.ledger.test_gov_proposals import FRAME, INS_IDS, OPT_IDS, Chain, gov_genesis
+from tests.ledger.test_gov_proposals import release as gov_release
 from tpledger.ledger import gov_participants, gov_proposals
 from tpledger.ledger.genesis import (
     ACTIVE,
     DAY_MS,
-    DEFAULT_PARAMS,
     PARTICIPANT_ROLES,
     REVOKED,
     SUSPENDED,
@@ -48,10 +48,8 @@ from tpledger.ledger.genesis import (
     Identifiers,
     Participant,
     Policy,
-    Validator,
 )
 from tpledger.ledger.keys import Signer
-from tpledger.ledger.lpp import LppTable
 from tpledger.ledger.merkle import root_of
 from tpledger.ledger.registry import (
     ADD_ORG,
@@ -63,7 +61,6 @@ from tpledger.ledger.registry import (
     SET_ADMIN_KEY,
     SET_POLICY,
     GovAction,
-    LppRow,
     OrgRecord,
     ParticipantRecord,
     ProposalState,
@@ -109,25 +106,16 @@ GOOD_IDS = {"optician": OPT_IDS, "insurer": INS_IDS}
 
 
 def model_genesis() -> Genesis:
-    return Genesis(
-        chain_id=CHAIN_ID,
-        genesis_time_ms=GENESIS_MS,
-        validators=(Validator("v0", "val-org", VALIDATOR.public),),
-        participants=tuple(
-            Participant(org, role, KEYS[k], XKEYS[0], gov, GOOD_IDS.get(role, Identifiers()))
-            for org, (gov, role, k) in GENESIS_PARTS.items()),
-        lpp_table_digest=LPP.digest(),
-        params=DEFAULT_PARAMS,
-        gov_orgs=tuple(GovOrg(name, KEYS[i], roles)
-                       for i, (name, roles) in enumerate(GENESIS_ORGS.items())),
-        policy=POLICY,
-    ).validated()
+    return gov_genesis(
+        CHAIN_ID, GENESIS_MS,
+        tuple(Participant(org, role, KEYS[k], XKEYS[0], gov, GOOD_IDS.get(role, Identifiers()))
+              for org, (gov, role, k) in GENESIS_PARTS.items()),
+        tuple(GovOrg(name, KEYS[i], roles) for i, (name, roles) in enumerate(GENESIS_ORGS.items())),
+        POLICY, VALIDATOR.public)
 
 
 def release(version: int, day: int, plv: int, good_digest: bool) -> TariffRelease:
-    table = LppTable(replace(e, max_price_cents=plv) if e.code == FRAME else e for e in LPP)
-    return TariffRelease(version, day, table.digest() if good_digest else b"\0" * 32,
-                         tuple(LppRow.of(e) for e in table))
+    return gov_release(version, day, plv, None if good_digest else b"\0" * 32)
 
 
 # -- the model --------------------------------------------------------------------------------

@@ -82,19 +82,29 @@ POLICY = Policy(threshold=2, tariff_publisher="cnam", max_claim_age_days=365,
                 max_proposal_ttl_ms=TTL_MS, lpp_v1_effective_day=V1_DAY)
 
 
-def genesis(policy: Policy = POLICY) -> Genesis:
+def gov_genesis(chain_id: str, time_ms: int, participants: tuple[Participant, ...],
+                gov_orgs: tuple[GovOrg, ...], policy: Policy,
+                validator: bytes | None = None) -> Genesis:
+    """A version-2 genesis with one validator, the seed LPP table and these governing orgs."""
     return Genesis(
-        chain_id=CHAIN,
-        genesis_time_ms=T0_MS - 1000,
-        validators=(Validator("v0", "val-org", Signer.generate().public),),
-        participants=tuple(
-            Participant(k.org, k.role, k.signer.public, k.box.public, GOV_OF[k.org],
-                        IDS_OF[k.org]) for k in KEYS.values()),
+        chain_id=chain_id,
+        genesis_time_ms=time_ms,
+        validators=(Validator("v0", "val-org",
+                              Signer.generate().public if validator is None else validator),),
+        participants=participants,
         lpp_table_digest=LPP.digest(),
         params=DEFAULT_PARAMS,
-        gov_orgs=tuple(GovOrg(n, s.public, ROLES[n]) for n, s in ADMINS.items()),
+        gov_orgs=gov_orgs,
         policy=policy,
     ).validated()
+
+
+def genesis(policy: Policy = POLICY) -> Genesis:
+    return gov_genesis(
+        CHAIN, T0_MS - 1000,
+        tuple(Participant(k.org, k.role, k.signer.public, k.box.public, GOV_OF[k.org],
+                          IDS_OF[k.org]) for k in KEYS.values()),
+        tuple(GovOrg(n, s.public, ROLES[n]) for n, s in ADMINS.items()), policy)
 
 
 class Chain:
