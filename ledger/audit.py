@@ -102,7 +102,7 @@ def _audit(
     except LedgerError as exc:
         return AuditReport(False, 0, None, f"cannot read the head: {exc}")
     ctx = RulesContext(genesis.chain_id, genesis, lpp)
-    state = MemoryState()
+    state = MemoryState.of_genesis(genesis)
     nodes = _RecordingNodeStore()
     prev = Head.of_genesis(genesis)
     checked = 0

@@ -303,6 +303,11 @@ def Str(max_len: int, min_len: int = 0, charset: str | None = None) -> Spec:
 
 ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_."
 OrgId = Str(64, 1, ID_CHARS)  # organisation / validator names: lowercase, ASCII
+DIGITS = "0123456789"
+REASON_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
+MAX_REASON_LEN = 64
+ReasonCode = Str(MAX_REASON_LEN, 0, REASON_CHARS)  # a reason or rule code ("" = none)
+LppCode = Str(7, 7, DIGITS)  # an LPP code: 7 digits
 
 
 class _Optional(Spec):
@@ -390,9 +395,12 @@ def Nested(cls: type[Record]) -> Spec:
     return _Nested(cls)
 
 
-def spec(s: Spec) -> Any:
-    """Declare a record field with its wire spec: ``amount_cents: int = spec(U64)``."""
-    return dataclasses.field(metadata={"spec": s})
+def spec(s: Spec, default: Any = dataclasses.MISSING) -> Any:
+    """Declare a record field with its wire spec: ``amount_cents: int = spec(U64)``.
+
+    ``default`` (an immutable value) lets callers omit a field that a later version of the
+    record appended; the wire form always carries every field."""
+    return dataclasses.field(default=default, metadata={"spec": s})
 
 
 # ---------------------------------------------------------------------------------------------

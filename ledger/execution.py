@@ -21,6 +21,7 @@ from tpledger.ledger.errors import EncodingError, RuleError, StoreError
 from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.merkle import leaf_hash, root_from_leaf_hashes
 from tpledger.ledger.merkle_tree import OverlayNodeStore, PersistentTree
+from tpledger.ledger.registry import Registry
 from tpledger.ledger.rowcheck import seal_rows
 from tpledger.ledger.rules import OverlayState, RulesContext, apply_tx, state_digest
 from tpledger.ledger.store_layout import (
@@ -61,25 +62,27 @@ class CheckedBlock:
 
 def dry_run(txn: lmdb.Transaction, dbs: Dbs, head: Head, genesis: Genesis, ctx: RulesContext,
             block: Block, now_ms: int | None, check_signatures: bool,
-            decoded: Sequence[SignedTx | None] | None) -> CheckedBlock:
+            decoded: Sequence[SignedTx | None] | None, *, registry: Registry) -> CheckedBlock:
     """Check ``block`` on ``head`` (read transaction ``txn``) on overlays; writes nothing."""
     check_link(block.header, head, genesis, now_ms)
     stxs, leaves = check_shape(block, genesis.params, decoded)
-    state = OverlayState(LmdbState(txn, dbs))
+    state = OverlayState(LmdbState(txn, dbs, registry=registry))
     nodes = OverlayNodeStore(LmdbNodeStore(txn, dbs))
     digest = execute(block.header, head, ctx, state, nodes, stxs, leaves, check_signatures)
     return CheckedBlock(block, head, tuple(stxs), state, nodes, digest)
 
 
 def replay_into(txn: lmdb.Transaction, dbs: Dbs, head: Head, genesis: Genesis,
-                ctx: RulesContext, block: Block, check_signatures: bool) -> list[SignedTx]:
+                ctx: RulesContext, block: Block, check_signatures: bool, *,
+                registry: Registry) -> list[SignedTx]:
     """Check ``block`` on ``head`` writing the rules' and the tree's writes straight into the
     write transaction ``txn`` (aborted by the caller on any error). Returns the decoded txs."""
     check_link(block.header, head, genesis)
     stxs, leaves = check_shape(block, genesis.params)
     places = [place_key(block.header.height, pos) for pos in range(len(stxs))]
     new_places = dict(zip([stx.tx_id() for stx in stxs], places, strict=True))
-    execute(block.header, head, ctx, LmdbState(txn, dbs, new_places), LmdbNodeStore(txn, dbs),
+    execute(block.header, head, ctx, LmdbState(txn, dbs, new_places, registry),
+            LmdbNodeStore(txn, dbs),
             stxs, leaves, check_signatures)
     return stxs
 
@@ -138,7 +141,8 @@ class BlockLimits:
 
 def build(txn: lmdb.Transaction, dbs: Dbs, head: Head, genesis: Genesis, ctx: RulesContext,
           candidates: Sequence[SignedTx], proposer: int, time_ms: int, limits: BlockLimits,
-          check_signatures: bool) -> tuple[CheckedBlock, list[tuple[bytes, RuleError]]]:
+          check_signatures: bool, *, registry: Registry
+          ) -> tuple[CheckedBlock, list[tuple[bytes, RuleError]]]:
     """The next block from ``candidates`` (in order), skipping invalid ones (see
     ``Store.build_block``); valid on ``head`` by construction, so it comes checked."""
     budget_bytes = limits.max_bytes - _HEADER_SLACK_BYTES - 5
@@ -147,7 +151,7 @@ def build(txn: lmdb.Transaction, dbs: Dbs, head: Head, genesis: Genesis, ctx: Ru
     chosen_stxs: list[SignedTx] = []
     height = head.height + 1
     time_ms = max(time_ms, head.time_ms + 1)
-    overlay = OverlayState(LmdbState(txn, dbs))
+    overlay = OverlayState(LmdbState(txn, dbs, registry=registry))
     for stx in candidates:
         if len(chosen) >= limits.max_txs:
             break

@@ -199,6 +199,26 @@ class PersistentTree:
         nodes.set_size(new)
         return new
 
+    def set_leaf_hash(self, index: int, leaf_hash: bytes) -> None:
+        """Replace leaf ``index``'s hash in place (a positional tree, e.g. the registry's):
+        rewrites the complete-subtree nodes ``(level, index >> level)`` that contain it,
+        reading one sibling per level. Earlier roots and paths are then those of the new
+        leaf (a store that keeps them versions its nodes)."""
+        n = self.nodes.get_size()
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+            raise StoreError("leaf index out of range")
+        if not isinstance(leaf_hash, bytes) or len(leaf_hash) != HASH_LEN:
+            raise StoreError("leaf hashes must be 32-byte bytes")
+        put = self.nodes.put_node
+        put(0, index, leaf_hash)
+        cur, level, j = leaf_hash, 0, index
+        while ((j >> 1) + 1) << (level + 1) <= n:  # the parent is a complete subtree
+            sibling = self._fetch([(level, j ^ 1)])[0]
+            cur = _sha256(b"\x01" + (sibling + cur if j & 1 else cur + sibling)).digest()
+            j >>= 1
+            level += 1
+            put(level, j, cur)
+
     # -- reading ----------------------------------------------------------------------------
     #
     # Every read builds a plan first: a flat list of node keys and, per output hash, how many

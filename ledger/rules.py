@@ -32,10 +32,36 @@ Every rejection raises :class:`RuleError` with one of these stable codes:
 |                            | that does not verify for this chain, or votes above the block     |
 | ``duplicate_evidence``     | evidence for an (offender, height, round, type) already recorded   |
 | ``unknown_tx_kind``        | a body type with no entry in :data:`TX_KINDS` (no rule applies it) |
+| ``revoked_signer``         | the key was revoked, or rotated out, before this block            |
+| ``suspended_signer``       | the key's participant is suspended in the registry in force       |
+| ``not_authorised``         | an admin (or participant) key that may not make this change       |
+| ``participant_exists``     | participant add: the participant id is taken                      |
+| ``key_in_use``             | a key that was ever registered (any status), or a validator's     |
+| ``bad_identifier``         | participant add: RPPS/billing/SIRET/AMC wrong for the role        |
+| ``registry_full``          | participant add: every registry slot is used                       |
+| ``unknown_participant``    | participant change: no such participant                           |
+| ``bad_change``             | participant change: keys given or missing for the operation       |
+| ``bad_status_change``      | suspend not from active, reinstate not from suspended, ...        |
+| ``bad_proposal``           | a proposal's expiry is past or beyond the policy's maximum TTL    |
+| ``bad_action``             | a proposal action that cannot apply (``ledger/gov_proposals.py``) |
+| ``proposal_expired``       | a ballot on, or a proposal with, an expiry already reached       |
+| ``unknown_proposal``       | a ballot on a proposal id not on the ledger                        |
+| ``proposal_closed``        | a ballot on an executed, expired or failed proposal               |
+| ``ballot_replayed``        | the ballot's org has already voted on this proposal               |
+| ``bad_tariff``             | a tariff release with an invalid row or a duplicate code          |
+| ``bad_tariff_version``     | a release not numbered latest + 1 or not later than the latest    |
+| ``bad_tariff_digest``      | a release whose rows do not hash to its table digest              |
+| ``tariff_not_in_force``    | a claim dated before the first tariff version                     |
+| ``claim_too_old``          | a claim older than the policy's ``max_claim_age_days`` at its block |
 
-Who signs what: claims, decisions, payments and cancels are signed by participants of the
-genesis (``unknown_signer`` otherwise); vote evidence is signed by a validator key of the
-genesis, and only by one (:func:`evidence_signer`: a participant key gets ``wrong_role``).
+Who signs what: claims, decisions, payments and cancels are signed by ACTIVE participants of
+the **registry in force** (``StateView.registry()``: the registry after the previous block;
+``unknown_signer``, ``revoked_signer`` or ``suspended_signer`` otherwise); vote evidence is
+signed by a validator key of the genesis, and only by one (:func:`evidence_signer`: a
+participant key gets ``wrong_role``); governance txs are signed by the admin key of an active
+governing organisation (``TxKind.signer_kind == "admin"``; a participant may rotate its own
+keys), see ``ledger/gov_participants.py`` and ``ledger/gov_proposals.py``. A governance tx of
+block h changes who may sign from block h+1: the registry in force is fixed for a block.
 
 Lifecycle per share: not_applicable (asked 0, final) | submitted -> accepted | rejected;
 accepted -> paid once payments sum to approved_cents (> 0). Cancel only while no share is
@@ -62,9 +88,11 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
+from tpledger.ledger import gov_participants, gov_proposals
 from tpledger.ledger.errors import DuplicateReference, EncodingError, RuleError
-from tpledger.ledger.genesis import Genesis, Participant
+from tpledger.ledger.genesis import ACTIVE, DAY_MS, Genesis
 from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.registry import OrgRecord, ParticipantRecord, Registry, day_of
 from tpledger.ledger.state import (  # the state views; re-exported for the rules' callers
     CheckOnlyOverlay,
     MemoryState,
@@ -88,11 +116,18 @@ from tpledger.ledger.tx import (
     ClaimState,
     Decision,
     EvidenceRecord,
+    GovBallot,
+    GovPropose,
+    LppPublish,
+    ParticipantAdd,
+    ParticipantChange,
     PayerState,
     Payment,
     SignedTx,
     VoteEvidence,
 )
+
+Participant = ParticipantRecord  # the signer of a participant's tx, as the rules see it
 
 RULE_CODES = (
     "bad_encoding",
@@ -120,30 +155,39 @@ RULE_CODES = (
     "bad_evidence",
     "duplicate_evidence",
     "unknown_tx_kind",
+    "revoked_signer",
+    "suspended_signer",
+    "not_authorised",
+    "participant_exists",
+    "key_in_use",
+    "bad_identifier",
+    "registry_full",
+    "unknown_participant",
+    "bad_change",
+    "bad_status_change",
+    "bad_proposal",
+    "bad_action",
+    "proposal_expired",
+    "unknown_proposal",
+    "proposal_closed",
+    "ballot_replayed",
+    "bad_tariff",
+    "bad_tariff_version",
+    "bad_tariff_digest",
+    "tariff_not_in_force",
+    "claim_too_old",
 )
 
 
 @dataclass(frozen=True)
 class RulesContext:
-    """Chain constants the rules need. Participant look-ups are indexed once, lazily."""
+    """Chain constants the rules need (``lpp``: tariff version 1, the genesis table).
+    Participants are not here: the rules read them from the registry in force
+    (``StateView.registry()``)."""
 
     chain_id: str
     genesis: Genesis
     lpp: LppTable
-
-    @cached_property
-    def _by_key(self) -> dict[bytes, Participant]:
-        return {p.ed25519: p for p in self.genesis.participants}
-
-    @cached_property
-    def _by_org(self) -> dict[str, Participant]:
-        return {p.org: p for p in self.genesis.participants}
-
-    def participant_by_key(self, ed25519: bytes) -> Participant | None:
-        return self._by_key.get(ed25519)
-
-    def participant(self, org: str) -> Participant | None:
-        return self._by_org.get(org)
 
     @cached_property
     def validator_keys(self) -> tuple[bytes, ...]:
@@ -155,6 +199,8 @@ class RulesContext:
 
 
 OPTICIAN = "optician"  # the role that signs claims and cancels
+PARTICIPANT, VALIDATOR, ADMIN = "participant", "validator", "admin"
+SIGNER_KINDS = (PARTICIPANT, VALIDATOR, ADMIN)
 
 
 def payer_role(share: int) -> str:
@@ -171,18 +217,26 @@ def _fail(code: str, message: str) -> RuleError:
     return RuleError(code, message)
 
 
-def _check_claim(ctx: RulesContext, signer: Participant, claim: Claim) -> None:
+def _check_claim(reg: Registry, ctx: RulesContext, signer: Participant, claim: Claim) -> int:
+    """The checks of a claim that read only the registry in force and the tx; returns the
+    tariff version the claim is judged by (the one in force on its dispensing day)."""
     if signer.role != OPTICIAN:
         raise _fail("wrong_role", f"a claim must be signed by an optician, not a {signer.role}")
     if signer.org != claim.optician:
         raise _fail("wrong_org", "a claim must be signed by the optician it names")
-    insurer = ctx.participant(claim.insurer)
-    if insurer is None or insurer.role != "insurer":
-        raise _fail("unknown_insurer", f"{claim.insurer} is not a registered insurer")
+    insurer = reg.participant(claim.insurer)
+    if insurer is None or insurer.role != "insurer" or insurer.status != ACTIVE:
+        raise _fail("unknown_insurer", f"{claim.insurer} is not an active registered insurer")
+    tariff = reg.tariff_at(day_of(claim.created_at_ms), ctx.lpp)
+    if tariff is None:
+        raise _fail("tariff_not_in_force", "no LPP table version is in force on the claim's "
+                                           "dispensing date")
+    version, table = tariff
     for i, line in enumerate(claim.lines):
-        entry = ctx.lpp.get(line.lpp)
+        entry = table.get(line.lpp)
         if entry is None:
-            raise _fail("unknown_lpp", f"line {i}: LPP code {line.lpp} is not in the table")
+            raise _fail("unknown_lpp", f"line {i}: LPP code {line.lpp} is not in the table "
+                                       f"(version {version})")
         if entry.max_price_cents is not None and (
             line.amount_cents > line.qty * entry.max_price_cents
         ):
@@ -201,13 +255,14 @@ def _check_claim(ctx: RulesContext, signer: Participant, claim: Claim) -> None:
         raise _fail("nothing_asked", "a claim must ask something of the AMO or the AMC")
     seen: set[str] = set()
     for ref in claim.sealed:
-        payer = ctx.participant(ref.payer)
+        payer = reg.participant(ref.payer)
         is_payer = ref.payer == claim.insurer or (payer is not None and payer.role == "cnam")
         if not is_payer:
             raise _fail("bad_sealed_ref", f"sealed ref for {ref.payer}, not a payer of the claim")
         if ref.payer in seen:
             raise _fail("bad_sealed_ref", f"two sealed refs for {ref.payer}")
         seen.add(ref.payer)
+    return version
 
 
 def _check_payer(signer: Participant, state: ClaimState, share: int) -> None:
@@ -317,7 +372,7 @@ def check_vote_evidence(chain_id: str, validator_keys: Sequence[bytes],
 
 def _record_evidence(view: StateView, ctx: RulesContext, stx: SignedTx, ev: VoteEvidence,
                      tx_id: bytes, height: int) -> None:
-    evidence_signer(ctx.validator_index, ctx.participant_by_key(stx.signer) is not None,
+    evidence_signer(ctx.validator_index, view.registry().signer(stx.signer) is not None,
                     stx.signer)
     if not stx.checked_under(ctx):  # stateless: once per context
         check_vote_evidence(ctx.chain_id, ctx.validator_keys, ev)
@@ -341,12 +396,17 @@ def _write(view: StateView, claim_id: bytes, state: ClaimState, tx_id: bytes) ->
 
 
 def _apply_claim(view: StateView, ctx: RulesContext, stx: SignedTx, claim: Claim, tx_id: bytes,
-                 signer: Participant, height: int) -> None:
-    # The claim checks read nothing but ``ctx`` and the (immutable) tx: a tx that passed
-    # them under this very context (at admission, then in the block check) passes again.
-    if not stx.checked_under(ctx):
-        _check_claim(ctx, signer, claim)
-        stx.mark_checked(ctx)
+                 signer: Participant, height: int, time_ms: int) -> None:
+    reg = view.registry()
+    if time_ms - claim.created_at_ms > reg.policy.max_claim_age_days * DAY_MS:
+        raise _fail("claim_too_old", f"the claim is older than "
+                                     f"{reg.policy.max_claim_age_days} days at this block")
+    # The claim checks read nothing but the registry in force (an immutable snapshot, with
+    # the tariff versions), ``ctx`` (one per chain) and the immutable tx: a tx that passed
+    # them under this very snapshot (at admission, then in the block check) passes again.
+    if not stx.checked_under(reg):
+        _check_claim(reg, ctx, signer, claim)
+        stx.mark_checked(reg)
     ref_key = reference_key(claim.optician, claim.client_ref)
     first = view.get_reference(ref_key)  # the one state read of a new claim
     if first is not None:
@@ -360,17 +420,17 @@ def _apply_claim(view: StateView, ctx: RulesContext, stx: SignedTx, claim: Claim
 
 
 def _apply_decision(view: StateView, ctx: RulesContext, stx: SignedTx, d: Decision,
-                    tx_id: bytes, signer: Participant, height: int) -> None:
+                    tx_id: bytes, signer: Participant, height: int, time_ms: int) -> None:
     _write(view, d.claim_id, _decide(signer, _existing(view, d.claim_id), d), tx_id)
 
 
 def _apply_payment(view: StateView, ctx: RulesContext, stx: SignedTx, p: Payment,
-                   tx_id: bytes, signer: Participant, height: int) -> None:
+                   tx_id: bytes, signer: Participant, height: int, time_ms: int) -> None:
     _write(view, p.claim_id, _pay(signer, _existing(view, p.claim_id), p), tx_id)
 
 
 def _apply_cancel(view: StateView, ctx: RulesContext, stx: SignedTx, c: Cancel, tx_id: bytes,
-                  signer: Participant, height: int) -> None:
+                  signer: Participant, height: int, time_ms: int) -> None:
     _write(view, c.claim_id, _cancel(signer, _existing(view, c.claim_id)), tx_id)
 
 
@@ -385,16 +445,24 @@ class TxKind:
     needs no state (the offline verifier checks them alone); ``apply`` checks the rest."""
 
     name: str  # as shown in proofs and the API: "claim", "decision", ..., "evidence"
-    signed_by_validator: bool  # True: a validator key of the genesis, else a participant
+    signer_kind: str  # SIGNER_KINDS: a participant's, a validator's or a governing org's admin
     signer_role: Callable[[Any], str | None]  # the participant role that signs this body
     named_org: Callable[[Any], str | None]  # the org the body names as its signer, if any
     claim_id_of: Callable[[Any, bytes], bytes | None]  # (body, tx_id) -> the claim, or None
-    apply: Callable[..., None]  # (view, ctx, stx, body, tx_id, signer, height)
+    apply: Callable[..., None]  # (view, ctx, stx, body, tx_id, signer, height, time_ms)
+
+    def __post_init__(self) -> None:
+        if self.signer_kind not in SIGNER_KINDS:
+            raise ValueError(f"unknown signer kind {self.signer_kind!r}")
+
+    @property
+    def signed_by_validator(self) -> bool:
+        return self.signer_kind == VALIDATOR
 
     def may_sign(self, body: Any, role: str, org: str) -> bool:
         """A participant of ``role``/``org`` may sign ``body`` as far as the body alone says."""
         named = self.named_org(body)
-        return (not self.signed_by_validator and role == self.signer_role(body)
+        return (self.signer_kind == PARTICIPANT and role == self.signer_role(body)
                 and (named is None or named == org))
 
 
@@ -406,17 +474,38 @@ def _its_claim(body: Any, tx_id: bytes) -> bytes | None:
     return bytes(body.claim_id)
 
 
+def _no_claim(body: Any, tx_id: bytes) -> bytes | None:
+    return None
+
+
+def _no_role(body: Any) -> str | None:
+    return None
+
+
+def _gov_kind(name: str, named_org: Callable[[Any], str | None],
+              apply: Callable[..., None]) -> TxKind:
+    return TxKind(name, ADMIN, _no_role, named_org, _no_claim, apply)
+
+
 TX_KINDS: dict[type, TxKind] = {
-    Claim: TxKind("claim", False, lambda b: OPTICIAN, lambda b: b.optician,
+    Claim: TxKind("claim", PARTICIPANT, lambda b: OPTICIAN, lambda b: b.optician,
                   lambda b, tx_id: tx_id, _apply_claim),
-    Decision: TxKind("decision", False, lambda b: payer_role(b.share), _no_org, _its_claim,
-                     _apply_decision),
-    Payment: TxKind("payment", False, lambda b: payer_role(b.share), _no_org, _its_claim,
-                    _apply_payment),
-    Cancel: TxKind("cancel", False, lambda b: OPTICIAN, _no_org, _its_claim, _apply_cancel),
-    VoteEvidence: TxKind("evidence", True, lambda b: None, _no_org, lambda b, tx_id: None,
-                         lambda view, ctx, stx, ev, tx_id, signer, height: _record_evidence(
-                             view, ctx, stx, ev, tx_id, height)),
+    Decision: TxKind("decision", PARTICIPANT, lambda b: payer_role(b.share), _no_org,
+                     _its_claim, _apply_decision),
+    Payment: TxKind("payment", PARTICIPANT, lambda b: payer_role(b.share), _no_org,
+                    _its_claim, _apply_payment),
+    Cancel: TxKind("cancel", PARTICIPANT, lambda b: OPTICIAN, _no_org, _its_claim,
+                   _apply_cancel),
+    VoteEvidence: TxKind("evidence", VALIDATOR, _no_role, _no_org, _no_claim,
+                         lambda view, ctx, stx, ev, tx_id, signer, height, time_ms:
+                         _record_evidence(view, ctx, stx, ev, tx_id, height)),
+    ParticipantAdd: _gov_kind("participant_add", lambda b: b.gov_org,
+                              gov_participants.apply_participant_add),
+    ParticipantChange: _gov_kind("participant_change", _no_org,
+                                 gov_participants.apply_participant_change),
+    GovPropose: _gov_kind("gov_propose", _no_org, gov_proposals.apply_propose),
+    GovBallot: _gov_kind("gov_ballot", _no_org, gov_proposals.apply_ballot),
+    LppPublish: _gov_kind("lpp_publish", _no_org, gov_proposals.apply_lpp_publish),
 }
 
 
@@ -439,9 +528,9 @@ def apply_tx(
     """Check ``stx`` against the rules and, only if it passes, write its effect to ``view``.
 
     Raises :class:`RuleError` (code in ``RULE_CODES``); nothing is written on error.
-    ``block_time_ms`` is accepted for future time rules; no current rule reads it.
+    ``block_time_ms`` is the block's time (claim age, proposal expiry). Signers are looked up
+    in the registry in force (``view.registry()``), fixed for the block.
     """
-    del block_time_ms  # no time-based rule yet; kept in the signature for the contract
     try:
         body = stx.parse()
         tx_id = stx.tx_id()
@@ -452,13 +541,34 @@ def apply_tx(
         raise _fail("duplicate_tx", f"tx {tx_id.hex()[:16]} already applied")
     if check_signature and not stx.verify(ctx.chain_id):
         raise _fail("bad_signature", "signature does not verify for this chain")
-    if kind.signed_by_validator:  # its handler applies the validator-signer rule
-        kind.apply(view, ctx, stx, body, tx_id, None, height)
-        return
-    signer = ctx.participant_by_key(stx.signer)
+    kind.apply(view, ctx, stx, body, tx_id, _signer(view.registry(), kind, stx.signer), height,
+               block_time_ms)  # writes only if every check passes
+
+
+def _signer(reg: Registry, kind: TxKind, key: bytes) -> ParticipantRecord | OrgRecord | None:
+    """The signer's record in the registry in force: an ACTIVE participant (participant
+    kinds), an ACTIVE org's admin or an ACTIVE participant (admin kinds: the handler decides
+    which may sign, e.g. a participant rotating its own keys), None for validator kinds (the
+    handler applies the validator rule). Raises the registry's refusal code otherwise."""
+    signer: ParticipantRecord | OrgRecord | None
+    if kind.signer_kind == PARTICIPANT:
+        signer = reg.signer(key)
+    elif kind.signer_kind == ADMIN:
+        signer = reg.admin(key) or reg.signer(key)
+    else:
+        return None
     if signer is None:
-        raise _fail("unknown_signer", "signer is not a registered participant")
-    kind.apply(view, ctx, stx, body, tx_id, signer, height)  # writes only if every check passes
+        code = reg.refusal(key)
+        raise _fail(code, _REFUSALS.get(code, "the signer may not sign this transaction"))
+    return signer
+
+
+_REFUSALS = {
+    "unknown_signer": "signer is not a registered participant",
+    "revoked_signer": "the signing key was revoked or rotated out before this block",
+    "suspended_signer": "the signer is suspended",
+    "wrong_role": "an admin key signs only governance txs, a participant key no admin ones",
+}
 
 
 def apply_block_txs(
@@ -510,9 +620,13 @@ def describe(state: ClaimState) -> dict[str, Any]:
 
 
 __all__ = [
+    "ADMIN",
     "OPTICIAN",
+    "PARTICIPANT",
     "RULE_CODES",
+    "SIGNER_KINDS",
     "TX_KINDS",
+    "VALIDATOR",
     "CheckOnlyOverlay",
     "MemoryState",
     "NewClaimState",

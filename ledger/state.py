@@ -4,10 +4,13 @@ and the audit. The state digest formula is documented in :mod:`ledger.rules`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from tpledger.ledger.encoding import array_header, pack, tagged_hash
+from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.registry import Registry, RegistryTree, memory_tree
 from tpledger.ledger.tx import Claim, ClaimState, EvidenceRecord
 
 STATE_DOMAIN = "tpledger/state"
@@ -25,6 +28,12 @@ class StateView(Protocol):
     def put_evidence(self, slot: bytes, record: EvidenceRecord) -> None: ...
     def get_reference(self, ref_key: bytes) -> bytes | None: ...
     def put_reference(self, ref_key: bytes, claim_id: bytes) -> None: ...
+    def registry(self) -> Registry:
+        """The registry in force for the block being applied (fixed for the whole block:
+        governance writes of the block show in ``get_gov``, not here)."""
+        ...
+    def get_gov(self, key: bytes) -> bytes | None: ...
+    def put_gov(self, key: bytes, value: bytes) -> None: ...
 
 
 def reference_key(optician: str, client_ref: str) -> bytes:
@@ -34,13 +43,46 @@ def reference_key(optician: str, client_ref: str) -> bytes:
 
 
 class MemoryState:
-    """A dict-backed StateView."""
+    """A dict-backed StateView. Its ``gov`` rows start as the rows of ``registry`` (the
+    registry in force); ``set_registry`` installs the next one between blocks."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: Registry | None = None,
+                 tree: RegistryTree | None = None) -> None:
         self.claims: dict[bytes, ClaimState] = {}
         self.tx_ids: set[bytes] = set()
         self.evidence: dict[bytes, EvidenceRecord] = {}
         self.references: dict[bytes, bytes] = {}
+        self._registry = registry
+        self.tree = tree  # the tree holding ``registry``'s leaves (needed by ``end_block``)
+        self.gov: dict[bytes, bytes] = {} if registry is None else dict(registry.rows())
+
+    @classmethod
+    def of_genesis(cls, genesis: Genesis) -> MemoryState:
+        """A state at the genesis, with the genesis registry and its tree in memory."""
+        tree = memory_tree()
+        return cls(Registry.of_genesis(genesis, tree), tree)
+
+    def end_block(self, gov_writes: Sequence[tuple[bytes, bytes]], height: int) -> Registry:
+        """Install the registry after block ``height`` (whose governance writes, already
+        committed to this state, are ``gov_writes``) as the one in force; returns it."""
+        if self.tree is None:
+            raise RuntimeError("this MemoryState has no registry tree")
+        self._registry = self.registry().updated(gov_writes, self.tree, height)
+        return self._registry
+
+    def registry(self) -> Registry:
+        if self._registry is None:  # a bug of ours: every state that applies txs has one
+            raise RuntimeError("this MemoryState was built without a registry")
+        return self._registry
+
+    def set_registry(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def get_gov(self, key: bytes) -> bytes | None:
+        return self.gov.get(key)
+
+    def put_gov(self, key: bytes, value: bytes) -> None:
+        self.gov[key] = value
 
     def get_claim(self, claim_id: bytes) -> ClaimState | None:
         return self.claims.get(claim_id)
@@ -70,37 +112,43 @@ class MemoryState:
 @dataclass(frozen=True)
 class StateChanges:
     """The writes of an overlay, in order: claims (final value, first-write order), tx ids,
-    evidence records, (optician, client reference) index entries."""
+    evidence records, (optician, client reference) index entries, governance rows (final
+    value, first-write order)."""
 
     claims: tuple[tuple[bytes, AnyClaimState], ...]
     tx_ids: tuple[bytes, ...]
     evidence: tuple[tuple[bytes, EvidenceRecord], ...] = ()
     references: tuple[tuple[bytes, bytes], ...] = ()
+    gov: tuple[tuple[bytes, bytes], ...] = ()
 
     def encode(self) -> bytes:
         """Canonical bytes hashed into the state digest:
         ``pack([[[cid, st.to_wire()], ...], list(tx_ids)])``, assembled from each state's
         cached canonical bytes (``pack(st.to_wire()) == st.encode()``) instead of re-packing.
         With evidence, a third element; with reference entries, a fourth
-        ``[[ref_key, claim_id], ...]`` (the third then present, maybe empty)."""
-        head = b"\x94" if self.references else b"\x93" if self.evidence else b"\x92"
+        ``[[ref_key, claim_id], ...]`` (the third then present, maybe empty); with governance
+        rows, a fifth ``[[key, value], ...]`` (the third and fourth then present)."""
+        head = (b"\x95" if self.gov else b"\x94" if self.references else
+                b"\x93" if self.evidence else b"\x92")
         parts = [head, array_header(len(self.claims))]
         for cid, st in self.claims:
             parts.append(b"\x92")
             parts.append(_HASH_BIN + cid if len(cid) == 32 else pack(cid))
             parts.append(st.encode())
         parts.append(pack(list(self.tx_ids)))
-        if self.evidence or self.references:
+        if self.evidence or self.references or self.gov:
             parts.append(array_header(len(self.evidence)))
             for slot, rec in self.evidence:
                 parts.extend((b"\x92", pack(slot), rec.encode()))
-        if self.references:
+        if self.references or self.gov:
             parts.append(pack([list(entry) for entry in self.references]))
+        if self.gov:
+            parts.append(pack([list(entry) for entry in self.gov]))
         return b"".join(parts)
 
     def __len__(self) -> int:
         return (len(self.claims) + len(self.tx_ids) + len(self.evidence)
-                + len(self.references))
+                + len(self.references) + len(self.gov))
 
 
 class OverlayState:
@@ -112,6 +160,22 @@ class OverlayState:
         self._tx_ids: dict[bytes, None] = {}
         self._evidence: dict[bytes, EvidenceRecord] = {}
         self._references: dict[bytes, bytes] = {}
+        self._gov: dict[bytes, bytes] = {}
+
+    def registry(self) -> Registry:
+        """The base's: the registry in force stays fixed for the whole block."""
+        return self.base.registry()
+
+    def get_gov(self, key: bytes) -> bytes | None:
+        value = self._gov.get(key)
+        return self.base.get_gov(key) if value is None else value
+
+    def put_gov(self, key: bytes, value: bytes) -> None:
+        self._gov[key] = value
+
+    def gov_writes(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The buffered governance rows (first-write order, final values)."""
+        return tuple(self._gov.items())
 
     def get_claim(self, claim_id: bytes) -> ClaimState | None:
         st = self._claims.get(claim_id)
@@ -152,7 +216,8 @@ class OverlayState:
 
     def changes(self) -> StateChanges:
         return StateChanges(tuple(self._claims.items()), tuple(self._tx_ids),
-                            tuple(self._evidence.items()), tuple(self._references.items()))
+                            tuple(self._evidence.items()), tuple(self._references.items()),
+                            tuple(self._gov.items()))
 
     def commit_to(self, base: StateView | None = None) -> None:
         """Write the buffered changes to ``base`` (default: this overlay's base), in order."""
@@ -162,9 +227,12 @@ class OverlayState:
             target._tx_ids.update(self._tx_ids)
             target._evidence.update(self._evidence)
             target._references.update(self._references)
+            target._gov.update(self._gov)
             return
         for slot, rec in self._evidence.items():  # rare: a few rows per misbehaviour
             target.put_evidence(slot, rec)
+        for key, value in self._gov.items():  # rare: governance blocks only
+            target.put_gov(key, value)
         put_references = getattr(target, "put_references", None)
         if put_references is not None:  # the LMDB state: one batched write
             put_references(self._references.items())
@@ -185,6 +253,7 @@ class OverlayState:
         self._tx_ids.clear()
         self._evidence.clear()
         self._references.clear()
+        self._gov.clear()
 
 
 class CheckOnlyOverlay(OverlayState):

@@ -46,6 +46,7 @@ from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.lpp import LppTable
 from tpledger.ledger.merkle_tree import PersistentTree
 from tpledger.ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
+from tpledger.ledger.registry import Registry
 from tpledger.ledger.rowcheck import RESYNC_HINT, open_env, scrub_rows, unseal
 from tpledger.ledger.rules import CheckOnlyOverlay, RulesContext, apply_tx
 from tpledger.ledger.store_layout import (
@@ -112,6 +113,9 @@ class Store:
         self.readonly = readonly
         self.genesis_hash = genesis.hash()
         self.ctx = RulesContext(genesis.chain_id, genesis, lpp)
+        # The registry in force for the next block. Governance state is not stored yet:
+        # the genesis registry (WP3 loads/swaps the snapshot with the gov table).
+        self._registry = Registry.of_genesis(genesis)
         if lpp.digest() != genesis.lpp_table_digest:
             raise StoreError("the LPP table does not match the genesis lpp_table_digest")
         try:
@@ -456,7 +460,7 @@ class Store:
         """
         with self._read() as txn:
             return dry_run(txn, self._dbs, self._head(txn), self.genesis, self.ctx, block,
-                           now_ms, check_signatures, decoded)
+                           now_ms, check_signatures, decoded, registry=self._registry)
 
     def apply_block(self, checked: CheckedBlock, cert: CommitCertificate) -> None:
         """Append a checked block (from :meth:`check_block` or :meth:`build_block`) with its
@@ -494,7 +498,7 @@ class Store:
         def apply(txn: lmdb.Transaction) -> None:
             head = self._head(txn)
             stxs = replay_into(txn, self._dbs, head, self.genesis, self.ctx, block,
-                               check_signatures)
+                               check_signatures, registry=self._registry)
             write_block_rows(txn, self._dbs, block, cert, stxs, head.tree_size)
 
         self._write(apply)
@@ -523,7 +527,11 @@ class Store:
         )
         with self._read() as txn:
             return build(txn, self._dbs, self._head(txn), self.genesis, self.ctx, candidates,
-                         proposer, time_ms, limits, check_signatures)
+                         proposer, time_ms, limits, check_signatures, registry=self._registry)
+
+    def registry(self) -> Registry:
+        """The registry in force for the next block (an immutable snapshot)."""
+        return self._registry
 
     def check_txs(
         self, stxs: Sequence[SignedTx], check_signatures: bool = True,
@@ -536,7 +544,7 @@ class Store:
         with self._read() as txn:
             head = self._head(txn)
             t = max(head.time_ms + 1, int(time.time() * 1000) if time_ms is None else time_ms)
-            overlay = CheckOnlyOverlay(LmdbState(txn, self._dbs))
+            overlay = CheckOnlyOverlay(LmdbState(txn, self._dbs, registry=self._registry))
             for stx in stxs:
                 try:
                     if len(stx.encode()) > max_tx:

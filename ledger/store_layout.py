@@ -46,6 +46,7 @@ from tpledger.ledger.blocks import Header
 from tpledger.ledger.encoding import U32, U64, Int, R, Record, spec
 from tpledger.ledger.errors import EncodingError, StoreCorruption, StoreError
 from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.registry import Registry
 from tpledger.ledger.rowcheck import seal, seal_rows, unseal
 from tpledger.ledger.tx import ClaimState, EvidenceRecord
 from tpledger.ledger.validity import Head
@@ -176,9 +177,30 @@ class LmdbState:
     """
 
     def __init__(self, txn: lmdb.Transaction, dbs: Dbs,
-                 new_places: dict[bytes, bytes] | None = None) -> None:
+                 new_places: dict[bytes, bytes] | None = None,
+                 registry: Registry | None = None) -> None:
         self.txn, self.dbs = txn, dbs
         self.new_places = new_places or {}
+        self._registry = registry
+
+    def registry(self) -> Registry:
+        """The registry in force (the store's snapshot, given at construction)."""
+        if self._registry is None:  # a bug of ours: the store passes its snapshot
+            raise RuntimeError("LmdbState built without the registry in force")
+        return self._registry
+
+    def _gov_db(self) -> Any:
+        db = getattr(self.dbs, "gov", None)  # the "gov" table (ledger/store_layout DB_NAMES)
+        if db is None:
+            raise StoreError("this store has no governance table")
+        return db
+
+    def get_gov(self, key: bytes) -> bytes | None:
+        db = getattr(self.dbs, "gov", None)
+        return None if db is None else get_row(self.txn, key, db, "gov")
+
+    def put_gov(self, key: bytes, value: bytes) -> None:
+        put_row(self.txn, key, value, self._gov_db())
 
     def _place(self, claim_id: bytes) -> bytes | None:
         place = self.new_places.get(claim_id)

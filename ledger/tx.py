@@ -20,7 +20,9 @@ from typing import ClassVar
 from tpledger.ledger.encoding import (
     BOOL,
     HASH32,
+    MAX_REASON_LEN,
     PUBKEY,
+    REASON_CHARS,
     SIG,
     U32,
     U64,
@@ -28,9 +30,11 @@ from tpledger.ledger.encoding import (
     Bytes,
     Int,
     ListOf,
+    LppCode,
     Nested,
     Optional,
     OrgId,
+    ReasonCode,
     Record,
     Str,
     VarBytes,
@@ -40,7 +44,9 @@ from tpledger.ledger.encoding import (
     tagged_hash,
 )
 from tpledger.ledger.errors import EncodingError
+from tpledger.ledger.genesis import Identifiers
 from tpledger.ledger.keys import Signer, verify
+from tpledger.ledger.registry import MAX_ACTIONS, GovAction, TariffRelease
 from tpledger.ledger.votes import MAX_VALIDATORS, PRECOMMIT, PREVOTE, SignedVote
 
 TX_KIND = "tx"
@@ -55,11 +61,7 @@ SHARE_AMC = 2
 SHARES = (SHARE_AMO, SHARE_AMC)
 SHARE_NAMES = {SHARE_AMO: "amo", SHARE_AMC: "amc"}
 
-REASON_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
-MAX_REASON_LEN = 64
-ReasonCode = Str(MAX_REASON_LEN, 0, REASON_CHARS)
 Amount = Int(0, MAX_AMOUNT_CENTS)
-LppCode = Str(7, 7, "0123456789")
 # A shop's own reference for a claim (its invoice or PEC number): visible ASCII, no spaces.
 # The ledger refuses a second claim with the same (optician, client_ref): ``duplicate_reference``.
 MAX_CLIENT_REF_LEN = 64
@@ -201,7 +203,69 @@ class VoteEvidence(Record):
         return evidence_slot_key(v.height, v.round, v.vote_type, v.validator)
 
 
-TxBody = Claim | Decision | Payment | Cancel | VoteEvidence
+# -- governance txs (signed by an admin key; ParticipantChange ROTATE also by the participant)
+
+ROTATE, SUSPEND, REINSTATE, REVOKE = 1, 2, 3, 4
+CHANGE_NAMES = {ROTATE: "rotate", SUSPEND: "suspend", REINSTATE: "reinstate", REVOKE: "revoke"}
+
+
+@dataclass(frozen=True)
+class ParticipantAdd(Record):
+    """A governing org's admin registers a participant (of a role its org governs)."""
+
+    TAG: ClassVar[int] = 0x49
+    org: str = spec(OrgId)
+    gov_org: str = spec(OrgId)
+    role: str = spec(Str(16, 1))
+    ed25519: bytes = spec(PUBKEY)
+    x25519: bytes = spec(PUBKEY)
+    ids: Identifiers = spec(Nested(Identifiers))
+
+
+@dataclass(frozen=True)
+class ParticipantChange(Record):
+    """Rotate, suspend, reinstate or revoke a participant: by its org's admin, or (rotate
+    only) by the participant itself. ``ed25519``/``x25519``: the new keys (rotate only)."""
+
+    TAG: ClassVar[int] = 0x4A
+    org: str = spec(OrgId)
+    op: int = spec(Int(ROTATE, REVOKE))
+    ed25519: bytes | None = spec(Optional(PUBKEY))
+    x25519: bytes | None = spec(Optional(PUBKEY))
+    reason_code: str = spec(ReasonCode)  # e.g. "phished", "shop_closed"
+    nonce: bytes = spec(Bytes(NONCE_BYTES))  # a second suspend is a new tx
+
+
+@dataclass(frozen=True)
+class GovPropose(Record):
+    """A quorum proposal (its id is its tx id); the proposer's ballot is yes."""
+
+    TAG: ClassVar[int] = 0x4B
+    actions: tuple[GovAction, ...] = spec(ListOf(Nested(GovAction), MAX_ACTIONS, 1))
+    expires_at_ms: int = spec(U64)
+    nonce: bytes = spec(Bytes(NONCE_BYTES))
+
+
+@dataclass(frozen=True)
+class GovBallot(Record):
+    """A governing org's ballot on a proposal."""
+
+    TAG: ClassVar[int] = 0x4C
+    proposal_id: bytes = spec(HASH32)
+    approve: bool = spec(BOOL)
+
+
+@dataclass(frozen=True)
+class LppPublish(Record):
+    """A direct tariff publication by the policy's tariff publisher."""
+
+    TAG: ClassVar[int] = 0x4D
+    release: TariffRelease = spec(Nested(TariffRelease))
+
+
+GOV_BODY_TYPES = (ParticipantAdd, ParticipantChange, GovPropose, GovBallot, LppPublish)
+TxBody = (Claim | Decision | Payment | Cancel | VoteEvidence | ParticipantAdd | ParticipantChange
+          | GovPropose | GovBallot | LppPublish)
 
 
 def tx_id_of(encoded: bytes) -> bytes:
@@ -209,7 +273,8 @@ def tx_id_of(encoded: bytes) -> bytes:
     entry): ``SignedTx.decode(encoded).tx_id()`` without decoding it."""
     return tagged_hash("tpledger/tx", encoded)
 
-BODY_TYPES: tuple[type[Record], ...] = (Claim, Decision, Payment, Cancel, VoteEvidence)
+BODY_TYPES: tuple[type[Record], ...] = (Claim, Decision, Payment, Cancel, VoteEvidence,
+                                        *GOV_BODY_TYPES)
 
 
 @dataclass(frozen=True)
@@ -257,7 +322,7 @@ class SignedTx(Record):
         if cached is not None:
             return cached
         obj = decode_any(self.body, BODY_TYPES, MAX_TX_BODY_BYTES)
-        if not isinstance(obj, Claim | Decision | Payment | Cancel | VoteEvidence):
+        if not isinstance(obj, TxBody):
             raise EncodingError("unexpected transaction body type")  # pragma: no cover
         self.__dict__["_body"] = obj
         return obj
@@ -426,6 +491,7 @@ class EvidenceRecord(Record):
 
 __all__ = [
     "ACCEPTED",
+    "CHANGE_NAMES",
     "CLAIM_ACCEPTED",
     "CLAIM_CANCELLED",
     "CLAIM_PAID",
@@ -433,26 +499,39 @@ __all__ = [
     "CLAIM_REJECTED",
     "CLAIM_SUBMITTED",
     "CLIENT_REF_CHARS",
+    "GOV_BODY_TYPES",
     "MAX_AMOUNT_CENTS",
     "MAX_CLIENT_REF_LEN",
     "MAX_TX_BODY_BYTES",
     "NOT_APPLICABLE",
     "PAID",
+    "REASON_CHARS",
+    "REINSTATE",
     "REJECTED",
+    "REVOKE",
+    "ROTATE",
     "SHARES",
     "SHARE_AMC",
     "SHARE_AMO",
     "STATUS_NAMES",
     "SUBMITTED",
+    "SUSPEND",
     "Cancel",
     "Claim",
     "ClaimState",
     "ClientRef",
     "Decision",
     "EvidenceRecord",
+    "GovBallot",
+    "GovPropose",
+    "LppCode",
     "LppLine",
+    "LppPublish",
+    "ParticipantAdd",
+    "ParticipantChange",
     "PayerState",
     "Payment",
+    "ReasonCode",
     "SealedRef",
     "SignedTx",
     "TxBody",

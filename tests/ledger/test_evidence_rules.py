@@ -55,7 +55,7 @@ def apply(state: MemoryState, stx: SignedTx, height: int = HEIGHT) -> None:
 
 
 def refused(stx: SignedTx, code: str, state: MemoryState | None = None) -> RuleError:
-    state = state if state is not None else MemoryState()
+    state = state if state is not None else WORLD.state()
     before = (dict(state.claims), set(state.tx_ids), dict(state.evidence))
     with pytest.raises(RuleError) as ei:
         apply(state, stx)
@@ -65,7 +65,7 @@ def refused(stx: SignedTx, code: str, state: MemoryState | None = None) -> RuleE
 
 
 def test_valid_evidence_is_recorded() -> None:
-    state = MemoryState()
+    state = WORLD.state()
     stx = evidence_tx()
     apply(state, stx)
     slot = evidence_slot_key(3, 0, PREVOTE, 1)
@@ -115,7 +115,7 @@ def test_signer_must_be_a_validator_of_the_genesis() -> None:
 
 
 def test_duplicate_evidence_is_refused() -> None:
-    state = MemoryState()
+    state = WORLD.state()
     stx = evidence_tx()
     apply(state, stx)
     refused(stx, "duplicate_tx", state)  # the very same tx again
@@ -131,7 +131,7 @@ def test_duplicate_evidence_is_refused() -> None:
 def test_duplicate_within_one_block_is_refused() -> None:
     txs = [evidence_tx(), evidence_tx(signer=WORLD.validators[3])]
     with pytest.raises(RuleError) as ei:
-        rules.apply_block_txs(MemoryState(), CTX, txs, HEIGHT, 0, b"\0" * 32)
+        rules.apply_block_txs(WORLD.state(), CTX, txs, HEIGHT, 0, b"\0" * 32)
     assert ei.value.code == "duplicate_evidence" and ei.value.message.startswith("tx 1:")
 
 
@@ -140,7 +140,7 @@ def test_checks_are_what_refuses_forged_evidence(monkeypatch: pytest.MonkeyPatch
     forged = evidence_tx(vote(A), vote(B, key_of=0))  # validator 0 forges validator 1's vote
     refused(forged, "bad_evidence")
     monkeypatch.setattr(rules, "check_vote_evidence", lambda *a, **k: None)
-    state = MemoryState()
+    state = WORLD.state()
     apply(state, forged)
     assert len(state.evidence) == 1  # framed: this is what check_vote_evidence prevents
 
@@ -149,14 +149,14 @@ def test_signer_rule_is_what_refuses_a_participant(monkeypatch: pytest.MonkeyPat
     stx = evidence_tx(signer=WORLD.opticians[0].signer)
     refused(stx, "wrong_role")
     monkeypatch.setattr(rules, "evidence_signer", lambda *a, **k: 0)
-    state = MemoryState()
+    state = WORLD.state()
     apply(state, stx)
     assert len(state.evidence) == 1
 
 
 def test_evidence_feeds_the_state_digest() -> None:
     stx = evidence_tx()
-    state = MemoryState()
+    state = WORLD.state()
     digest = rules.apply_block_txs(state, CTX, [stx], HEIGHT, 0, b"\0" * 32)
     (slot, rec), = state.evidence.items()
     changes = StateChanges((), (stx.tx_id(),), ((slot, rec),))

@@ -14,7 +14,7 @@ from tests.ledger import helpers as h
 from tpledger.ledger.blocks import Block
 from tpledger.ledger.merkle import leaf_hash
 from tpledger.ledger.merkle_tree import MemoryNodeStore
-from tpledger.ledger.rules import MemoryState, RulesContext
+from tpledger.ledger.rules import RulesContext
 from tpledger.ledger.validity import (
     BlockInvalid,
     Head,
@@ -93,11 +93,11 @@ def test_execution_steps(first: tuple[Block, Any], field: str, step: str) -> Non
     ctx = RulesContext(WORLD.chain_id, WORLD.genesis, WORLD.lpp)
     head = Head.of_genesis(WORLD.genesis)
     stxs, leaves = check_shape(block, WORLD.genesis.params)
-    digest = execute(block.header, head, ctx, MemoryState(), MemoryNodeStore(), stxs, leaves)
+    digest = execute(block.header, head, ctx, WORLD.state(), MemoryNodeStore(), stxs, leaves)
     assert digest == block.header.state_digest
     value = 99 if field == "tree_size" else bytes(32)
     with pytest.raises(BlockInvalid) as ei:
-        execute(_hdr(block, **{field: value}), head, ctx, MemoryState(), MemoryNodeStore(), stxs,
+        execute(_hdr(block, **{field: value}), head, ctx, WORLD.state(), MemoryNodeStore(), stxs,
                 leaves)
     assert ei.value.step == step
 

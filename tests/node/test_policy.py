@@ -14,7 +14,7 @@ OPTIC_A, OPTIC_B = (Participant(k.org, k.role, k.signer.public, k.box.public)
                     for k in W.opticians)
 INS_A, INS_B = (Participant(k.org, k.role, k.signer.public, k.box.public) for k in W.insurers)
 CNAM = Participant(W.cnam.org, W.cnam.role, W.cnam.signer.public, W.cnam.box.public)
-AUDITOR = dataclasses.replace(CNAM, org="audit", role="auditor")
+AUDITOR = dataclasses.replace(CNAM, org="audit", role="auditor", ed25519=b"\x0a" * 32)
 
 
 def test_whole_blocks_go_to_validators_auditors_and_the_cnam_only() -> None:
