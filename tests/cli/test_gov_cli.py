@@ -20,6 +20,7 @@ from tpledger.cli.governance import (
     build_propose,
     build_publish,
     format_day,
+    load_admin_key,
     load_table,
     parse_action_spec,
     parse_day,
@@ -31,7 +32,7 @@ from tpledger.cli.governance import (
 )
 from tpledger.cli.main import cli, run
 from tpledger.ledger.genesis import Identifiers, check_identifiers, luhn_ok, siret_ok
-from tpledger.ledger.keys import Signer
+from tpledger.ledger.keys import KeyFile, Signer
 from tpledger.ledger.lpp import LppTable
 from tpledger.ledger.registry import (
     ADD_ORG,
@@ -279,3 +280,14 @@ def test_lpp_list_file_mode_is_unchanged() -> None:
     res = CliRunner().invoke(cli, ["lpp", "list", "--json"])
     assert res.exit_code == 0
     assert len(json.loads(res.stdout)) == len(LppTable.default())
+
+
+def test_an_operational_key_is_refused_as_admin_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    op = tmp_path / "optic.key"
+    KeyFile.generate("optic-paris", "optician").save(op)
+    err = _usage(capsys, "gov", "vote", "ab" * 32, "--yes", "--node", NOWHERE,
+                 "--admin-key", str(op), "--genesis", str(op))
+    assert "not an organisation's admin key" in err
+    with pytest.raises(UsageError):
+        load_admin_key(op)

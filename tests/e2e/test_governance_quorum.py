@@ -33,7 +33,7 @@ from tpledger.cli.cluster import LocalCluster
 from tpledger.cli.governance import DAY_MS, format_day
 from tpledger.cli.lifecycle import submit_signed
 from tpledger.cli.main import run
-from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.keys import KeyFile, Signer
 from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
 pytestmark = [pytest.mark.cluster]  # one module = one cluster = one worker (--dist loadfile)
@@ -116,11 +116,12 @@ def test_insurer_added_by_quorum_proposal(env: Env, capsys: pytest.CaptureFixtur
     assert rc == 4 and "not_authorised" in err, err  # insurer-b is no governing org yet
 
     # 2. An expired proposal cannot be executed.
-    late = tp_json(capsys, "gov", "propose", "--action", "remove-org:insurer-a",
-                   "--expires", "2s", "--node", e.url(1), "--admin-key",
+    other = Signer.generate().public.hex()
+    late = tp_json(capsys, "gov", "propose", "--action", f"add-org:insurer-c:{other}:insurer",
+                   "--expires", "3s", "--node", e.url(1), "--admin-key",
                    e.admin("federation"), "--wait")
     assert late["status"] == "committed", late
-    time.sleep(2.5)
+    time.sleep(3.5)
     rc, _, err = tp(capsys, "gov", "vote", late["proposal_id"], "--yes", "--node", e.url(2),
                     "--admin-key", e.admin("cnam"), "--wait")
     assert rc == 4 and "proposal_expired" in err, err
