@@ -128,7 +128,6 @@ class GovApi:
 
     def __init__(self, ledger: GovReader, chain_id: str) -> None:
         self.ledger = ledger
-        self.lpp_v1 = ledger.lpp
         self.verifier = RequestVerifier(chain_id)
 
     async def _member(self, request: web.Request) -> Registry:
@@ -176,18 +175,19 @@ class GovApi:
         """The tariff versions (1: the genesis table); with ``at``, the one in force on that
         date and its rows."""
         reg = await self._member(request)
+        v1 = self.ledger.lpp
         versions: list[TariffVersionView] = [
             {"version": 1, "effective": day_text(reg.policy.lpp_v1_effective_day),
-             "table_digest": self.lpp_v1.digest().hex()}]
+             "table_digest": v1.digest().hex()}]
         for version, day in reg.tariff_versions():
-            found = reg.tariff_at(day, self.lpp_v1)
+            found = reg.tariff_at(day, v1)
             digest = found[1].digest().hex() if found is not None else ""
             versions.append({"version": version, "effective": day_text(day),
                              "table_digest": digest})
         answer: LppVersionsAnswer = {"versions": versions}
         at = request.query.get("at")
         if at is not None:
-            found = reg.tariff_at(_day_arg(at), self.lpp_v1)
+            found = reg.tariff_at(_day_arg(at), v1)
             if found is None:
                 raise ApiError(404, "tariff_not_in_force", f"no tariff version in force on {at}")
             version, table = found
