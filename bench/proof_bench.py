@@ -37,11 +37,13 @@ def _per_call_us(fn: Callable[[], object], n: int) -> float:
 
 
 def bundle_at_1e9(b: ProofBundle) -> ProofBundle:
-    """The same bundle as if the log had 10^9 leaves (30 path hashes, 5-byte integers)."""
+    """The same bundle as if the log had 10^9 leaves (30 path hashes, 5-byte integers) and
+    the registry 100,020 slots (17 path hashes)."""
     size = 10**9
-    header = dataclasses.replace(b.header, tree_size=size, height=10**7)
-    return dataclasses.replace(b, leaf_index=size - 1, tree_size=size,
-                               path=tuple(bytes([i]) * 32 for i in range(30)), header=header)
+    header = dataclasses.replace(b.header, tree_size=size, height=10**7, registry_size=100_020)
+    return dataclasses.replace(b, leaf_index=size - 1,
+                               path=tuple(bytes([i]) * 32 for i in range(30)), header=header,
+                               signer_path=tuple(bytes([i]) * 32 for i in range(17)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -55,6 +55,8 @@ def run_audit(config_path: Path, genesis_path: Path, as_json: bool) -> AuditRepo
             "first_bad_height": report.first_bad_height,
             "reason": report.reason,
             "tx_count": report.tx_count,
+            "governance_txs": report.governance_txs,
+            "proposals_executed": report.proposals_executed,
         })
     if not report.ok:
         where = (f"first bad height {report.first_bad_height}"
@@ -62,6 +64,8 @@ def run_audit(config_path: Path, genesis_path: Path, as_json: bool) -> AuditRepo
         raise CliError(f"{where}: {report.reason}")
     if not as_json:
         render.stdout().print(
-            f"ok: {report.heights_checked} heights, {report.tx_count} transactions verified"
+            f"ok: {report.heights_checked} heights, {report.tx_count} transactions verified "
+            f"({report.governance_txs} governance, {report.proposals_executed} proposals "
+            "executed, each replayed against the policy in force)"
         )
     return report

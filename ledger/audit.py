@@ -4,8 +4,11 @@ For every height: the stored header, certificate and transactions decode; the ha
 (height, ``prev_hash``, increasing ``time_ms``); the certificate is a valid quorum over
 ``header.hash()``; ``txs_root`` matches; every tx signature verifies and the rules replay
 (into a fresh in-memory state and Merkle tree) yields the header's ``tree_size``, ``tree_root``
-and ``state_digest``; the tx index (``txloc``) and the stored Merkle nodes agree with the
-replay. At the end, the stored claim states and evidence records must equal the replayed ones.
+and ``state_digest``; the header's ``registry_root``/``registry_size`` are those of the
+replayed registry in force (every governance tx is replayed through the rules, so against
+the policy in force at its block); the tx index (``txloc``) and the stored Merkle nodes agree
+with the replay. At the end, the stored claim states, evidence records and governance rows
+must equal the replayed ones, and the store's registry its replayed root.
 
 Memory grows with the log (the replayed tree and state live in memory): fine for audits of up
 to tens of millions of transactions. Auditing a store that a node in this same process has
@@ -24,7 +27,8 @@ from tpledger.ledger.errors import LedgerError, RuleError
 from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.lpp import LppTable
 from tpledger.ledger.merkle_tree import MemoryNodeStore
-from tpledger.ledger.rules import MemoryState, RulesContext
+from tpledger.ledger.registry import EXECUTED, ProposalState
+from tpledger.ledger.rules import MemoryState, RulesContext, tx_kind
 from tpledger.ledger.store import Store, TxLocation
 from tpledger.ledger.tx import SignedTx
 from tpledger.ledger.validity import (
@@ -49,6 +53,8 @@ class AuditReport:
     first_bad_height: int | None
     reason: str
     tx_count: int = 0
+    governance_txs: int = 0  # admin-signed txs: participant changes, proposals, ballots, tariffs
+    proposals_executed: int = 0
 
 
 class _RecordingNodeStore(MemoryNodeStore):
@@ -102,11 +108,10 @@ def _audit(
     except LedgerError as exc:
         return AuditReport(False, 0, None, f"cannot read the head: {exc}")
     ctx = RulesContext(genesis.chain_id, genesis, lpp)
-    state = MemoryState.of_genesis(genesis)
+    state = MemoryState.of_genesis(genesis)  # with the genesis registry's tree in memory
     nodes = _RecordingNodeStore()
     prev = Head.of_genesis(genesis)
-    checked = 0
-    tx_count = 0
+    checked = tx_count = gov_count = 0
     try:
         for h in range(1, head + 1):
             header, cert, stxs, raws = _load(store, h)
@@ -116,14 +121,18 @@ def _audit(
             prev = Head.of_header(header)
             checked = h
             tx_count += len(raws)
+            gov_count += sum(1 for stx in stxs if tx_kind(stx.parse()).signer_kind == "admin")
             if progress is not None:
                 progress(h, head)
         _check_claims(store, state, head)
+        _check_gov(store, state, head)
     except _Bad as bad:
-        return AuditReport(False, checked, bad.height, bad.reason, tx_count)
+        return AuditReport(False, checked, bad.height, bad.reason, tx_count, gov_count)
     except LedgerError as exc:  # e.g. a corrupt node the store itself refuses to read
-        return AuditReport(False, checked, checked + 1, f"store error: {exc}", tx_count)
-    return AuditReport(True, checked, None, "all heights verified", tx_count)
+        return AuditReport(False, checked, checked + 1, f"store error: {exc}", tx_count,
+                           gov_count)
+    return AuditReport(True, checked, None, "all heights verified", tx_count, gov_count,
+                       _executed(state))
 
 
 def _load(store: Store, h: int) -> tuple[Header, CommitCertificate, list[SignedTx], list[bytes]]:
@@ -153,17 +162,19 @@ def _replay(header: Header, cert: CommitCertificate, stxs: list[SignedTx], raws:
             prev: Head, genesis: Genesis, ctx: RulesContext, state: MemoryState,
             nodes: _RecordingNodeStore) -> None:
     """The block at ``prev.height + 1`` is valid on ``prev`` (``ledger.validity``), replayed
-    into ``state`` and ``nodes``."""
+    into ``state`` (with its registry tree) and ``nodes``."""
     h = prev.height + 1
     try:
         check_link(header, prev, genesis)
         check_certificate(header, cert, genesis.chain_id, genesis.validator_keys)
         _, leaves = check_shape(Block(header, tuple(raws)), genesis.params, stxs)
-        execute(header, prev, ctx, state, nodes, stxs, leaves, check_signatures=True)
+        regnodes = None if state.tree is None else state.tree.nodes
+        done = execute(header, prev, ctx, state, nodes, stxs, leaves, True, regnodes)
     except BlockInvalid as exc:
         raise _Bad(h, str(exc)) from None
     except RuleError as exc:
         raise _Bad(h, f"rules replay failed: {exc}") from None
+    state.set_registry(done.registry_after)
 
 
 def _check_index(store: Store, h: int, stxs: list[SignedTx], first_leaf: int,
@@ -202,6 +213,24 @@ def _check_claims(store: Store, state: MemoryState, head: int) -> None:
             raise _Bad(head, "the client-reference index differs from the replay")
     if store.entries("references") != len(state.references):
         raise _Bad(head, "the store indexes client references the replay does not produce")
+
+
+def _check_gov(store: Store, state: MemoryState, head: int) -> None:
+    """The stored governance rows and registry are the replay's."""
+    for key, value in state.gov.items():
+        if store.gov_row(key) != value:
+            raise _Bad(head, f"a stored governance row ({key[:1].decode()}) differs from the "
+                             "replay")
+    if store.entries("gov") != len(state.gov):
+        raise _Bad(head, "the store holds governance rows the replay does not produce")
+    reg, replayed = store.registry(), state.registry()
+    if (reg.root, reg.size) != (replayed.root, replayed.size):
+        raise _Bad(head, "the store's registry tree differs from the replayed registry")
+
+
+def _executed(state: MemoryState) -> int:
+    return sum(1 for key, value in state.gov.items()
+               if key[:1] == b"q" and ProposalState.decode(value).status == EXECUTED)
 
 
 __all__ = ["AuditReport", "ProgressFn", "audit"]

@@ -3,8 +3,11 @@
 A :class:`Header` commits to everything a block changes: the Merkle log after the block
 (``tree_size``, ``tree_root``), the block's own transactions (``txs_root``, the RFC 9162 root
 of their encoded ``SignedTx`` entries, in order) and the claim state after the block
-(``state_digest``). ``Header.hash()`` is the consensus value id: it is what validators precommit
-and what a :class:`~ledger.votes.CommitCertificate` signs.
+(``state_digest``) and the participant registry in force during the block
+(``registry_root``, ``registry_size``: the RFC 9162 root and size of the positional registry
+tree after block ``height - 1``, see :mod:`ledger.registry`). ``Header.hash()`` is the consensus
+value id: it is what validators precommit and what a :class:`~ledger.votes.CommitCertificate`
+signs.
 
 Height 0 is the genesis itself: an empty log (``EMPTY_ROOT``), the state digest
 :func:`genesis_state_digest`, time ``genesis.genesis_time_ms`` and "hash" ``genesis.hash()``,
@@ -21,6 +24,7 @@ from typing import ClassVar
 import tpledger.ledger.limits as limits
 from tpledger.ledger.encoding import (
     HASH32,
+    U32,
     U64,
     Int,
     ListOf,
@@ -49,6 +53,7 @@ class Header(Record):
     """Block header; ``hash()`` is what consensus votes on and certificates sign."""
 
     TAG: ClassVar[int] = 0x50
+    VERSION: ClassVar[int] = 2  # 2: registry_root and registry_size appended (issue 13)
     MAX_BYTES: ClassVar[int] = 1024
     chain_id: str = spec(Str(64, 1, CHAIN_ID_CHARS))
     height: int = spec(Int(1, 2**63 - 1))
@@ -59,6 +64,8 @@ class Header(Record):
     tree_root: bytes = spec(HASH32)
     txs_root: bytes = spec(HASH32)
     state_digest: bytes = spec(HASH32)
+    registry_root: bytes = spec(HASH32)  # the registry in force during this block
+    registry_size: int = spec(U32)
 
     def hash(self) -> bytes:
         """tagged_hash("tpledger/header", encode()): the block's id."""

@@ -46,37 +46,51 @@ an aggregate signature instead of three Ed25519 signatures.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from tpledger.ledger.blocks import CHAIN_ID_CHARS, Header
+from tpledger.ledger.blocks import Header
 from tpledger.ledger.encoding import (
-    HASH32,
+    U32,
     U64,
     HashList,
+    ListOf,
     Nested,
     R,
     Record,
-    Str,
     VarBytes,
     spec,
 )
 from tpledger.ledger.errors import EncodingError, LedgerError, ProofError, RuleError
-from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.genesis import ACTIVE, Genesis, Identifiers
 from tpledger.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
+from tpledger.ledger.registry import OrgRecord, ParticipantRecord, decode_leaf
 from tpledger.ledger.rules import TxKind, check_vote_evidence, evidence_signer, tx_kind
-from tpledger.ledger.tx import SignedTx, TxBody, VoteEvidence
+from tpledger.ledger.tx import (
+    ROTATE,
+    ParticipantAdd,
+    ParticipantChange,
+    SignedTx,
+    TxBody,
+    VoteEvidence,
+)
 from tpledger.ledger.validity import BlockInvalid, check_certificate, check_chain, check_proposer
-from tpledger.ledger.votes import MAX_VALIDATORS, CommitCertificate
+from tpledger.ledger.votes import MAX_VALIDATORS, CertSignature, CommitCertificate
 
-BUNDLE_MAGIC = b"TPLPRF1\n"  # file prefix of a proof bundle (8 bytes)
+BUNDLE_MAGIC = b"TPLPRF2\n"  # file prefix of a proof bundle (8 bytes)
+OLD_BUNDLE_MAGIC = b"TPLPRF1\n"  # version 1, before the participant registry
 CHECKPOINT_MAGIC = b"TPLCKP1\n"
 CONSISTENCY_MAGIC = b"TPLCNS1\n"
 MAX_PATH_HASHES = 64  # inclusion paths for trees of up to 2^64 leaves
 MAX_CONSISTENCY_HASHES = 130  # RFC 9162 consistency paths are at most ~2*log2(n)
+MAX_REGISTRY_PATH_HASHES = 32  # the registry tree has at most 2^32 slots
+MAX_SIGNER_RECORD_BYTES = 512
 # A certificate holds at most MAX_VALIDATORS signatures of ~70 bytes each.
 _CERT_MAX_BYTES = 64 + MAX_VALIDATORS * 72
-MAX_BUNDLE_BYTES = SignedTx.MAX_BYTES + Header.MAX_BYTES + _CERT_MAX_BYTES + 40 * MAX_PATH_HASHES
+MAX_BUNDLE_BYTES = (SignedTx.MAX_BYTES + Header.MAX_BYTES + _CERT_MAX_BYTES
+                    + 40 * (MAX_PATH_HASHES + MAX_REGISTRY_PATH_HASHES)
+                    + MAX_SIGNER_RECORD_BYTES)
 MAX_BUNDLE_FILE_BYTES = MAX_BUNDLE_BYTES + len(BUNDLE_MAGIC)
 
 DECODE = "decode"
@@ -88,6 +102,8 @@ PARTICIPANT = "participant"
 EVIDENCE = "evidence"
 CERTIFICATE = "certificate"
 CONSISTENCY = "consistency"
+REGISTRY = "registry"
+REVOKED = "revoked"
 INTERNAL = "internal"
 
 
@@ -97,18 +113,53 @@ INTERNAL = "internal"
 
 @dataclass(frozen=True)
 class ProofBundle(Record):
-    """Everything needed to check offline that ``tx`` is in the ledger (see module doc)."""
+    """Everything needed to check offline that ``tx`` is in the ledger (see module doc).
+
+    Version 2 (issue 13): the signer's registry leaf (``signer_record``, the encoded
+    ``ParticipantRecord``/``OrgRecord``; empty for validator-signed evidence) with its path
+    (``signer_path``) to ``header.registry_root``; the slot is the record's own ``slot``. The
+    version-1 ``chain_id``, ``genesis_hash`` and ``tree_size`` fields are gone (the header
+    carries the chain id and the tree size, and the certificate, checked against the genesis
+    validators, is what binds the bundle to the chain), and so are the certificate's height
+    and block hash: they are the header's (``certificate`` rebuilds the certificate). Build
+    one with :meth:`of`."""
 
     TAG: ClassVar[int] = 0x60
+    VERSION: ClassVar[int] = 2
     MAX_BYTES: ClassVar[int] = MAX_BUNDLE_BYTES
-    chain_id: str = spec(Str(64, 1, CHAIN_ID_CHARS))
-    genesis_hash: bytes = spec(HASH32)
     tx: bytes = spec(VarBytes(SignedTx.MAX_BYTES, 1))
     leaf_index: int = spec(U64)
-    tree_size: int = spec(U64)
     path: tuple[bytes, ...] = spec(HashList(MAX_PATH_HASHES))
     header: Header = spec(Nested(Header))
-    certificate: CommitCertificate = spec(Nested(CommitCertificate))
+    cert_round: int = spec(U32)
+    cert_signatures: tuple[CertSignature, ...] = spec(
+        ListOf(Nested(CertSignature), MAX_VALIDATORS, 1))
+    signer_record: bytes = spec(VarBytes(MAX_SIGNER_RECORD_BYTES, 0))
+    signer_path: tuple[bytes, ...] = spec(HashList(MAX_REGISTRY_PATH_HASHES))
+
+    @classmethod
+    def of(cls, *, tx: bytes, leaf_index: int, path: Sequence[bytes], header: Header,
+           certificate: CommitCertificate, signer_record: bytes = b"",
+           signer_path: Sequence[bytes] = ()) -> ProofBundle:
+        """A bundle from a header and its certificate. Only the certificate's round and
+        signatures are kept: a certificate of another header gives a bundle that fails
+        ``certificate``."""
+        return cls(tx, leaf_index, tuple(path), header, certificate.round,
+                   certificate.signatures, signer_record, tuple(signer_path))
+
+    @property
+    def certificate(self) -> CommitCertificate:
+        """The certificate over ``header`` (its height and hash are the header's)."""
+        return CommitCertificate(self.header.height, self.cert_round, self.header.hash(),
+                                 self.cert_signatures)
+
+    @property
+    def chain_id(self) -> str:
+        return self.header.chain_id
+
+    @property
+    def tree_size(self) -> int:
+        return self.header.tree_size
 
     def to_bytes(self) -> bytes:
         """The file form: ``BUNDLE_MAGIC`` followed by the canonical encoding."""
@@ -122,6 +173,9 @@ class ProofBundle(Record):
         data = bytes(data)
         if len(data) > MAX_BUNDLE_FILE_BYTES:
             raise ProofError(f"proof bundle: {len(data)} bytes exceeds {MAX_BUNDLE_FILE_BYTES}")
+        if data.startswith(OLD_BUNDLE_MAGIC):
+            raise ProofError("proof bundle: a version-1 bundle (from before the participant "
+                             "registry); fetch the proof again")
         if not data.startswith(BUNDLE_MAGIC):
             raise ProofError("proof bundle: missing magic prefix (not a tpledger proof file)")
         try:
@@ -135,7 +189,6 @@ class ProofBundle(Record):
             "kind": "tpledger-proof",
             "version": self.VERSION,
             "chain_id": self.chain_id,
-            "genesis_hash": self.genesis_hash.hex(),
             "tx": self.tx.hex(),
             "leaf_index": self.leaf_index,
             "tree_size": self.tree_size,
@@ -143,6 +196,8 @@ class ProofBundle(Record):
             "header": _header_json(self.header),
             "header_hash": self.header.hash().hex(),
             "certificate": _cert_json(self.certificate),
+            "signer_record": self.signer_record.hex(),
+            "signer_path": [h.hex() for h in self.signer_path],
         }
 
 
@@ -224,6 +279,8 @@ class VerificationResult:
     tx_id: bytes | None = None
     tx_type: str | None = None
     signer_org: str | None = None
+    signer_role: str | None = None  # "admin" for an org's admin, "validator" for evidence
+    signer_ids: dict[str, str] | None = None  # a participant's professional identifiers
     height: int | None = None
     tree_size: int | None = None
     leaf_index: int | None = None
@@ -231,6 +288,19 @@ class VerificationResult:
 
     def __bool__(self) -> bool:
         return self.ok
+
+
+@dataclass(frozen=True)
+class _Signer:
+    org: str
+    role: str
+    ids: dict[str, str] | None
+
+
+def _ids_json(ids: Identifiers) -> dict[str, str]:
+    """The non-empty professional identifiers of a record (public data, never a patient's)."""
+    return {name: value for name, value in (("rpps", ids.rpps), ("billing", ids.billing),
+                                             ("siret", ids.siret), ("amc", ids.amc)) if value}
 
 
 class _Failure(Exception):
@@ -260,19 +330,41 @@ def _check_signer_role(role: str, org: str, body: object) -> None:
         raise _Failure(PARTICIPANT, f"a {role} may not sign this {type(body).__name__.lower()}")
 
 
+def _require_active(rec: ParticipantRecord | OrgRecord, height: int) -> None:
+    """A tx of block h is valid only if its signer's leaf in the registry in force then is
+    ACTIVE: a key revoked (or suspended) before the block fails here, offline."""
+    if rec.status != ACTIVE:
+        raise _Failure(REVOKED, "the signer's key was not active in the registry in force at "
+                                f"height {height}")
+
+
+def _admin_may_sign(kind: TxKind, body: object, org: str) -> bool:
+    """What a proof can check alone of an admin signer: the kind is admin-signed, and a
+    ``ParticipantAdd`` names the admin's own org (the rest needs the state the validators
+    checked: the changed participant's org, the policy)."""
+    if kind.signer_kind != "admin":
+        return False
+    return not isinstance(body, ParticipantAdd) or body.gov_org == org
+
+
+def _self_may_sign(body: object, org: str) -> bool:
+    """A participant signs an admin-kind tx only to rotate its own keys."""
+    return isinstance(body, ParticipantChange) and body.op == ROTATE and body.org == org
+
+
 class Verifier:
     """Verifies bundles, checkpoints and consistency proofs against one genesis.
 
-    Building one precomputes the genesis hash and the participant key index (the genesis may
-    hold 100k participants); :func:`verify_bundle` keeps one per genesis object.
+    It needs the genesis only for the chain id and the validator keys: every other signer is
+    proven by its registry leaf against the header (``registry_root``), so participants and
+    admins added or rotated after the genesis verify too; :func:`verify_bundle` keeps one
+    verifier per genesis object.
     """
 
     def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
         self.chain_id = genesis.chain_id
-        self.genesis_hash = genesis.hash()
         self.validator_keys = genesis.validator_keys
-        self._participants = {p.ed25519: p for p in genesis.participants}
         self._validator_index = {k: i for i, k in enumerate(self.validator_keys)}
 
     # -- public ------------------------------------------------------------------------------
@@ -337,64 +429,94 @@ class Verifier:
         except LedgerError as exc:
             raise _Failure(DECODE, f"transaction body: {exc}") from None
         tx_id = stx.tx_id()
-        self._check_chain(b.chain_id, b.genesis_hash)
+        if b.header.chain_id != self.chain_id:
+            raise _Failure(CHAIN, "bundle is for another chain id")
         self._check_header(b.header)
-        if b.tree_size != b.header.tree_size:
-            raise _Failure(HEADER, "bundle tree size differs from the header's")
         self._check_inclusion(b)
         if not stx.verify(self.chain_id):
             raise _Failure(TX_SIGNATURE, "transaction signature does not verify")
-        claim_id, org = self._check_signer(stx, body, tx_id)
-        tx_type = _kind_of(body).name
+        kind = _kind_of(body)
+        signer = self._check_signer(stx, body, b)
         self._check_certificate(b.header, b.certificate)
         return VerificationResult(
             True,
             None,
-            f"{tx_type} is leaf {b.leaf_index} of the log of size "
+            f"{kind.name} is leaf {b.leaf_index} of the log of size "
             f"{b.tree_size} certified at height {b.header.height}",
-            claim_id=claim_id,
+            claim_id=kind.claim_id_of(body, tx_id),
             tx_id=tx_id,
-            tx_type=tx_type,
-            signer_org=org,
+            tx_type=kind.name,
+            signer_org=signer.org,
+            signer_role=signer.role,
+            signer_ids=signer.ids,
             height=b.header.height,
             tree_size=b.tree_size,
             leaf_index=b.leaf_index,
             time_ms=b.header.time_ms,
         )
 
-    def _check_signer(self, stx: SignedTx, body: TxBody, tx_id: bytes
-                      ) -> tuple[bytes | None, str]:
-        """The signer may sign this tx: (the claim id, or None for evidence; the signer's org,
-        or for evidence the validator's name). Vote evidence goes through the rules' own
-        signer rule and stateless check."""
+    def _check_signer(self, stx: SignedTx, body: TxBody, b: ProofBundle) -> _Signer:
+        """The signer may sign this tx. Vote evidence goes through the rules' own validator
+        rule and stateless check; every other signer through its registry leaf at this
+        height (``_registry_record``): the record names the signing key, is ACTIVE, and its
+        role (or its org, for an admin) may sign this body."""
         kind = _kind_of(body)
-        if kind.signed_by_validator:
-            try:
-                index = evidence_signer(self._validator_index, stx.signer in self._participants,
-                                        stx.signer)
-                if isinstance(body, VoteEvidence):  # its stateless part: an equivocation
-                    check_vote_evidence(self.chain_id, self.validator_keys, body)
-            except RuleError as exc:
-                code = EVIDENCE if exc.code == "bad_evidence" else PARTICIPANT
-                raise _Failure(code, exc.message) from None
-            return None, self.genesis.validators[index].name
-        signer = self._participants.get(stx.signer)
-        if signer is None:
-            raise _Failure(PARTICIPANT, "transaction signer is not a registered participant")
-        _check_signer_role(signer.role, signer.org, body)
-        return kind.claim_id_of(body, tx_id), signer.org
+        if kind.signer_kind == "validator":
+            return self._check_validator(stx, body, b)
+        rec = self._registry_record(b)
+        if isinstance(rec, OrgRecord):
+            key, who = rec.admin_ed25519, rec.name
+        else:
+            key, who = rec.ed25519, rec.org
+        if key != stx.signer:
+            raise _Failure(PARTICIPANT, "the registry record is not the signer's")
+        _require_active(rec, b.header.height)
+        if isinstance(rec, OrgRecord):
+            if not _admin_may_sign(kind, body, rec.name):
+                raise _Failure(PARTICIPANT, f"the admin of {who} may not sign this "
+                                            f"{kind.name}")
+            return _Signer(rec.name, "admin", None)
+        if kind.signer_kind == "participant":
+            _check_signer_role(rec.role, rec.org, body)
+        elif not _self_may_sign(body, rec.org):
+            raise _Failure(PARTICIPANT, f"a {rec.role} may not sign this {kind.name}")
+        return _Signer(rec.org, rec.role, _ids_json(rec.ids))
+
+    def _check_validator(self, stx: SignedTx, body: TxBody, b: ProofBundle) -> _Signer:
+        if b.signer_record or b.signer_path:
+            raise _Failure(PARTICIPANT, "a validator-signed tx carries no registry record")
+        try:
+            index = evidence_signer(self._validator_index, False, stx.signer)
+            if isinstance(body, VoteEvidence):  # its stateless part: an equivocation
+                check_vote_evidence(self.chain_id, self.validator_keys, body)
+        except RuleError as exc:
+            code = EVIDENCE if exc.code == "bad_evidence" else PARTICIPANT
+            raise _Failure(code, exc.message) from None
+        return _Signer(self.genesis.validators[index].name, "validator", None)
+
+    @staticmethod
+    def _registry_record(b: ProofBundle) -> ParticipantRecord | OrgRecord:
+        """The bundle's signer record, proven to be the leaf at its slot of the registry the
+        header commits to (``registry_root``/``registry_size``)."""
+        if not b.signer_record:
+            raise _Failure(PARTICIPANT, "the bundle carries no registry record of the signer")
+        try:
+            rec = decode_leaf(b.signer_record)
+        except LedgerError as exc:
+            raise _Failure(PARTICIPANT, f"signer record: {exc}") from None
+        h = b.header
+        if not (rec.slot < h.registry_size and verify_inclusion(
+                leaf_hash(b.signer_record), rec.slot, h.registry_size, list(b.signer_path),
+                h.registry_root)):
+            raise _Failure(REGISTRY, "the signer record is not in the registry the header "
+                                     f"commits to at height {h.height}")
+        return rec
 
     def _decode_bundle(self, data: bytes) -> ProofBundle:
         try:
             return ProofBundle.from_bytes(data)
         except LedgerError as exc:
             raise _Failure(DECODE, str(exc)) from None
-
-    def _check_chain(self, chain_id: str, genesis_hash: bytes) -> None:
-        if chain_id != self.chain_id:
-            raise _Failure(CHAIN, "bundle is for another chain id")
-        if genesis_hash != self.genesis_hash:
-            raise _Failure(CHAIN, "bundle names another genesis")
 
     def _check_header(self, header: Header) -> None:
         try:
@@ -519,6 +641,8 @@ __all__ = [
     "HEADER",
     "INCLUSION",
     "PARTICIPANT",
+    "REGISTRY",
+    "REVOKED",
     "TX_SIGNATURE",
     "Checkpoint",
     "ConsistencyProof",

@@ -38,15 +38,26 @@ from tpledger.ledger.execution import (
     build,
     commit_checked,
     dry_run,
+    regtree_nodes,
     replay_into,
     require_head,
     write_block_rows,
+    write_leaf_history,
 )
 from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.lpp import LppTable
 from tpledger.ledger.merkle_tree import PersistentTree
 from tpledger.ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
-from tpledger.ledger.registry import Registry
+from tpledger.ledger.registry import (
+    KeyEvent,
+    ParticipantRecord,
+    ProposalState,
+    Registry,
+    RegistryTree,
+    TariffVersion,
+    gov_key_events_prefix,
+    gov_key_proposal,
+)
 from tpledger.ledger.rowcheck import RESYNC_HINT, open_env, scrub_rows, unseal
 from tpledger.ledger.rules import CheckOnlyOverlay, RulesContext, apply_tx
 from tpledger.ledger.store_layout import (
@@ -64,6 +75,7 @@ from tpledger.ledger.store_layout import (
     HeightRaw,
     LmdbNodeStore,
     LmdbState,
+    LmdbVersionedNodeStore,
     TxLocation,
     claim_row,
     decode_row,
@@ -91,6 +103,10 @@ from tpledger.ledger.tx import ClaimState, EvidenceRecord, SignedTx
 from tpledger.ledger.validity import Head, check_certificate
 from tpledger.ledger.votes import CommitCertificate
 
+# the gov rows a registry snapshot is loaded from (leaves, key index, size, tariffs, policy;
+# not proposals nor key events)
+REGISTRY_ROW_PREFIXES = (b"e", b"n", b"s", b"t", b"y")
+
 
 class Store:
     """The LMDB ledger store of one chain (see the module docstring for the layout).
@@ -113,9 +129,6 @@ class Store:
         self.readonly = readonly
         self.genesis_hash = genesis.hash()
         self.ctx = RulesContext(genesis.chain_id, genesis, lpp)
-        # The registry in force for the next block. Governance state is not stored yet:
-        # the genesis registry (WP3 loads/swaps the snapshot with the gov table).
-        self._registry = Registry.of_genesis(genesis)
         if lpp.digest() != genesis.lpp_table_digest:
             raise StoreError("the LPP table does not match the genesis lpp_table_digest")
         try:
@@ -128,8 +141,12 @@ class Store:
                              subdir=True, readonly=readonly, sync=True, metasync=True,
                              lock=True, readahead=False)
         try:
+            created = self._init_meta()  # the format is checked before any table is made
             self._dbs = Dbs(self._env, readonly)
-            self._init_meta()
+            if created:
+                self._write(self._init_registry)
+            self._registries: dict[int, Registry] = {}  # loaded on first use
+            self._last_retired: frozenset[bytes] = frozenset()
         except lmdb.Error as exc:
             self._env.close()
             raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
@@ -149,8 +166,9 @@ class Store:
         """Open (or create) the store; raises StoreError if it belongs to another genesis."""
         return cls(path, genesis, lpp, map_size=map_size, readonly=readonly)
 
-    def _init_meta(self) -> None:
-        meta = self._dbs.meta
+    def _init_meta(self) -> bool:
+        """Check the store's format and genesis (a new store: write them); True if new."""
+        meta = self._env.open_db(b"meta", create=not self.readonly)
         with self._env.begin(write=False) as txn:
             stored, fmt = txn.get(META_GENESIS, db=meta), txn.get(META_FORMAT, db=meta)
         if stored is None and fmt is None:
@@ -160,7 +178,7 @@ class Store:
                 put_row(txn, META_GENESIS, self.genesis_hash, meta)
                 put_row(txn, META_HEIGHT, u64(0), meta)
                 put_row(txn, META_FORMAT, bytes([STORE_FORMAT]), meta)
-            return
+            return True
         if fmt is None or len(fmt) == 1:  # formats 1 and 2 stored unsealed values
             found = "1" if fmt is None else fmt.hex()
             raise StoreError(
@@ -171,7 +189,9 @@ class Store:
         found_fmt = unseal("meta", META_FORMAT, fmt)
         if found_fmt != bytes([STORE_FORMAT]):
             older = len(found_fmt) == 1 and found_fmt[0] < STORE_FORMAT
-            what = f"format {found_fmt[0]}, written by an older version" if older else "unknown"
+            what = (f"{found_fmt[0]} was written by an older version (this one reads format "
+                    f"{STORE_FORMAT}: block headers commit to the participant registry)"
+                    if older else "unknown")
             raise StoreError(f"{self.path}: store format {what}; {RESYNC_HINT}")
         if stored is None:
             raise StoreError(f"{self.path}: the store is damaged (no genesis); {RESYNC_HINT}")
@@ -181,11 +201,130 @@ class Store:
                 f"{self.path}: the store belongs to another genesis "
                 f"({stored.hex()[:16]}…, expected {self.genesis_hash.hex()[:16]}…)"
             )
+        return False
+
+    # -- the registry in force -----------------------------------------------------------------
+    def _init_registry(self, txn: lmdb.Transaction) -> None:
+        """A new store: the genesis registry's rows, its tree and leaves (version 0)."""
+        nodes = regtree_nodes(txn, self._dbs, write_height=0)
+        reg = Registry.of_genesis(self.genesis, RegistryTree(nodes))
+        rows = reg.rows()
+        put_in_key_order(txn.cursor(db=self._dbs.gov), rows)
+        write_leaf_history(nodes, [(k, v) for k, v in rows if k[:1] == b"s"])
+
+    def _load_registry(self, txn: lmdb.Transaction) -> Registry:
+        """The registry after the head, from the ``gov`` rows and the tree (at open, or if
+        a reader's head has no snapshot); kept for the head's height."""
+        height = self._height(txn)
+        reg = self._registries.get(height)
+        if reg is not None:
+            return reg
+        rows: list[tuple[bytes, bytes]] = []
+        with txn.cursor(db=self._dbs.gov) as cur:
+            for prefix in REGISTRY_ROW_PREFIXES:
+                found = cur.set_range(prefix)
+                while found and bytes(cur.key())[:1] == prefix:
+                    key = bytes(cur.key())
+                    rows.append((key, unseal("gov", key, cur.value())))
+                    found = cur.next()
+        reg = Registry.load(rows, RegistryTree(regtree_nodes(txn, self._dbs)))
+        self._keep_registry(height, reg)
+        return reg
+
+    def _keep_registry(self, height: int, registry: Registry) -> None:
+        """Install the snapshot for ``height`` (before the write that makes it the head:
+        a reader of either head finds its own); the two newest are kept."""
+        self._registries[height] = registry
+        for old in [h for h in self._registries if h < height - 1]:
+            self._registries.pop(old, None)
+
+    def _registry(self, txn: lmdb.Transaction, height: int) -> Registry:
+        reg = self._registries.get(height)
+        return reg if reg is not None else self._load_registry(txn)
+
+    def registry(self) -> Registry:
+        """The registry in force for the next block (the one after the head)."""
+        with self._read() as txn:
+            return self._registry(txn, self._height(txn))
+
+    def last_retired_keys(self) -> frozenset[bytes]:
+        """The signing keys the last block applied through this object retired (revoked,
+        suspended, rotated out): the node drops their pending txs."""
+        return self._last_retired
+
+    # -- governance state (current values) -----------------------------------------------------
+    def participant(self, org: str) -> ParticipantRecord | None:
+        """The participant ``org``'s current record (any status), as in force next block."""
+        return self.registry().participant(org)
+
+    def key_history(self, org: str, limit: int = 100) -> list[KeyEvent]:
+        """The last ``limit`` (<= MAX_PAGE) key events of participant or org ``org``, oldest
+        first."""
+        limit = max(0, min(limit, MAX_PAGE))
+        prefix = gov_key_events_prefix(org)
+        end = prefix[:-1] + bytes([prefix[-1] + 1])
+        out: list[KeyEvent] = []
+        with self._read() as txn, txn.cursor(db=self._dbs.gov) as cur:
+            found = cur.prev() if cur.set_range(end) else cur.last()
+            while found and len(out) < limit and bytes(cur.key()).startswith(prefix):
+                key = bytes(cur.key())
+                out.append(decode_row(KeyEvent, unseal("gov", key, cur.value()), "key event"))
+                found = cur.prev()
+        out.reverse()
+        return out
+
+    def gov_row(self, key: bytes) -> bytes | None:
+        """One stored governance row (current value), e.g. for the audit."""
+        with self._read() as txn:
+            return get_row(txn, key, self._dbs.gov, "gov")
+
+    def proposal(self, pid: bytes) -> ProposalState | None:
+        with self._read() as txn:
+            raw = get_row(txn, gov_key_proposal(pid), self._dbs.gov, "gov")
+        return None if raw is None else decode_row(ProposalState, raw, "proposal")
+
+    def proposals(self, status: int | None = None, after: bytes = b"", limit: int = 100
+                  ) -> list[tuple[bytes, ProposalState]]:
+        """Up to ``limit`` (<= MAX_PAGE) proposals by id, strictly after the id ``after``,
+        with that status if given (at most MAX_PAGE rows are looked at per call)."""
+        limit = max(0, min(limit, MAX_PAGE))
+        out: list[tuple[bytes, ProposalState]] = []
+        start = gov_key_proposal(after)
+        with self._read() as txn, txn.cursor(db=self._dbs.gov) as cur:
+            found = cur.set_range(start)
+            if found and after and bytes(cur.key()) == start:
+                found = cur.next()
+            seen = 0
+            while found and len(out) < limit and seen < MAX_PAGE:
+                key = bytes(cur.key())
+                if key[:1] != b"q":
+                    break
+                seen += 1
+                st = decode_row(ProposalState, unseal("gov", key, cur.value()), "proposal")
+                if status is None or st.status == status:
+                    out.append((key[1:], st))
+                found = cur.next()
+        return out
+
+    def tariff_versions(self) -> list[TariffVersion]:
+        """The published tariff versions >= 2, in version order (version 1 is the genesis
+        table)."""
+        out: list[TariffVersion] = []
+        with self._read() as txn, txn.cursor(db=self._dbs.gov) as cur:
+            found = cur.set_range(b"t")
+            while found and bytes(cur.key())[:1] == b"t":
+                key = bytes(cur.key())
+                out.append(decode_row(TariffVersion, unseal("gov", key, cur.value()),
+                                      "tariff version"))
+                found = cur.next()
+        return out
 
     def verify_head(self) -> None:
         """Start-up check of the head: its header and certificate decode, the certificate is
-        a quorum of the genesis validators over the header's hash, and the stored Merkle
-        tree has the header's size and root. StoreError (with how to resync) otherwise."""
+        a quorum of the genesis validators over the header's hash, the stored Merkle tree
+        has the header's size and root, and the stored registry tree (as in force for the
+        head block) the header's registry size and root. StoreError (with how to resync)
+        otherwise."""
         try:
             with self._read() as txn:
                 height = self._height(txn)
@@ -204,6 +343,10 @@ class Store:
                     raise StoreError("Merkle tree size differs from the head header")
                 if PersistentTree(nodes).root(size) != header.tree_root:
                     raise StoreError("Merkle tree root differs from the head header")
+                reg = PersistentTree(LmdbVersionedNodeStore(txn, self._dbs.regtree,
+                                                            at_height=height - 1))
+                if (reg.size, reg.root()) != (header.registry_size, header.registry_root):
+                    raise StoreError("registry tree differs from the head header")
         except StoreError as exc:
             raise StoreError(f"{self.path}: the store is damaged at its head ({exc}); "
                              f"{RESYNC_HINT}") from None
@@ -393,11 +536,13 @@ class Store:
         self, tx_id: bytes, tree_size: int | None = None, *, height: int | None = None
     ) -> ProofBundle:
         """Inclusion bundle of ``tx_id`` against the header at ``height``, or the first header
-        with ``tree_size`` leaves, or the head. Raises StoreError if it cannot be proven there.
+        with ``tree_size`` leaves, or (default) the header of the tx's own block: the
+        registry in force there is the one that let the signer sign, so the bundle verifies
+        even after a later rotation or revocation of the signer. Raises StoreError if it
+        cannot be proven there.
         """
         with self._read() as txn:
-            return inclusion_bundle(txn, self._dbs, self.genesis, self.genesis_hash, tx_id,
-                                    tree_size, height)
+            return inclusion_bundle(txn, self._dbs, tx_id, tree_size, height)
 
     def checkpoint(self, height: int | None = None) -> Checkpoint:
         """The certified header at ``height`` (default: head)."""
@@ -459,8 +604,9 @@ class Store:
         byte against the block).
         """
         with self._read() as txn:
-            return dry_run(txn, self._dbs, self._head(txn), self.genesis, self.ctx, block,
-                           now_ms, check_signatures, decoded, registry=self._registry)
+            head = self._head(txn)
+            return dry_run(txn, self._dbs, head, self.genesis, self.ctx, block, now_ms,
+                           check_signatures, decoded, registry=self._registry(txn, head.height))
 
     def apply_block(self, checked: CheckedBlock, cert: CommitCertificate) -> None:
         """Append a checked block (from :meth:`check_block` or :meth:`build_block`) with its
@@ -481,8 +627,10 @@ class Store:
             require_head(checked, head)
             commit_checked(txn, self._dbs, checked)
             write_block_rows(txn, self._dbs, checked.block, cert, checked.stxs, head.tree_size)
+            self._keep_registry(header.height, checked.registry_after)
 
         self._write(apply)
+        self._last_retired = checked.retired_keys
 
     def apply_certified(
         self, block: Block, cert: CommitCertificate, check_signatures: bool = True
@@ -495,13 +643,16 @@ class Store:
             raise StoreError("the store is open read-only")
         check_certificate(block.header, cert, self.genesis.chain_id, self.genesis.validator_keys)
 
-        def apply(txn: lmdb.Transaction) -> None:
+        def apply(txn: lmdb.Transaction) -> frozenset[bytes]:
             head = self._head(txn)
-            stxs = replay_into(txn, self._dbs, head, self.genesis, self.ctx, block,
-                               check_signatures, registry=self._registry)
+            before = self._registry(txn, head.height)
+            stxs, after = replay_into(txn, self._dbs, head, self.genesis, self.ctx, block,
+                                      check_signatures, registry=before)
             write_block_rows(txn, self._dbs, block, cert, stxs, head.tree_size)
+            self._keep_registry(block.height, after)
+            return after.retired_since(before)
 
-        self._write(apply)
+        self._last_retired = self._write(apply)
 
     def build_block(
         self,
@@ -526,12 +677,10 @@ class Store:
             p.max_tx_bytes,
         )
         with self._read() as txn:
-            return build(txn, self._dbs, self._head(txn), self.genesis, self.ctx, candidates,
-                         proposer, time_ms, limits, check_signatures, registry=self._registry)
-
-    def registry(self) -> Registry:
-        """The registry in force for the next block (an immutable snapshot)."""
-        return self._registry
+            head = self._head(txn)
+            return build(txn, self._dbs, head, self.genesis, self.ctx, candidates, proposer,
+                         time_ms, limits, check_signatures,
+                         registry=self._registry(txn, head.height))
 
     def check_txs(
         self, stxs: Sequence[SignedTx], check_signatures: bool = True,
@@ -544,7 +693,8 @@ class Store:
         with self._read() as txn:
             head = self._head(txn)
             t = max(head.time_ms + 1, int(time.time() * 1000) if time_ms is None else time_ms)
-            overlay = CheckOnlyOverlay(LmdbState(txn, self._dbs, registry=self._registry))
+            overlay = CheckOnlyOverlay(LmdbState(txn, self._dbs,
+                                                 registry=self._registry(txn, head.height)))
             for stx in stxs:
                 try:
                     if len(stx.encode()) > max_tx:

@@ -20,6 +20,15 @@ evidence    height u64 || round u32 || type u8  ``EvidenceRecord`` bytes: one re
 references  optician || 0x00 || client_ref        claim_id (32) of the optician's claim with that
             (``state.reference_key``)           reference: the index that refuses a second one
 meta        ``l/...`` (ours) / ``u/...`` (node) ``l/genesis``: genesis hash, ``l/height``: head
+gov         ASCII prefix || binary id           the governance state, current values (the
+            (``ledger.registry.gov_key_*``)     registry leaves, slot and key indexes,
+                                                policy, tariff versions, proposals, key
+                                                events; ``ledger.registry``)
+regtree     level u8 || index u64 ||            the registry tree's complete-subtree hashes
+            ~version u64                        (32), with history: one row per version (the
+                                                height that wrote it, 0 = genesis); level 0xFE
+                                                keeps each leaf's bytes, 0xFF the tree size
+                                                (``LmdbVersionedNodeStore``)
 ==========  ==================================  ==========================================
 
 Every value above is stored *sealed* (format 3): ``value || crc32(key || value)`` (4 bytes,
@@ -57,12 +66,13 @@ MAX_META_KEY_BYTES = 256
 MAX_PAGE = 10_000
 MAX_META_VALUE_BYTES = 16 * 1024 * 1024
 DB_NAMES = ("headers", "blocks", "certs", "txloc", "tree", "claims", "meta", "evidence",
-            "references")
+            "references", "gov", "regtree")
 META_GENESIS = b"l/genesis"
 META_HEIGHT = b"l/height"
 META_FORMAT = b"l/format"
-STORE_FORMAT = 4  # 2: claim states keyed by log place; 3: every value sealed (crc32);
-# 4: claims carry a client reference (Claim version 2) and the references table exists
+STORE_FORMAT = 5  # 2: claim states keyed by log place; 3: every value sealed (crc32);
+# 4: claims carry a client reference (Claim version 2) and the references table exists;
+# 5: headers commit to the participant registry (Header version 2), gov and regtree tables
 META_USER = b"u/"
 _TREE_SIZE_KEY = b"size"
 
@@ -152,6 +162,8 @@ class Dbs:
         self.meta = handles["meta"]
         self.evidence = handles["evidence"]
         self.references = handles["references"]
+        self.gov = handles["gov"]
+        self.regtree = handles["regtree"]
 
 
 def claim_row(key: bytes, raw: bytes) -> tuple[bytes, ClaimState]:
@@ -309,6 +321,87 @@ class LmdbNodeStore:
 
     def set_size(self, size: int) -> None:
         put_row(self.txn, _TREE_SIZE_KEY, u64(size), self.db)
+
+
+# -- the versioned registry tree ----------------------------------------------------------
+_VKEY = struct.Struct(">BQQ")  # level u8 || index u64 || (2**64 - 1 - version) u64
+_VPREFIX = struct.Struct(">BQ")
+_MAX_VERSION = 2**64 - 1
+LEAF_LEVEL = 0xFE  # leaf-record history: 0xFE || slot || ~version -> the leaf's bytes
+_SIZE_LEVEL = 0xFF  # tree size history: 0xFF || 0 || ~version -> size u64
+MAX_LEAF_BYTES = 4096
+
+
+class LmdbVersionedNodeStore:
+    """Merkle ``NodeStore`` with history, over the ``regtree`` table: every write is kept
+    under the block height that made it (``write_height``; 0 = genesis) and reads see, for
+    each node, the latest version ``<= at_height`` (default: the latest). The registry tree
+    is updated in place (``PersistentTree.set_leaf_hash``), so this is what lets a proof of
+    block h show the registry in force then (``at_height = h - 1``) after later changes.
+
+    Keys: ``level u8 || index u64 || ~version u64`` (newest version first), so a read is one
+    cursor ``set_range``. Leaf records (``put_leaf``/``get_leaf``) and the tree size are kept
+    the same way (levels 0xFE and 0xFF, which no tree of < 2**64 leaves reaches)."""
+
+    def __init__(self, txn: lmdb.Transaction, db: Any, at_height: int | None = None,
+                 write_height: int | None = None) -> None:
+        self.txn, self.db = txn, db
+        self._inv = 0 if at_height is None else _MAX_VERSION - at_height
+        self._write_inv = None if write_height is None else _MAX_VERSION - write_height
+
+    def _get(self, cur: lmdb.Cursor, level: int, index: int) -> bytes | None:
+        prefix = _VPREFIX.pack(level, index)
+        if not cur.set_range(prefix + self._inv.to_bytes(8, "big")):
+            return None
+        key = bytes(cur.key())
+        if key[:9] != prefix:
+            return None
+        return unseal("regtree", key, cur.value())
+
+    def _put_rows(self, rows: list[tuple[tuple[int, int], bytes]]) -> None:
+        if self._write_inv is None:
+            raise RuntimeError("a versioned node store opened for reading is never written")
+        inv = self._write_inv
+        with self.txn.cursor(db=self.db) as cur:
+            cur.putmulti(seal_rows([(_VKEY.pack(level, index, inv), value)
+                                    for (level, index), value in rows]))
+
+    def get_node(self, level: int, index: int) -> bytes | None:
+        return self.get_nodes([(level, index)])[0]
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        with self.txn.cursor(db=self.db) as cur:
+            for level, index in keys:
+                raw = self._get(cur, level, index)
+                if raw is not None and len(raw) != 32:
+                    raise StoreError(f"corrupt registry tree node ({level}, {index})")
+                out.append(raw)
+        return out
+
+    def put_node(self, level: int, index: int, digest: bytes) -> None:
+        self._put_rows([((level, index), digest)])
+
+    def put_node_items(self, items: Sequence[tuple[tuple[int, int], bytes]]) -> None:
+        self._put_rows(list(items))
+
+    def get_size(self) -> int:
+        with self.txn.cursor(db=self.db) as cur:
+            raw = self._get(cur, _SIZE_LEVEL, 0)
+        if raw is not None and len(raw) != 8:
+            raise StoreError("corrupt registry tree size")
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def set_size(self, size: int) -> None:
+        self._put_rows([((_SIZE_LEVEL, 0), u64(size))])
+
+    def get_leaf(self, slot: int) -> bytes | None:
+        """The bytes of the registry leaf at ``slot`` as of ``at_height``."""
+        with self.txn.cursor(db=self.db) as cur:
+            return self._get(cur, LEAF_LEVEL, slot)
+
+    def put_leaves(self, leaves: Iterable[tuple[int, bytes]]) -> None:
+        self._put_rows([((LEAF_LEVEL, slot), raw) for slot, raw in leaves])
 
 
 # -- readers of the head and of one height ---------------------------------------------------

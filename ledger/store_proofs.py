@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import lmdb
 
+from tpledger.ledger.blocks import Header
 from tpledger.ledger.errors import StoreError
-from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.merkle_tree import PersistentTree
 from tpledger.ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
+from tpledger.ledger.registry import RegistryTree, gov_key_ed, u32_of
 from tpledger.ledger.store_layout import (
     Dbs,
     LmdbNodeStore,
+    LmdbVersionedNodeStore,
+    decode_row,
+    get_row,
     read_cert,
     read_header,
     read_height,
     read_location,
     read_tx_bytes,
 )
+from tpledger.ledger.tx import SignedTx
 
 
 def height_for_size(txn: lmdb.Transaction, dbs: Dbs, tree_size: int) -> int:
@@ -37,15 +42,14 @@ def height_for_size(txn: lmdb.Transaction, dbs: Dbs, tree_size: int) -> int:
     return lo
 
 
-def inclusion_bundle(txn: lmdb.Transaction, dbs: Dbs, genesis: Genesis, genesis_hash: bytes,
-                     tx_id: bytes, tree_size: int | None, height: int | None) -> ProofBundle:
+def inclusion_bundle(txn: lmdb.Transaction, dbs: Dbs, tx_id: bytes, tree_size: int | None,
+                     height: int | None) -> ProofBundle:
     """See ``Store.proof``."""
     loc = read_location(txn, dbs, tx_id)
     if loc is None:
         raise StoreError(f"unknown transaction {tx_id.hex()[:16]}")
     if height is None:
-        height = (read_height(txn, dbs) if tree_size is None
-                  else height_for_size(txn, dbs, tree_size))
+        height = loc.height if tree_size is None else height_for_size(txn, dbs, tree_size)
     header = read_header(txn, dbs, height)
     if tree_size is not None and header.tree_size != tree_size:
         raise StoreError(f"block {height} does not end at tree size {tree_size}")
@@ -55,9 +59,29 @@ def inclusion_bundle(txn: lmdb.Transaction, dbs: Dbs, genesis: Genesis, genesis_
     tx = read_tx_bytes(txn, dbs, loc)
     path = PersistentTree(LmdbNodeStore(txn, dbs)).inclusion_path(loc.leaf_index,
                                                                    header.tree_size)
-    return ProofBundle(chain_id=genesis.chain_id, genesis_hash=genesis_hash, tx=tx,
-                       leaf_index=loc.leaf_index, tree_size=header.tree_size, path=tuple(path),
-                       header=header, certificate=cert)
+    record, signer_path = signer_proof(txn, dbs, decode_row(SignedTx, tx, "transaction").signer,
+                                         header)
+    return ProofBundle.of(tx=tx, leaf_index=loc.leaf_index, path=path, header=header,
+                          certificate=cert, signer_record=record, signer_path=signer_path)
+
+
+def signer_proof(txn: lmdb.Transaction, dbs: Dbs, signer: bytes, header: Header
+                 ) -> tuple[bytes, list[bytes]]:
+    """The signer's registry leaf as in force during ``header``'s block (the registry after
+    block ``height - 1``, read from the versioned tree) and its path to
+    ``header.registry_root``; empty for a key the registry never held (a validator's)."""
+    raw_slot = get_row(txn, gov_key_ed(signer), dbs.gov, "gov")
+    if raw_slot is None:
+        return b"", []
+    slot = u32_of(raw_slot, "key slot")
+    if slot >= header.registry_size:  # registered after this block
+        raise StoreError(f"the signer was not yet in the registry at height {header.height}")
+    nodes = LmdbVersionedNodeStore(txn, dbs.regtree, at_height=header.height - 1)
+    record = nodes.get_leaf(slot)
+    if record is None or nodes.get_size() != header.registry_size:
+        raise StoreError(f"corrupt store: registry history at height {header.height - 1} "
+                         "is missing")
+    return record, RegistryTree(nodes).path(slot, header.registry_size)
 
 
 def checkpoint_at(txn: lmdb.Transaction, dbs: Dbs, height: int | None) -> Checkpoint:
@@ -81,4 +105,4 @@ def consistency_proof(txn: lmdb.Transaction, dbs: Dbs, old_height: int,
 
 
 __all__ = ["checkpoint_at", "consistency_path", "consistency_proof", "height_for_size",
-           "inclusion_bundle"]
+           "inclusion_bundle", "signer_proof"]

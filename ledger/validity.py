@@ -14,9 +14,11 @@ a small function, reused by everyone):
                           the txs and returns their Merkle leaf hashes
 5. ``check_certificate``  the certificate covers this header: same height and block hash, a
                           quorum of valid precommit signatures of the genesis validators
-6. ``execute``            the rules replayed on a state view, the leaves appended to the tree,
-                          and the header's ``tree_size``, ``tree_root`` and ``state_digest``
-                          equal to the replay's
+6. ``execute``            ``check_registry`` (the header commits to the registry in force:
+                          the state view's snapshot), the rules replayed on a state view, the
+                          leaves appended to the tree, and the header's ``tree_size``,
+                          ``tree_root`` and ``state_digest`` equal to the replay's; returns
+                          the registry after the block (``Registry.updated``)
 
 Pure: no LMDB, no clock, no network (the caller passes ``now_ms``).
 """
@@ -31,7 +33,8 @@ from tpledger.ledger.errors import EncodingError, LedgerError, RuleError, StoreE
 from tpledger.ledger.genesis import Genesis, Params
 from tpledger.ledger.merkle import leaf_hash, root_from_leaf_hashes
 from tpledger.ledger.merkle_tree import NodeStore, PersistentTree
-from tpledger.ledger.rules import RulesContext, StateView, apply_block_txs
+from tpledger.ledger.registry import Registry, RegistryTree, memory_tree
+from tpledger.ledger.rules import OverlayState, RulesContext, StateView, apply_block_txs
 from tpledger.ledger.tx import SignedTx
 from tpledger.ledger.votes import CommitCertificate
 
@@ -39,7 +42,8 @@ from tpledger.ledger.votes import CommitCertificate
 class BlockInvalid(StoreError):
     """A block (or header, or certificate) that is not valid; ``step`` names the failed check
     (``chain``, ``height``, ``prev_hash``, ``time``, ``clock``, ``proposer``, ``size``,
-    ``txs_root``, ``certificate``, ``tree_size``, ``tree_root``, ``state_digest``)."""
+    ``txs_root``, ``certificate``, ``registry``, ``tree_size``, ``tree_root``,
+    ``state_digest``)."""
 
     def __init__(self, step: str, message: str) -> None:
         super().__init__(message)
@@ -156,14 +160,40 @@ def check_certificate(header: Header, cert: CommitCertificate, chain_id: str,
 
 
 # -- 6: execution on a state view --------------------------------------------------------------
+def check_registry(header: Header, registry: Registry) -> None:
+    """The header commits to the registry in force during its block (the one after the
+    previous block): its root and size, which every signer proof of the block is checked
+    against."""
+    if header.registry_root != registry.root or header.registry_size != registry.size:
+        raise BlockInvalid("registry", f"block {header.height}: registry_root/size is not the "
+                                       "registry in force")
+
+
+@dataclass(frozen=True, eq=False)
+class Executed:
+    """What ``execute`` returns: the state digest, the registry after the block (the same
+    object when the block changed none of it) and the block's governance writes."""
+
+    state_digest: bytes
+    registry_after: Registry
+    gov_writes: tuple[tuple[bytes, bytes], ...]
+
+
 def execute(header: Header, head: Head, ctx: RulesContext, view: StateView, nodes: NodeStore,
-            stxs: Sequence[SignedTx], leaves: list[bytes], check_signatures: bool = True
-            ) -> bytes:
+            stxs: Sequence[SignedTx], leaves: list[bytes], check_signatures: bool = True,
+            regnodes: NodeStore | None = None) -> Executed:
     """Replay the rules on ``view`` and append ``leaves`` to the tree over ``nodes``; raise
-    unless the header's tree size, tree root and state digest are the replay's. Returns the
-    state digest. ``view``/``nodes`` receive the writes (give overlays for a dry run)."""
-    digest = apply_block_txs(view, ctx, stxs, header.height, header.time_ms, head.state_digest,
-                             check_signatures)
+    unless the header's registry, tree size, tree root and state digest are the replay's.
+    ``view``/``nodes`` receive the writes (give overlays for a dry run); ``regnodes`` holds
+    the registry tree of ``view.registry()`` and receives its changes (only in blocks that
+    change the registry; None: a tree in memory, rebuilt then)."""
+    registry = view.registry()
+    check_registry(header, registry)
+    block_view = OverlayState(view)  # to see the block's governance writes
+    digest = apply_block_txs(block_view, ctx, stxs, header.height, header.time_ms,
+                             head.state_digest, check_signatures)
+    gov_writes = block_view.gov_writes()
+    block_view.commit_to(view)
     tree = PersistentTree(nodes)
     if tree.size != head.tree_size:
         raise StoreError("corrupt store: Merkle tree size differs from the head header")
@@ -177,8 +207,24 @@ def execute(header: Header, head: Head, ctx: RulesContext, view: StateView, node
     if digest != header.state_digest:
         raise BlockInvalid("state_digest", f"block {header.height}: state_digest does not match "
                                            "the replayed state")
-    return digest
+    return Executed(digest, registry_after(registry, gov_writes, regnodes, header.height),
+                    gov_writes)
 
 
-__all__ = ["BlockInvalid", "Head", "check_certificate", "check_chain", "check_height",
-           "check_link", "check_proposer", "check_shape", "check_txs_root", "execute"]
+def registry_after(registry: Registry, gov_writes: Sequence[tuple[bytes, bytes]],
+                   regnodes: NodeStore | None, height: int) -> Registry:
+    """The registry after a block with these governance writes (``registry`` itself, at no
+    cost, when there are none)."""
+    if not gov_writes:
+        return registry
+    if regnodes is None:  # no stored tree: rebuild this registry's in memory
+        tree = memory_tree()
+        tree.set_many((rec.slot, rec.encode()) for rec in registry.leaves())
+    else:
+        tree = RegistryTree(regnodes)
+    return registry.updated(gov_writes, tree, height)
+
+
+__all__ = ["BlockInvalid", "Executed", "Head", "check_certificate", "check_chain",
+           "check_height", "check_link", "check_proposer", "check_registry", "check_shape",
+           "check_txs_root", "execute", "registry_after"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +21,9 @@ from tpledger.cli.options import (
 )
 from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.keys import KeyFile
+
+if TYPE_CHECKING:
+    from tpledger.ledger.proofs import VerificationResult
 
 
 @click.group(context_settings=CONTEXT)
@@ -73,6 +77,8 @@ def proof_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -
         "tx_id": res.tx_id.hex() if res.tx_id else None,
         "tx_type": res.tx_type,
         "signer_org": res.signer_org,
+        "signer_role": res.signer_role,
+        "signer_ids": res.signer_ids,
         "height": res.height,
         "tree_size": res.tree_size,
         "leaf_index": res.leaf_index,
@@ -82,4 +88,11 @@ def proof_verify(ctx: click.Context, file: Path, genesis: Path, as_json: bool) -
                           f"proof invalid ({res.failure_code}): {res.message}",
                           f"valid: {res.message}; " + (f"claim {body['claim_id']}" if res.claim_id
                                                        else f"{res.tx_type} tx {body['tx_id']}")
-                          + f", signed by {res.signer_org}, tree size {res.tree_size}")
+                          + f", signed by {_signer_text(res)}, tree size {res.tree_size}")
+
+
+def _signer_text(res: VerificationResult) -> str:
+    """``org (role; RPPS …, SIRET …)``: the signer as the registry in force named it."""
+    ids = ", ".join(f"{name.upper()} {value}" for name, value in (res.signer_ids or {}).items())
+    role = f"{res.signer_role}; {ids}" if ids else f"{res.signer_role}"
+    return f"{res.signer_org} ({role})"

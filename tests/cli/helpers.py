@@ -18,7 +18,7 @@ def header(height: int, size: int, salt: bytes = b"") -> Header:
         prev_hash=tagged_hash("test/prev", salt + bytes([height])),
         time_ms=GENESIS_TIME_MS + height * 1000, proposer=height % 4, tree_size=size,
         tree_root=root_of(ENTRIES[:size]) if not salt else tagged_hash("test/root", salt),
-        txs_root=bytes(32), state_digest=bytes(32),
+        txs_root=bytes(32), state_digest=bytes(32), registry_root=bytes(32), registry_size=0,
     )
 
 

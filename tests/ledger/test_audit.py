@@ -173,3 +173,54 @@ def test_audit_replays_the_client_reference_index(tmp_path: Path, change: str) -
     report = audit(path, WORLD.genesis, WORLD.lpp)
     assert not report.ok and report.first_bad_height == HEIGHTS
     assert "client-reference" in str(report.reason) or "client references" in str(report.reason)
+
+
+# -- governance (issue 13) ---------------------------------------------------------------------
+def _governed(path: Path) -> int:
+    """A store where a shop is added, claims, is rotated, claims again and is revoked;
+    returns the slot of its leaf."""
+    from tests.ledger import registry_helpers as rh
+    from tpledger.ledger.tx import REVOKE
+
+    s = h.open_store(path, WORLD)
+    rh.rotated_after_claim(WORLD, s, "shop-g")
+    h.add_block(WORLD, s, [rh.change_shop(WORLD, "shop-g", REVOKE)])
+    rec = s.participant("shop-g")
+    s.close()
+    assert rec is not None
+    return rec.slot
+
+
+def test_audit_replays_governance_and_counts_it(tmp_path: Path) -> None:
+    _governed(tmp_path / "db")
+    report = audit(tmp_path / "db", WORLD.genesis, WORLD.lpp)
+    assert report.ok, report
+    assert report.governance_txs == 3 and report.tx_count == 5  # add, rotate, revoke
+    assert report.proposals_executed == 0
+
+
+def _forge_reinstated(path: Path, slot: int) -> None:
+    """The forger's edit: shop-g's revoked leaf set back to ACTIVE, sealed."""
+    from tpledger.ledger.genesis import ACTIVE
+    from tpledger.ledger.registry import decode_leaf, gov_key_slot
+
+    key = gov_key_slot(slot)
+    rec = decode_leaf(_read(path, "gov", key))
+    _poke(path, "gov", key, dataclasses.replace(rec, status=ACTIVE).encode())
+
+
+def test_audit_catches_a_forged_governance_row(tmp_path: Path) -> None:
+    _forge_reinstated(tmp_path / "db", _governed(tmp_path / "db"))
+    report = audit(tmp_path / "db", WORLD.genesis, WORLD.lpp)
+    assert not report.ok and "governance row" in report.reason, report
+
+
+def test_forged_governance_row_passes_without_the_gov_check(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Broken variant: without the comparison of the governance rows the forgery passes."""
+    from tpledger.ledger import audit as audit_mod
+
+    _forge_reinstated(tmp_path / "db", _governed(tmp_path / "db"))
+    monkeypatch.setattr(audit_mod, "_check_gov", lambda store, state, head: None)
+    assert audit(tmp_path / "db", WORLD.genesis, WORLD.lpp).ok

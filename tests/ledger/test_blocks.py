@@ -31,6 +31,7 @@ def _header(**kw: object) -> Header:
     base: dict[str, object] = dict(
         chain_id="c", height=1, prev_hash=b"\x01" * 32, time_ms=5, proposer=0, tree_size=0,
         tree_root=EMPTY_ROOT, txs_root=EMPTY_ROOT, state_digest=b"\x02" * 32,
+        registry_root=b"\x03" * 32, registry_size=7,
     )
     base.update(kw)
     return Header(**base)  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ except ModuleNotFoundError:  # pytest run without the repo root on sys.path
 
 WORLD = h.make_world("proofs")
 CODES = {"decode", "chain", "header", "inclusion", "tx_signature", "participant",
-         "certificate", "consistency"}
+         "certificate", "consistency", "registry", "revoked"}
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +81,13 @@ def test_bundle_file_roundtrip_and_json(filled: Any, tmp_path: Path) -> None:
         ProofBundle.from_bytes(b.encode())  # magic is required
 
 
-def test_wrong_genesis_is_chain_failure(filled: Any) -> None:
+def test_wrong_genesis_is_a_certificate_failure(filled: Any) -> None:
+    """Another genesis of the same chain id has other validators: their quorum did not
+    certify the header (the bundle carries no unsigned genesis hash any more)."""
     store, txs = filled
     data = store.proof(txs[0].tx_id()).to_bytes()
     r = verify_bundle(data, h.make_world("elsewhere").genesis)
-    assert not r.ok and r.failure_code == "chain"
+    assert not r.ok and r.failure_code == "certificate"
 
 
 def test_semantic_failures_are_named(filled: Any) -> None:
@@ -94,11 +96,11 @@ def test_semantic_failures_are_named(filled: Any) -> None:
     g = WORLD.genesis
     cases = {
         "inclusion": dataclasses.replace(b, leaf_index=(b.leaf_index + 1) % b.tree_size),
-        "header": dataclasses.replace(b, tree_size=b.tree_size + 1),
-        "certificate": dataclasses.replace(
-            b, certificate=h.certify(WORLD, b.header, signers=(0, 1))
-        ),
-        "chain": dataclasses.replace(b, genesis_hash=b"\x00" * 32),
+        "header": dataclasses.replace(b, header=dataclasses.replace(b.header, proposer=9)),
+        "certificate": dataclasses.replace(b, cert_signatures=b.cert_signatures[:2]),
+        "chain": dataclasses.replace(b, header=dataclasses.replace(b.header, chain_id="x")),
+        "registry": dataclasses.replace(b, signer_path=b.signer_path[:-1]),
+        "participant": dataclasses.replace(b, signer_record=b""),
     }
     for code, bad in cases.items():
         r = verify_bundle(bad, g)
@@ -110,18 +112,17 @@ def test_semantic_failures_are_named(filled: Any) -> None:
     assert not r.ok and r.failure_code in ("inclusion", "tx_signature")
 
 
-def test_unregistered_signer_is_participant_failure(tmp_path: Path) -> None:
-    # Build a chain whose genesis lists the optician, then verify against a genesis that
-    # differs only by not listing it: the chain check must fail first (other genesis hash).
-    s = h.open_store(tmp_path / "db", WORLD)
-    stx = h.make_claim(WORLD)
-    h.add_block(WORLD, s, [stx])
-    b = s.proof(stx.tx_id())
-    s.close()
-    v = Verifier(WORLD.genesis)
-    v._participants.pop(stx.signer)  # same genesis hash, signer no longer known
-    r = v.verify_bundle(b)
-    assert not r.ok and r.failure_code == "participant"
+def test_another_participants_leaf_is_participant_failure(filled: Any) -> None:
+    """A true leaf of the registry, with its true path, but of another participant than the
+    signer: refused (the record must name the signing key)."""
+    store, txs = filled
+    mine = store.proof(txs[0].tx_id(), height=store.height)
+    other = next(t for t in txs if t.signer != txs[0].signer)
+    theirs = store.proof(other.tx_id(), height=store.height)
+    forged = dataclasses.replace(mine, signer_record=theirs.signer_record,
+                                 signer_path=theirs.signer_path)
+    r = verify_bundle(forged, WORLD.genesis)
+    assert not r.ok and r.failure_code == "participant" and "signer's" in r.message
 
 
 def _flip_all(data: bytes, mask: int) -> list[bytes]:

@@ -9,16 +9,29 @@ from tests.ledger import helpers as h
 from tpledger.ledger.blocks import Header
 from tpledger.ledger.merkle import root_of
 from tpledger.ledger.proofs import ProofBundle, verify_bundle
-from tpledger.ledger.tx import SHARE_AMC, SHARE_AMO, Cancel, Decision, Payment, sign_tx
+from tpledger.ledger.registry import Registry, memory_tree
+from tpledger.ledger.rules import tx_kind
+from tpledger.ledger.tx import SHARE_AMC, SHARE_AMO, Cancel, Decision, Payment, SignedTx, sign_tx
 
 
 def _bundle_of(world: h.World, stx_bytes: bytes) -> ProofBundle:
-    """A certified one-tx block holding ``stx_bytes``, without the rules (a faulty quorum)."""
+    """A certified one-tx block holding ``stx_bytes``, without the rules (a faulty quorum),
+    its signer proven by its leaf of the genesis registry (none for validator-signed kinds,
+    as the store builds it)."""
     g = world.genesis
+    tree = memory_tree()
+    reg = Registry.of_genesis(g, tree)
+    stx = SignedTx.decode(stx_bytes)
+    slot = reg.slot_of_key(stx.signer)
+    record, path = b"", []
+    if slot is not None and tx_kind(stx.parse()).signer_kind != "validator":
+        record, path = reg.leaf(slot).encode(), tree.path(slot)
     header = Header(g.chain_id, 1, g.hash(), h.GENESIS_TIME_MS + 1000, 0, 1,
-                    root_of([stx_bytes]), root_of([stx_bytes]), b"\x00" * 32)
-    return ProofBundle(g.chain_id, g.hash(), stx_bytes, 0, 1, (), header,
-                       h.certify(world, header))
+                    root_of([stx_bytes]), root_of([stx_bytes]), b"\x00" * 32, reg.root,
+                    reg.size)
+    return ProofBundle.of(tx=stx_bytes, leaf_index=0, path=(), header=header,
+                          certificate=h.certify(world, header),
+                          signer_record=record, signer_path=path)
 
 
 def test_rightly_signed_txs_pass_the_role_check() -> None:

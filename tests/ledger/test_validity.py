@@ -93,8 +93,8 @@ def test_execution_steps(first: tuple[Block, Any], field: str, step: str) -> Non
     ctx = RulesContext(WORLD.chain_id, WORLD.genesis, WORLD.lpp)
     head = Head.of_genesis(WORLD.genesis)
     stxs, leaves = check_shape(block, WORLD.genesis.params)
-    digest = execute(block.header, head, ctx, WORLD.state(), MemoryNodeStore(), stxs, leaves)
-    assert digest == block.header.state_digest
+    done = execute(block.header, head, ctx, WORLD.state(), MemoryNodeStore(), stxs, leaves)
+    assert done.state_digest == block.header.state_digest
     value = 99 if field == "tree_size" else bytes(32)
     with pytest.raises(BlockInvalid) as ei:
         execute(_hdr(block, **{field: value}), head, ctx, WORLD.state(), MemoryNodeStore(), stxs,

@@ -71,3 +71,31 @@ def test_proof_get_writes_atomically(cluster_dir: Path, tmp_path: Path,
     assert run([*argv, "-o", str(tmp_path / "no-dir" / "claim.proof")]) == 1
     assert_one_line_error(capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == [out]
+
+
+def test_proof_verify_prints_the_signers_org_role_and_identifiers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A shop added after the genesis: its claim's bundle verifies from the genesis file
+    alone, and the verdict names the shop, its role and its RPPS/SIRET (issue 13)."""
+    from tests.ledger import helpers as h
+    from tests.ledger import registry_helpers as rh
+
+    world = h.make_world("cli-proof")
+    store = h.open_store(tmp_path / "db", world)
+    add, key = rh.add_shop(world, "shop-new", n=7)
+    h.add_block(world, store, [add])
+    claim = rh.claim_by(world, key)
+    h.add_block(world, store, [claim])
+    (tmp_path / "claim.proof").write_bytes(store.proof(claim.tx_id()).to_bytes())
+    store.close()
+    world.genesis.save(tmp_path / "genesis.json")
+    argv = ["proof", "verify", str(tmp_path / "claim.proof"), "--genesis",
+            str(tmp_path / "genesis.json")]
+    ids = h.ids_for("optician", 7)
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    assert f"signed by shop-new (optician; RPPS {ids.rpps}, SIRET {ids.siret})" in out
+    assert run([*argv, "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert (body["signer_org"], body["signer_role"]) == ("shop-new", "optician")
+    assert body["signer_ids"] == {"rpps": ids.rpps, "siret": ids.siret}
