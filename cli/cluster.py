@@ -6,7 +6,14 @@ Layout written by :func:`init_cluster` (paths in ``cluster.json`` are relative t
     DIR/cluster.json            {"genesis", "nodes": [{"name", "api", "config"}], "clients": [...]}
     DIR/nodes/v0/node.toml      API on 127.0.0.1:P+0, peers = all others
     DIR/nodes/v0/validator.key  (0600)
-    DIR/keys/optic-paris.key    (0600) ... one per participant
+    DIR/keys/optic-paris.key    (0600) ... one operational key per participant
+    DIR/admin/federation.admin.json (0600) ... one admin key per governing organisation, in a
+                                directory of its own: never in an operational key file
+
+The genesis (version 2) names the governing organisations :data:`GOV_ORGS` with their admin
+keys, the policy (:data:`GOV_THRESHOLD` of them for a quorum change, the CNAM's admin publishes
+tariffs), and each participant's governing organisation and professional identifiers
+(:data:`PARTICIPANT_GOVERNANCE`: fictitious numbers with valid Luhn keys).
 
 :class:`LocalCluster` is reused by the demo, ``tpledger bench`` and end-to-end tests.
 """
@@ -33,7 +40,18 @@ import tomli_w
 from tpledger.cli.bounded_files import write_atomically
 from tpledger.cli.client import ClientError, NodeClient
 from tpledger.cli.errors import CliError
-from tpledger.ledger.genesis import DEFAULT_PARAMS, Genesis, Participant, Validator
+from tpledger.ledger.genesis import (
+    DAY_MS,
+    DEFAULT_PARAMS,
+    NO_IDS,
+    Genesis,
+    GovOrg,
+    Identifiers,
+    Participant,
+    Policy,
+    Validator,
+    parse_day,
+)
 from tpledger.ledger.keys import KeyFile
 
 DEFAULT_CHAIN_ID = "tpledger-local"
@@ -47,6 +65,31 @@ PARTICIPANTS: tuple[tuple[str, str], ...] = (
     ("cnam", "cnam"),
 )
 CLIENT_ROLES = ("optician", "insurer", "cnam")
+# The governing organisations of a local cluster and the roles their admins register. The
+# second insurer's organisation (insurer-b) is not a member at genesis: a quorum adds it.
+GOV_ORGS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("federation", ("optician",)),
+    ("insurer-a", ("insurer",)),
+    ("cnam", ("cnam", "auditor")),
+)
+GOV_THRESHOLD = 2  # of the 3 governing organisations
+TARIFF_PUBLISHER = "cnam"  # the CNAM's admin publishes LPP versions
+MAX_CLAIM_AGE_DAYS = 730
+PROPOSAL_TTL_DAYS = 7
+LPP_V1_EFFECTIVE = "2024-01-01"
+# Each participant's governing org ("" = none yet) and identifiers: fictitious, well formed
+# (SIRET and RPPS with their Luhn key, 9-digit billing numbers, AMC numbers).
+PARTICIPANT_GOVERNANCE: dict[str, tuple[str, Identifiers]] = {
+    "optic-paris": ("federation", Identifiers(rpps="10001234565", billing="751234560",
+                                              siret="75200100800016")),
+    "optic-lyon": ("federation", Identifiers(rpps="10007654329", billing="691234560",
+                                             siret="69300200800011")),
+    "mutuelle-a": ("insurer-a", Identifiers(amc="775003007", siret="77500300700017")),
+    "mutuelle-b": ("", Identifiers(amc="784004004", siret="78400400400015")),
+    "cnam": ("cnam", Identifiers(siret="18003502400017")),
+}
+ADMIN_DIR = "admin"
+ADMIN_SUFFIX = ".admin.json"  # DIR/admin/ORG.admin.json
 NODE_PID_FILE = "node.pid"  # nodes/NAME/node.pid: the running node's pid (written at start)
 CONTROL_FILE = "control"  # nodes/NAME/control: "stop" or "restart", consumed by `cluster up`
 UP_PID_FILE = "up.pid"  # DIR/up.pid: the pid of the `cluster up` supervising DIR
@@ -109,6 +152,7 @@ class ClusterInfo:
     nodes: tuple[NodeEntry, ...]
     clients: tuple[ClientEntry, ...]
     ca: Path | None = None  # the consortium CA when the nodes speak TLS
+    admins: tuple[ClientEntry, ...] = ()  # governing organisations' admin keys (role "admin")
 
     @classmethod
     def load(cls, directory: str | Path) -> ClusterInfo:
@@ -128,6 +172,10 @@ class ClusterInfo:
                     for c in body["clients"]
                 ),
                 ca=root / body["ca"] if body.get("ca") else None,
+                admins=tuple(
+                    ClientEntry(str(a["org"]), "admin", root / a["key"])
+                    for a in body.get("admins", ())
+                ),
             )
         except OSError as exc:
             raise CliError(f"{path}: cannot read cluster file: {exc.strerror}") from None
@@ -142,6 +190,13 @@ class ClusterInfo:
 
     def orgs(self, role: str) -> list[str]:
         return [c.org for c in self.clients if c.role == role]
+
+    def admin_key(self, org: str) -> Path:
+        """The admin key file of governing organisation ``org``."""
+        for a in self.admins:
+            if a.org == org:
+                return a.key
+        raise CliError(f"no admin key for organisation {org!r} in {self.root / CLUSTER_FILE}")
 
 
 def _write_node_toml(
@@ -194,9 +249,36 @@ def _participant_keys(root: Path) -> tuple[list[Participant], list[dict[str, str
     for org, role in PARTICIPANTS:
         key = KeyFile.generate(org, role)
         key.save(root / "keys" / f"{org}.key")
-        parts.append(Participant(org, role, key.signer.public, key.box.public))
+        gov_org, ids = PARTICIPANT_GOVERNANCE.get(org, ("", NO_IDS))
+        parts.append(Participant(org, role, key.signer.public, key.box.public, gov_org, ids))
         clients.append({"org": org, "role": role, "key": f"keys/{org}.key"})
     return parts, clients
+
+
+def admin_key_path(directory: Path, org: str) -> Path:
+    return directory / f"{org}{ADMIN_SUFFIX}"
+
+
+def _admin_keys(root: Path) -> tuple[list[GovOrg], list[dict[str, str]]]:
+    """One admin key per governing organisation in ``admin/ORG.admin.json``, kept apart from
+    the operational keys; the genesis entries and cluster.json rows."""
+    (root / ADMIN_DIR).mkdir(mode=0o700)
+    orgs: list[GovOrg] = []
+    rows: list[dict[str, str]] = []
+    for name, roles in GOV_ORGS:
+        key = KeyFile.generate(name, "admin")
+        key.save(admin_key_path(root / ADMIN_DIR, name))
+        orgs.append(GovOrg(name, key.signer.public, roles))
+        rows.append({"org": name, "key": f"{ADMIN_DIR}/{name}{ADMIN_SUFFIX}"})
+    return orgs, rows
+
+
+def default_policy(threshold: int = GOV_THRESHOLD, publisher: str = TARIFF_PUBLISHER) -> Policy:
+    """The local cluster's governance policy."""
+    return Policy(threshold=threshold, tariff_publisher=publisher,
+                  max_claim_age_days=MAX_CLAIM_AGE_DAYS,
+                  max_proposal_ttl_ms=PROPOSAL_TTL_DAYS * DAY_MS,
+                  lpp_v1_effective_day=parse_day(LPP_V1_EFFECTIVE))
 
 
 def init_cluster(
@@ -239,6 +321,7 @@ def _write_cluster(root: Path, validators: int, ports: list[int], chain_id: str,
     names = [f"v{i}" for i in range(validators)]
     vals = _validator_keys(root, names)
     parts, clients = _participant_keys(root)
+    gov_orgs, admins = _admin_keys(root)
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time_ms=int(time.time() * 1000),
@@ -246,13 +329,16 @@ def _write_cluster(root: Path, validators: int, ports: list[int], chain_id: str,
         participants=tuple(parts),
         lpp_table_digest=lpp_digest,
         params=DEFAULT_PARAMS,
+        gov_orgs=tuple(gov_orgs),
+        policy=default_policy(),
     ).validated()
     genesis.save(root / GENESIS_FILE)
-    write_layout(root, ports, host, tls, clients)
+    write_layout(root, ports, host, tls, clients, admins)
 
 
 def write_layout(root: Path, ports: list[int], host: str, tls: bool,
-                 clients: list[dict[str, str]]) -> ClusterInfo:
+                 clients: list[dict[str, str]],
+                 admins: list[dict[str, str]] | None = None) -> ClusterInfo:
     """Node configs (and TLS material) and ``cluster.json`` around the keys and genesis already
     in ``root`` (``genesis.json``, ``nodes/vI/validator.key``): used by ``init_cluster`` and
     to run a cluster from genesis-ceremony files."""
@@ -273,7 +359,8 @@ def write_layout(root: Path, ports: list[int], host: str, tls: bool,
             {"name": name, "api": f"{scheme}://{host}:{ports[i]}",
              "config": f"nodes/{name}/node.toml"}
         )
-    body: dict[str, Any] = {"genesis": GENESIS_FILE, "nodes": nodes, "clients": clients}
+    body: dict[str, Any] = {"genesis": GENESIS_FILE, "nodes": nodes, "clients": clients,
+                            "admins": admins or []}
     if tls:
         body["ca"] = "tls/ca.crt"
     (root / CLUSTER_FILE).write_text(json.dumps(body, indent=2) + "\n")
@@ -335,6 +422,10 @@ class LocalCluster:
 
     def key(self, org: str) -> KeyFile:
         return KeyFile.load(self.info.client(org).key)
+
+    def admin_key(self, org: str) -> Path:
+        """The admin key file of governing organisation ``org`` (``admin/ORG.admin.json``)."""
+        return self.info.admin_key(org)
 
     def client(self, org: str | None = None, node: int = 0) -> NodeClient:
         """A client of node ``node``, signing with ``org``'s key when given."""

@@ -24,7 +24,8 @@ from tpledger.ledger.jsonsafe import loads_bounded
 
 SIG_DOMAIN = "tpledger-sig/v1"
 KEYFILE_KIND = "tpledger-key"
-ROLES = ("validator", "optician", "insurer", "cnam", "auditor")
+ROLES = ("validator", "optician", "insurer", "cnam", "auditor", "admin")  # admin: a governing
+# organisation's admin key (Ed25519 only used), kept in a file of its own (ORG.admin.json)
 
 
 _SIG_PREFIXES: dict[tuple[str, str], bytes] = {}

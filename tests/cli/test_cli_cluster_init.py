@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from tpledger.cli import cluster as cluster_mod
-from tpledger.cli.cluster import PARTICIPANTS, validator_orgs
+from tpledger.cli.cluster import PARTICIPANTS, ClusterInfo, validator_orgs
+from tpledger.cli.errors import CliError
 from tpledger.cli.main import cli
-from tpledger.ledger.genesis import Genesis
+from tpledger.ledger.genesis import Genesis, check_identifiers, luhn_ok, siret_ok
 from tpledger.ledger.keys import KeyFile
 from tpledger.ledger.lpp import LppTable
 from tpledger.node.config import NodeConfig
@@ -30,7 +31,7 @@ def test_init_writes_everything(tmp_path: Path) -> None:
                       "tp-test")
     assert "cluster up" in out
     body = json.loads((root / "cluster.json").read_text())
-    assert set(body) == {"genesis", "nodes", "clients"}
+    assert set(body) == {"genesis", "nodes", "clients", "admins"}
     assert body["genesis"] == "genesis.json"
     assert [n["name"] for n in body["nodes"]] == ["v0", "v1", "v2", "v3"]
     assert [n["api"] for n in body["nodes"]] == [f"http://127.0.0.1:{17400 + i}" for i in range(4)]
@@ -70,6 +71,34 @@ def test_init_writes_everything(tmp_path: Path) -> None:
         assert vkey.role == "validator"
         assert genesis.validators[i].ed25519 == vkey.signer.public
         assert genesis.validators[i].name == n["name"]
+
+
+def test_init_writes_governance_genesis_and_separate_admin_keys(tmp_path: Path) -> None:
+    """Genesis v2: three governing orgs (2 of 3), the CNAM's admin publishes tariffs, every
+    participant has its governing org and well-formed identifiers; each admin key is a file
+    of its own under admin/ (0600, dir 0700), in no operational key file."""
+    root, _ = _init(tmp_path, "--validators", "4")
+    genesis = Genesis.load(root / "genesis.json")
+    assert [(o.name, o.roles) for o in genesis.gov_orgs] == list(cluster_mod.GOV_ORGS)
+    assert (genesis.policy.threshold, genesis.policy.tariff_publisher) == (2, "cnam")
+    for p in genesis.participants:
+        assert check_identifiers(p.role, p.ids) is None, p.org
+    assert siret_ok(genesis.participants[0].ids.siret) and luhn_ok(genesis.participants[0].ids.rpps)
+    info = ClusterInfo.load(root)
+    assert stat.S_IMODE((root / "admin").stat().st_mode) == 0o700
+    operational = {KeyFile.load(c.key).signer.seed() for c in info.clients}
+    for o in genesis.gov_orgs:
+        path = info.admin_key(o.name)
+        assert path == root / "admin" / f"{o.name}.admin.json"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        admin = KeyFile.load(path)
+        assert (admin.org, admin.role, admin.signer.public) == (o.name, "admin", o.admin_ed25519)
+        assert admin.signer.seed() not in operational
+        seed = admin.signer.seed().hex()
+        for c in info.clients:
+            assert seed not in c.key.read_text()
+    with pytest.raises(CliError, match="no admin key"):
+        info.admin_key("insurer-b")
 
 
 def test_free_ports_with_base_port_zero(cluster_dir: Path) -> None:
