@@ -152,8 +152,7 @@ def _has_members(view: StateView, org: str) -> bool:
         if rec is not None and rec.status != REVOKED and rec.gov_org == org:
             return True
     return any(isinstance(leaf, ParticipantRecord) and leaf.gov_org == org
-               and (pending_participant(view, leaf.org) or leaf).status != REVOKED
-               for leaf in _new_leaves(view))
+               and leaf.status != REVOKED for leaf in _new_leaves(view))
 
 
 def latest_tariff(view: StateView) -> tuple[int, int]:
@@ -264,8 +263,11 @@ def check_action(view: StateView, ctx: Any, action: GovAction, index: int = 0) -
         _active_org(view, action.org, index)
         if _has_members(view, action.org):
             raise _bad(index, f"{action.org} still manages active or suspended participants")
-        if len(active_org_names(view)) - 1 < pending_policy(view).threshold:
+        policy = pending_policy(view)
+        if len(active_org_names(view)) - 1 < policy.threshold:
             raise _bad(index, "the quorum would become unreachable")
+        if policy.tariff_publisher == action.org:
+            raise _bad(index, f"{action.org} publishes the tariffs: change the policy first")
     elif op == SET_ADMIN_KEY:
         _only(action, index, "org", "admin_ed25519")
         _active_org(view, action.org, index)
@@ -388,6 +390,15 @@ def apply_propose(view: StateView, ctx: Any, stx: SignedTx, body: GovPropose, tx
     view.mark_tx(tx_id)
 
 
+def _check_open(prop: ProposalState, time_ms: int, pid: bytes) -> None:
+    """A ballot counts only on an open proposal before its expiry (so an expired proposal
+    can never execute: its state stays as it was)."""
+    if prop.status != OPEN:
+        raise _fail("proposal_closed", f"proposal {pid.hex()[:16]} is closed")
+    if time_ms >= prop.expires_at_ms:
+        raise _fail("proposal_expired", f"proposal {pid.hex()[:16]} has expired")
+
+
 def _check_not_voted(prop: ProposalState, name: str) -> None:
     """One ballot per organisation and proposal, either way (the proposer's is its yes)."""
     if name in prop.yes or name in prop.no:
@@ -402,10 +413,7 @@ def apply_ballot(view: StateView, ctx: Any, stx: SignedTx, body: GovBallot, tx_i
     if raw is None:
         raise _fail("unknown_proposal", f"no proposal {body.proposal_id.hex()[:16]}")
     prop = ProposalState.decode(raw)
-    if prop.status != OPEN:
-        raise _fail("proposal_closed", f"proposal {body.proposal_id.hex()[:16]} is closed")
-    if time_ms >= prop.expires_at_ms:
-        raise _fail("proposal_expired", f"proposal {body.proposal_id.hex()[:16]} has expired")
+    _check_open(prop, time_ms, body.proposal_id)
     _check_not_voted(prop, org.name)
     if body.approve:
         prop = replace(prop, yes=tuple(sorted((*prop.yes, org.name))))

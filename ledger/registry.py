@@ -32,6 +32,7 @@ key names at most one slot forever.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import struct
 from collections.abc import Iterable, Sequence
@@ -351,6 +352,7 @@ class Registry:
         self._leaves = leaves
         self._key_slot = key_slot
         self._tariffs = tariffs
+        self._tariff_days = [t[0] for t in tariffs]  # increasing (the rules require it)
         self.changed_slots = changed_slots  # slots changed since the snapshot ``base``
         self._base = base
         self._token = object()  # identifies this snapshot (no reference to older ones)
@@ -418,10 +420,12 @@ class Registry:
 
     def tariff_at(self, day: int, v1: LppTable) -> tuple[int, LppTable] | None:
         """(version, table) in force on UTC day ``day``: the latest version whose effective
-        day is <= ``day``; version 1 is the genesis table ``v1``. None before version 1."""
-        for effective_day, version, table in reversed(self._tariffs):
-            if effective_day <= day:
-                return version, table
+        day is <= ``day``; version 1 is the genesis table ``v1``. None before version 1.
+        A bisection: effective days increase with the version (``bad_tariff_version``)."""
+        i = bisect.bisect_right(self._tariff_days, day)
+        if i:
+            _, version, table = self._tariffs[i - 1]
+            return version, table
         if day >= self.policy.lpp_v1_effective_day:
             return 1, v1
         return None

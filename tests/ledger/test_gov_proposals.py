@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.ledger.helpers import luhn_complete
 from tpledger.ledger import gov_proposals
 from tpledger.ledger.errors import RuleError
 from tpledger.ledger.genesis import (
@@ -25,7 +26,7 @@ from tpledger.ledger.genesis import (
     Validator,
 )
 from tpledger.ledger.keys import KeyFile, Signer
-from tpledger.ledger.lpp import LppEntry, LppTable
+from tpledger.ledger.lpp import LppEntry, LppTable, LppTableError
 from tpledger.ledger.registry import (
     ADD_ORG,
     EXECUTED,
@@ -39,12 +40,10 @@ from tpledger.ledger.registry import (
     LppRow,
     ProposalState,
     Registry,
-    RegistryTree,
     TariffRelease,
     TariffVersion,
     gov_key_proposal,
     gov_key_tariff,
-    memory_tree,
 )
 from tpledger.ledger.rules import RULE_CODES, MemoryState, OverlayState, RulesContext, apply_tx
 from tpledger.ledger.tx import (
@@ -69,17 +68,6 @@ T0_MS = (V1_DAY + 100) * DAY_MS  # the first block's time
 TTL_MS = 7 * DAY_MS
 
 
-def luhn_complete(prefix: str) -> str:
-    """``prefix`` + its Luhn check digit."""
-    for d in "0123456789":
-        digits = prefix + d
-        total = sum((2 * int(c) - 9 if 2 * int(c) > 9 else 2 * int(c)) if i % 2 else int(c)
-                    for i, c in enumerate(reversed(digits)))
-        if total % 10 == 0:
-            return digits
-    raise AssertionError  # pragma: no cover
-
-
 OPT_IDS = Identifiers(rpps=luhn_complete("1000000000"), siret=luhn_complete("7328293200007"))
 INS_IDS = Identifiers(amc="12345678")
 ADMINS = {name: Signer.generate() for name in ("federation", "cnam", "insurers", "auditors")}
@@ -94,19 +82,29 @@ POLICY = Policy(threshold=2, tariff_publisher="cnam", max_claim_age_days=365,
                 max_proposal_ttl_ms=TTL_MS, lpp_v1_effective_day=V1_DAY)
 
 
-def genesis(policy: Policy = POLICY) -> Genesis:
+def gov_genesis(chain_id: str, time_ms: int, participants: tuple[Participant, ...],
+                gov_orgs: tuple[GovOrg, ...], policy: Policy,
+                validator: bytes | None = None) -> Genesis:
+    """A version-2 genesis with one validator, the seed LPP table and these governing orgs."""
     return Genesis(
-        chain_id=CHAIN,
-        genesis_time_ms=T0_MS - 1000,
-        validators=(Validator("v0", "val-org", Signer.generate().public),),
-        participants=tuple(
-            Participant(k.org, k.role, k.signer.public, k.box.public, GOV_OF[k.org],
-                        IDS_OF[k.org]) for k in KEYS.values()),
+        chain_id=chain_id,
+        genesis_time_ms=time_ms,
+        validators=(Validator("v0", "val-org",
+                              Signer.generate().public if validator is None else validator),),
+        participants=participants,
         lpp_table_digest=LPP.digest(),
         params=DEFAULT_PARAMS,
-        gov_orgs=tuple(GovOrg(n, s.public, ROLES[n]) for n, s in ADMINS.items()),
+        gov_orgs=gov_orgs,
         policy=policy,
     ).validated()
+
+
+def genesis(policy: Policy = POLICY) -> Genesis:
+    return gov_genesis(
+        CHAIN, T0_MS - 1000,
+        tuple(Participant(k.org, k.role, k.signer.public, k.box.public, GOV_OF[k.org],
+                          IDS_OF[k.org]) for k in KEYS.values()),
+        tuple(GovOrg(n, s.public, ROLES[n]) for n, s in ADMINS.items()), policy)
 
 
 class Chain:
@@ -116,8 +114,7 @@ class Chain:
     def __init__(self, policy: Policy = POLICY, genesis_: Genesis | None = None) -> None:
         self.genesis = genesis(policy) if genesis_ is None else genesis_
         self.ctx = RulesContext(self.genesis.chain_id, self.genesis, LPP)
-        self.tree: RegistryTree = memory_tree()
-        self.state = MemoryState(Registry.of_genesis(self.genesis, self.tree))
+        self.state = MemoryState.of_genesis(self.genesis)
         self.height = 0
         self.time_ms = self.genesis.genesis_time_ms
 
@@ -146,7 +143,7 @@ class Chain:
         """Commit the block and install the registry in force for the next one."""
         writes = overlay.gov_writes()
         overlay.commit_to()
-        self.state.set_registry(self.reg.updated(writes, self.tree, self.height))
+        self.state.end_block(writes, self.height)
 
     def block(self, txs: Sequence[SignedTx], dt_ms: int = 1000) -> list[str | None]:
         """Apply ``txs`` as the next block; returns each tx's refusal code (None: accepted)."""
@@ -267,6 +264,16 @@ def test_proposal_expired(chain: Chain) -> None:
     # a proposal already expired at its block is refused
     late = propose("federation", add_org("x"), expires_at_ms=chain.time_ms + 1000)
     assert chain.one(late) == "proposal_expired"
+
+
+def test_without_the_expiry_check_an_expired_proposal_executes(
+        chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Broken variant of ``proposal_expired``: the late ballot executes the proposal."""
+    p = propose("federation", add_org("mutuelle-new"), expires_at_ms=chain.time_ms + 5000)
+    chain.one(p)
+    monkeypatch.setattr(gov_proposals, "_check_open", lambda prop, time_ms, pid: None)
+    assert chain.one(ballot("cnam", p.tx_id()), dt_ms=5000) is None
+    assert chain.reg.org("mutuelle-new") is not None
 
 
 def test_bad_proposal(chain: Chain) -> None:
@@ -394,6 +401,14 @@ def test_bad_action_the_quorum_stays_reachable() -> None:
                       ) == "bad_action"
 
 
+def test_bad_action_the_tariff_publisher_is_not_removed() -> None:
+    chain = Chain(replace(POLICY, tariff_publisher="auditors"))  # an org without members
+    assert chain.one(propose("federation", remove_org("auditors"))) == "bad_action"
+    p = propose("federation", set_policy(POLICY), remove_org("auditors"))  # publisher first
+    assert chain.block([p, ballot("cnam", p.tx_id())]) == [None, None]
+    assert chain.proposal(p.tx_id()).status == EXECUTED
+
+
 def test_execution_is_all_or_nothing_and_failed_records_the_code(chain: Chain) -> None:
     key = Signer.generate().public
     p1 = propose("federation", add_org("first", key))
@@ -483,6 +498,21 @@ def test_bad_tariff_version(chain: Chain) -> None:
     assert [v for v, _ in chain.reg.tariff_versions()] == [2, 3]
 
 
+def test_tariff_at_picks_the_version_in_force_on_the_day(chain: Chain) -> None:
+    days = {2: V1_DAY + 10, 3: V1_DAY + 20, 4: V1_DAY + 21}
+    for version, day in days.items():
+        assert chain.one(admin_tx("cnam", LppPublish(release(version, day, 2000 + version)))
+                         ) is None
+    expect = {V1_DAY - 1: None, V1_DAY: 1, V1_DAY + 9: 1, V1_DAY + 10: 2, V1_DAY + 19: 2,
+              V1_DAY + 20: 3, V1_DAY + 21: 4, V1_DAY + 10_000: 4}
+    for day, version in expect.items():
+        got = chain.reg.tariff_at(day, LPP)
+        assert (got and got[0]) == version, day
+        if got is not None and version != 1:
+            frame = got[1].get(FRAME)
+            assert frame is not None and frame.max_price_cents == 2000 + version
+
+
 def test_bad_tariff(chain: Chain) -> None:
     good = release(2, V1_DAY + 10)
     row = good.rows[0]
@@ -526,5 +556,5 @@ def test_lpp_entry_from_wire_round_trips() -> None:
         assert LppRow.of(entry).entry() == entry
     assert LppEntry.from_wire([FRAME, "x", "frame", "child", "", None, 5]).klass is None
     for bad in ([FRAME], "row", [FRAME, "x", "hat", "child", "", None, 5]):
-        with pytest.raises(Exception, match="LPP|category|row"):
+        with pytest.raises(LppTableError, match=r"LPP|category|row"):
             LppEntry.from_wire(bad)
