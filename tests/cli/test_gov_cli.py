@@ -291,3 +291,7 @@ def test_an_operational_key_is_refused_as_admin_key(
     assert "not an organisation's admin key" in err
     with pytest.raises(UsageError):
         load_admin_key(op)
+    adm = tmp_path / "federation.admin.json"
+    KeyFile.generate("federation", "admin").save(adm)
+    loaded = load_admin_key(adm)
+    assert loaded.org == "federation" and loaded.signer.public == KeyFile.load(adm).signer.public
