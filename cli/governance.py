@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,6 +279,22 @@ def build_publish(chain_id: str, admin: Signer, release: TariffRelease) -> Signe
     return _signed(chain_id, admin, LppPublish(release))
 
 
+def send_admin_tx(node_url: str, admin_key_path: Path, genesis: Path | None,
+                  build: Callable[[NodeClient, str, Signer], SignedTx], wait: bool,
+                  timeout_s: float) -> tuple[dict[str, Any], str]:
+    """Load the admin key (and the chain's genesis next to it, or ``genesis``), build the tx
+    with ``build(client, chain_id, admin)``, submit it (``wait``: until committed); the tx's
+    row (``status`` rejected: with the ledger's code) and the admin's organisation."""
+    from tpledger.cli.lifecycle import submit_signed
+    from tpledger.cli.options import load_genesis_for
+
+    admin = load_admin_key(admin_key_path)
+    chain_id = load_genesis_for(admin_key_path, genesis).chain_id
+    with NodeClient(node_url, signer=admin.signer, chain_id=chain_id) as client:
+        row = submit_signed(client, build(client, chain_id, admin.signer), wait, timeout_s)
+    return row, admin.org
+
+
 # -- reads -----------------------------------------------------------------------------------
 def _object(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
@@ -390,6 +406,7 @@ __all__ = [
     "parse_pubkey",
     "release_of",
     "rows_of",
+    "send_admin_tx",
     "table_of_rows",
     "tariff_versions",
 ]

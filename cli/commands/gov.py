@@ -8,7 +8,9 @@ participant's operational ``--key``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,20 +19,37 @@ from tpledger.cli.client import NodeClient
 from tpledger.cli.errors import UsageError
 from tpledger.cli.options import (
     CONTEXT,
+    F,
     admin_key_option,
     format_option,
     genesis_option,
     json_option,
     key_option,
-    load_genesis_for,
     node_option,
     timeout_option,
     wait_option,
 )
 from tpledger.ledger.keys import KeyFile
 
+if TYPE_CHECKING:
+    from tpledger.ledger.keys import Signer
+    from tpledger.ledger.tx import SignedTx
+
 PROPOSAL_STATUSES = ("open", "executed", "expired", "failed")
 MAX_LIST = 1000
+
+
+def admin_tx_options(admin_help: str | None = None) -> Callable[[F], F]:
+    """The options of a command that sends a tx signed by an admin key: ``--node``,
+    ``--admin-key``, ``--genesis``, ``--wait``, ``--timeout`` and ``--json``."""
+    admin = admin_key_option() if admin_help is None else admin_key_option(admin_help)
+
+    def apply(f: F) -> F:
+        for option in (json_option(), timeout_option, wait_option, genesis_option, admin,
+                       node_option):
+            f = option(f)
+        return f
+    return apply
 
 
 @click.group(context_settings=CONTEXT, epilog="""\b
@@ -64,38 +83,33 @@ The proposer's own yes is counted; the proposal id is its tx id (gov vote ID).""
               help="An action (repeatable; see below).")
 @click.option("--expires", default="7d", show_default=True, metavar="DURATION",
               help="Time to live: 90s, 30m, 12h, 7d (at most the policy's maximum).")
-@node_option
-@admin_key_option()
-@genesis_option
-@wait_option
-@timeout_option
-@json_option()
+@admin_tx_options()
 def gov_propose(actions: tuple[str, ...], expires: str, node_url: str, admin_key_path: Path,
                 genesis: Path | None, wait: bool, timeout: float, as_json: bool) -> None:
     """Propose governance actions, signed by my organisation's admin key."""
     from tpledger.cli.governance import (
         build_propose,
         latest_tariff_version,
-        load_admin_key,
         needs_tariff_version,
         parse_action_spec,
         parse_duration_ms,
+        send_admin_tx,
     )
-    from tpledger.cli.lifecycle import raise_if_refused, submit_signed
+    from tpledger.cli.lifecycle import raise_if_refused
 
     ttl_ms = parse_duration_ms(expires)
     parsed = [parse_action_spec(a) for a in actions]  # every spec checked before sending
-    admin = load_admin_key(admin_key_path)
-    gen = load_genesis_for(admin_key_path, genesis)
-    with NodeClient(node_url, signer=admin.signer, chain_id=gen.chain_id) as client:
+
+    def build(client: NodeClient, chain_id: str, admin: Signer) -> SignedTx:
+        specs = parsed
         if needs_tariff_version(actions):  # a tariff carries the next version's number
             version = latest_tariff_version(client) + 1
-            parsed = [parse_action_spec(a, version) for a in actions]
-        stx = build_propose(gen.chain_id, admin.signer, parsed,
-                            int(time.time() * 1000) + ttl_ms)
-        row = submit_signed(client, stx, wait, timeout)
+            specs = [parse_action_spec(a, version) for a in actions]
+        return build_propose(chain_id, admin, specs, int(time.time() * 1000) + ttl_ms)
+
+    row, org = send_admin_tx(node_url, admin_key_path, genesis, build, wait, timeout)
     row["proposal_id"] = row["tx_id"]
-    render.gov_sent(row, as_json, f"proposal by {admin.org}")
+    render.gov_sent(row, as_json, f"proposal by {org}")
     raise_if_refused(row, wait, timeout)
 
 
@@ -109,29 +123,22 @@ a second ballot of the same org or a non-governing signer is refused (exit 4 and
 @click.argument("proposal_id")
 @click.option("--yes", "approve", flag_value=True, default=None, help="Vote for.")
 @click.option("--no", "approve", flag_value=False, help="Vote against.")
-@node_option
-@admin_key_option()
-@genesis_option
-@wait_option
-@timeout_option
-@json_option()
+@admin_tx_options()
 def gov_vote(proposal_id: str, approve: bool | None, node_url: str, admin_key_path: Path,
              genesis: Path | None, wait: bool, timeout: float, as_json: bool) -> None:
     """Cast my organisation's ballot on proposal PROPOSAL_ID."""
-    from tpledger.cli.governance import build_ballot, load_admin_key, parse_proposal_id
-    from tpledger.cli.lifecycle import raise_if_refused, submit_signed
+    from tpledger.cli.governance import build_ballot, parse_proposal_id, send_admin_tx
+    from tpledger.cli.lifecycle import raise_if_refused
 
     if approve is None:
         raise UsageError("give --yes or --no")
     pid = parse_proposal_id(proposal_id)
-    admin = load_admin_key(admin_key_path)
-    gen = load_genesis_for(admin_key_path, genesis)
-    with NodeClient(node_url, signer=admin.signer, chain_id=gen.chain_id) as client:
-        row = submit_signed(client, build_ballot(gen.chain_id, admin.signer, pid, approve),
-                            wait, timeout)
-    row["proposal_id"] = pid.hex()
-    row["approve"] = approve
-    render.gov_sent(row, as_json, f"{'yes' if approve else 'no'} of {admin.org}")
+    row, org = send_admin_tx(
+        node_url, admin_key_path, genesis,
+        lambda _client, chain_id, admin: build_ballot(chain_id, admin, pid, bool(approve)),
+        wait, timeout)
+    row.update(proposal_id=pid.hex(), approve=approve)
+    render.gov_sent(row, as_json, f"{'yes' if approve else 'no'} of {org}")
     raise_if_refused(row, wait, timeout)
 
 

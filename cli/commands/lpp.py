@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tpledger.cli import render
 from tpledger.cli.client import NodeClient
+from tpledger.cli.commands.gov import admin_tx_options
 from tpledger.cli.errors import UsageError
-from tpledger.cli.options import (
-    CONTEXT,
-    admin_key_option,
-    ca_option,
-    format_option,
-    genesis_option,
-    json_option,
-    load_genesis_for,
-    node_option,
-    timeout_option,
-    wait_option,
-)
+from tpledger.cli.options import CONTEXT, ca_option, format_option
+
+if TYPE_CHECKING:
+    from tpledger.ledger.keys import Signer
+    from tpledger.ledger.registry import TariffRelease
+    from tpledger.ledger.tx import SignedTx
 
 
 @click.group(context_settings=CONTEXT)
@@ -84,12 +80,7 @@ tariff publisher signs it; when the publisher is the quorum, propose it instead:
               help="First dispensing date (UTC) judged by this version.")
 @click.option("--version", "version", type=click.IntRange(2, 2**32 - 1),
               help="Version number (default: the latest on the ledger + 1).")
-@node_option
-@admin_key_option("The tariff publisher's admin key file (ORG.admin.json).")
-@genesis_option
-@wait_option
-@timeout_option
-@json_option()
+@admin_tx_options("The tariff publisher's admin key file (ORG.admin.json).")
 def lpp_publish(table_file: Path, effective: str, version: int | None, node_url: str,
                 admin_key_path: Path, genesis: Path | None, wait: bool, timeout: float,
                 as_json: bool) -> None:
@@ -97,23 +88,25 @@ def lpp_publish(table_file: Path, effective: str, version: int | None, node_url:
     from tpledger.cli.governance import (
         build_publish,
         latest_tariff_version,
-        load_admin_key,
         load_table,
         parse_day,
         release_of,
+        send_admin_tx,
     )
-    from tpledger.cli.lifecycle import raise_if_refused, submit_signed
+    from tpledger.cli.lifecycle import raise_if_refused
 
     day = parse_day(effective, "--effective")
     table = load_table(table_file)
-    admin = load_admin_key(admin_key_path)
-    gen = load_genesis_for(admin_key_path, genesis)
-    with NodeClient(node_url, signer=admin.signer, chain_id=gen.chain_id) as client:
+    release: list[TariffRelease] = []
+
+    def build(client: NodeClient, chain_id: str, admin: Signer) -> SignedTx:
         number = version if version is not None else latest_tariff_version(client) + 1
-        release = release_of(table, number, day)
-        row = submit_signed(client, build_publish(gen.chain_id, admin.signer, release), wait,
-                            timeout)
-    row.update(version=number, effective=effective, table_digest=release.table_digest.hex(),
+        release.append(release_of(table, number, day))
+        return build_publish(chain_id, admin, release[0])
+
+    row, org = send_admin_tx(node_url, admin_key_path, genesis, build, wait, timeout)
+    rel = release[0]
+    row.update(version=rel.version, effective=effective, table_digest=rel.table_digest.hex(),
                codes=len(table))
-    render.gov_sent(row, as_json, f"LPP v{number} from {effective} by {admin.org}")
+    render.gov_sent(row, as_json, f"LPP v{rel.version} from {effective} by {org}")
     raise_if_refused(row, wait, timeout)

@@ -28,11 +28,11 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_lifecycle import tp, tp_json
 from tpledger.cli.claims import ClaimBuilder, ClaimInput
 from tpledger.cli.cluster import LocalCluster
 from tpledger.cli.governance import DAY_MS, format_day
 from tpledger.cli.lifecycle import submit_signed
-from tpledger.cli.main import run
 from tpledger.ledger.keys import KeyFile, Signer
 from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
@@ -65,19 +65,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     (root / "work").mkdir()
     with LocalCluster(root / "c", validators=4, startup_timeout_s=60) as c:
         yield Env(c, root / "work")
-
-
-def tp(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = run(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def tp_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    rc, out, err = tp(capsys, *args, "--json")
-    assert rc == 0, err
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def _show(capsys: pytest.CaptureFixture[str], e: Env, pid: str) -> dict[str, Any]:
