@@ -182,9 +182,15 @@ def _authorise_change(rec: ParticipantRecord, body: ParticipantChange,
                                       f"{rec.org}")
     if body.op != ROTATE or signer.org != rec.org:
         raise _fail("not_authorised", "a participant may only rotate its own keys")
-    if rec.status != ACTIVE or rec.ed25519 != key:  # e.g. revoked earlier in this block
+    if not _current_active_key(rec, key):  # e.g. revoked or rotated earlier in this block
         raise _fail("not_authorised", "only the participant's current active key rotates it")
     return False
+
+
+def _current_active_key(rec: ParticipantRecord, key: bytes) -> bool:
+    """``key`` is the pending record's key and the record is ACTIVE: a key still in force
+    for this block but revoked or rotated away by an earlier tx of it may not rotate."""
+    return rec.status == ACTIVE and rec.ed25519 == key
 
 
 def apply_participant_change(view: StateView, ctx: Any, stx: SignedTx,

@@ -347,21 +347,40 @@ class Registry:
 
     def __init__(self, root: bytes, size: int, policy: Policy, leaves: list[Leaf],
                  key_slot: dict[bytes, int], tariffs: tuple[_Tariff, ...] = (),
-                 changed_slots: frozenset[int] = frozenset(), base: object = None) -> None:
+                 changed_slots: frozenset[int] = frozenset(),
+                 parent: Registry | None = None) -> None:
+        """A snapshot of ``leaves`` (by slot). With ``parent``, the snapshot this one
+        updates, only the ``changed_slots`` are re-indexed (its indexes are copied)."""
         self.root, self.size, self.policy = root, size, policy
+        self.max_claim_age_ms = policy.max_claim_age_days * DAY_MS  # read once per claim
         self._leaves = leaves
         self._key_slot = key_slot
         self._tariffs = tariffs
         self._tariff_days = [t[0] for t in tariffs]  # increasing (the rules require it)
         self.changed_slots = changed_slots  # slots changed since the snapshot ``base``
-        self._base = base
-        self._token = object()  # identifies this snapshot (no reference to older ones)
-        self._by_key: dict[bytes, ParticipantRecord] = {}
-        self._by_org: dict[str, ParticipantRecord] = {}
-        self._orgs: dict[str, OrgRecord] = {}
-        self._admins: dict[bytes, OrgRecord] = {}
-        for rec in leaves:
-            self._index(rec)
+        self._base: object = None if parent is None else parent._token  # not a reference
+        self._token: object = object()  # identifies this snapshot
+        if parent is None:
+            self._by_key: dict[bytes, ParticipantRecord] = {}
+            self._by_org: dict[str, ParticipantRecord] = {}
+            self._orgs: dict[str, OrgRecord] = {}
+            self._admins: dict[bytes, OrgRecord] = {}
+            changed: Iterable[int] = range(len(leaves))
+        else:
+            # copy on write: only the indexes of the kinds of record that changed
+            kinds = {type(leaves[slot]) for slot in changed_slots}
+            kinds |= {type(parent._leaves[s]) for s in changed_slots if s < parent.size}
+            p_changed = ParticipantRecord in kinds
+            self._by_key = dict(parent._by_key) if p_changed else parent._by_key
+            self._by_org = dict(parent._by_org) if p_changed else parent._by_org
+            self._orgs = dict(parent._orgs) if OrgRecord in kinds else parent._orgs
+            self._admins = dict(parent._admins) if OrgRecord in kinds else parent._admins
+            for slot in changed_slots:
+                if slot < parent.size:
+                    self._unindex(parent._leaves[slot])
+            changed = sorted(changed_slots)
+        for slot in changed:
+            self._index(leaves[slot])
 
     def _index(self, rec: Leaf) -> None:
         if isinstance(rec, ParticipantRecord):
@@ -372,6 +391,16 @@ class Registry:
             self._orgs[rec.name] = rec
             if rec.status == ACTIVE:
                 self._admins[rec.admin_ed25519] = rec
+
+    def _unindex(self, rec: Leaf) -> None:
+        if isinstance(rec, ParticipantRecord):
+            self._by_org.pop(rec.org, None)
+            if self._by_key.get(rec.ed25519) is rec:
+                del self._by_key[rec.ed25519]
+        else:
+            self._orgs.pop(rec.name, None)
+            if self._admins.get(rec.admin_ed25519) is rec:
+                del self._admins[rec.admin_ed25519]
 
     # -- lookups (the hot path: one dict get) ----------------------------------------------
     def signer(self, ed25519: bytes) -> ParticipantRecord | None:
@@ -473,22 +502,12 @@ class Registry:
         the changed leaves are set in ``tree`` (which holds this registry's leaves). The same
         object when the block changed nothing the registry holds."""
         del height  # the records carry their own since_height
-        changed: dict[int, Leaf] = {}
-        keys: dict[bytes, int] = {}
-        policy, tariffs = self.policy, list(self._tariffs)
-        for key, value in writes:
-            kind = key[:1]
-            if kind == b"s":
-                changed[u32_of(key[1:], "slot key")] = _leaf_row(value)
-            elif kind == b"e":
-                keys[key[1:]] = u32_of(value, "key slot")
-            elif kind == b"y":
-                policy = _record_row(Policy, value)
-            elif kind == b"t":
-                tariffs.append(_tariff_row(value))
-        if not changed and not keys and policy is self.policy and len(tariffs) == len(
-                self._tariffs):
+        rows = _Rows(writes)
+        changed, keys = rows.leaves, rows.key_slot
+        policy = self.policy if rows.policy is None else rows.policy
+        if not changed and not keys and rows.policy is None and not rows.tariffs:
             return self
+        tariffs = [*self._tariffs, *rows.tariffs]
         if tree.size != self.size:
             raise StoreError(f"registry tree has {tree.size} leaves, the registry {self.size}")
         leaves = list(self._leaves)
@@ -501,31 +520,21 @@ class Registry:
             else:
                 leaves[slot] = rec
         tree.set_many((slot, rec.encode()) for slot, rec in sorted(changed.items()))
+        if rows.size is not None and rows.size != tree.size:
+            raise StoreError(f"registry size row {rows.size}, tree size {tree.size}")
         tariffs.sort(key=lambda t: t[1])
-        return Registry(tree.root(), tree.size, policy, leaves, {**self._key_slot, **keys},
-                        tuple(tariffs), frozenset(changed), self._token)
+        key_slot = {**self._key_slot, **keys} if keys else self._key_slot  # never mutated
+        return Registry(tree.root(), tree.size, policy, leaves, key_slot, tuple(tariffs),
+                        frozenset(changed), self)
 
     @classmethod
     def load(cls, rows: Iterable[tuple[bytes, bytes]], tree: RegistryTree) -> Registry:
         """The registry from the ``gov`` rows of a store (any order) and its tree; raises
         StoreError if they disagree."""
-        leaves: dict[int, Leaf] = {}
-        key_slot: dict[bytes, int] = {}
-        tariffs: list[_Tariff] = []
-        policy: Policy | None = None
-        size = -1
-        for key, value in rows:
-            kind = key[:1]
-            if kind == b"s":
-                leaves[u32_of(key[1:], "slot key")] = _leaf_row(value)
-            elif kind == b"e":
-                key_slot[key[1:]] = u32_of(value, "key slot")
-            elif kind == b"y":
-                policy = _record_row(Policy, value)
-            elif kind == b"n":
-                size = u32_of(value, "registry size")
-            elif kind == b"t":
-                tariffs.append(_tariff_row(value))
+        parsed = _Rows(rows)
+        leaves, key_slot, policy, tariffs = (parsed.leaves, parsed.key_slot, parsed.policy,
+                                             parsed.tariffs)
+        size = -1 if parsed.size is None else parsed.size
         ordered = [leaves[s] for s in range(len(leaves)) if s in leaves]
         if policy is None or size != len(ordered) or size != len(leaves) or any(
                 rec.slot != i for i, rec in enumerate(ordered)):
@@ -557,6 +566,30 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry(size={self.size}, root={self.root.hex()[:16]})"
+
+
+class _Rows:
+    """The ``gov`` rows the registry holds (leaves, key index, policy, size, tariff
+    versions), decoded; the others (indexes by id, proposals, key events) are skipped."""
+
+    def __init__(self, rows: Iterable[tuple[bytes, bytes]]) -> None:
+        self.leaves: dict[int, Leaf] = {}
+        self.key_slot: dict[bytes, int] = {}
+        self.tariffs: list[_Tariff] = []
+        self.policy: Policy | None = None
+        self.size: int | None = None
+        for key, value in rows:
+            kind = key[:1]
+            if kind == b"s":
+                self.leaves[u32_of(key[1:], "slot key")] = _leaf_row(value)
+            elif kind == b"e":
+                self.key_slot[key[1:]] = u32_of(value, "key slot")
+            elif kind == b"y":
+                self.policy = _record_row(Policy, value)
+            elif kind == b"n":
+                self.size = u32_of(value, "registry size")
+            elif kind == b"t":
+                self.tariffs.append(_tariff_row(value))
 
 
 def _leaf_row(raw: bytes) -> Leaf:

@@ -90,7 +90,7 @@ from typing import Any
 
 from tpledger.ledger import gov_participants, gov_proposals
 from tpledger.ledger.errors import DuplicateReference, EncodingError, RuleError
-from tpledger.ledger.genesis import ACTIVE, DAY_MS, Genesis
+from tpledger.ledger.genesis import ACTIVE, Genesis
 from tpledger.ledger.lpp import LppTable
 from tpledger.ledger.registry import OrgRecord, ParticipantRecord, Registry, day_of
 from tpledger.ledger.state import (  # the state views; re-exported for the rules' callers
@@ -398,7 +398,7 @@ def _write(view: StateView, claim_id: bytes, state: ClaimState, tx_id: bytes) ->
 def _apply_claim(view: StateView, ctx: RulesContext, stx: SignedTx, claim: Claim, tx_id: bytes,
                  signer: Participant, height: int, time_ms: int) -> None:
     reg = view.registry()
-    if time_ms - claim.created_at_ms > reg.policy.max_claim_age_days * DAY_MS:
+    if time_ms - claim.created_at_ms > reg.max_claim_age_ms:
         raise _fail("claim_too_old", f"the claim is older than "
                                      f"{reg.policy.max_claim_age_days} days at this block")
     # The claim checks read nothing but the registry in force (an immutable snapshot, with
@@ -541,26 +541,27 @@ def apply_tx(
         raise _fail("duplicate_tx", f"tx {tx_id.hex()[:16]} already applied")
     if check_signature and not stx.verify(ctx.chain_id):
         raise _fail("bad_signature", "signature does not verify for this chain")
-    kind.apply(view, ctx, stx, body, tx_id, _signer(view.registry(), kind, stx.signer), height,
-               block_time_ms)  # writes only if every check passes
-
-
-def _signer(reg: Registry, kind: TxKind, key: bytes) -> ParticipantRecord | OrgRecord | None:
-    """The signer's record in the registry in force: an ACTIVE participant (participant
-    kinds), an ACTIVE org's admin or an ACTIVE participant (admin kinds: the handler decides
-    which may sign, e.g. a participant rotating its own keys), None for validator kinds (the
-    handler applies the validator rule). Raises the registry's refusal code otherwise."""
+    reg = view.registry()
     signer: ParticipantRecord | OrgRecord | None
-    if kind.signer_kind == PARTICIPANT:
-        signer = reg.signer(key)
-    elif kind.signer_kind == ADMIN:
-        signer = reg.admin(key) or reg.signer(key)
-    else:
-        return None
+    if kind.signer_kind == PARTICIPANT:  # the hot path: one dict get
+        signer = reg.signer(stx.signer)
+    elif kind.signer_kind == ADMIN:  # the handler decides which may sign (e.g. self-rotation)
+        signer = reg.admin(stx.signer) or reg.signer(stx.signer)
+    else:  # a validator's: its handler applies the validator-signer rule
+        kind.apply(view, ctx, stx, body, tx_id, None, height, block_time_ms)
+        return
     if signer is None:
-        code = reg.refusal(key)
-        raise _fail(code, _REFUSALS.get(code, "the signer may not sign this transaction"))
-    return signer
+        raise _refused(reg, stx.signer)
+    kind.apply(view, ctx, stx, body, tx_id, signer, height, block_time_ms)  # writes only if
+    # every check passes
+
+
+def _refused(reg: Registry, key: bytes) -> RuleError:
+    """Why ``key`` may not sign under the registry in force: ``unknown_signer``,
+    ``revoked_signer`` (revoked or rotated out), ``suspended_signer``, or ``wrong_role`` (an
+    admin key for a participant's tx, or the reverse)."""
+    code = reg.refusal(key)
+    return _fail(code, _REFUSALS.get(code, "the signer may not sign this transaction"))
 
 
 _REFUSALS = {

@@ -282,6 +282,13 @@ def test_registry_root_is_the_tree_of_its_leaves(chain: h.MemoryChain) -> None:
     assert len(reg.leaves()) == reg.size == 3 + 5 + 1
     loaded = regmod.Registry.load(chain.state.gov.items(), chain.state.tree)  # type: ignore
     assert (loaded.root, loaded.size, loaded.leaves()) == (reg.root, reg.size, reg.leaves())
+    # the incremental indexes of ``updated`` are those of a full build
+    keys = [*(regmod.leaf_key(r) for r in reg.leaves()), WORLD.opticians[1].signer.public]
+    assert all((loaded.signer(k), loaded.admin(k), loaded.refusal(k))
+               == (reg.signer(k), reg.admin(k), reg.refusal(k)) for k in keys)
+    assert [loaded.participant(k.org) for k in (*WORLD.opticians, *WORLD.insurers)] == [
+        reg.participant(k.org) for k in (*WORLD.opticians, *WORLD.insurers)]
+    assert loaded.orgs() == reg.orgs()
 
 
 # -- claims under the registry's policy ------------------------------------------------------
@@ -309,3 +316,97 @@ def test_tariff_not_in_force() -> None:
     assert ei.value.code == "tariff_not_in_force"
     assert chain.registry.tariff_at(first_day, world.lpp) == (1, world.lpp)
     assert chain.registry.tariff_at(first_day - 1, world.lpp) is None
+
+
+# -- broken variants of the security checks --------------------------------------------------
+
+
+def test_broken_variant_a_registry_that_indexes_revoked_keys(
+        chain: h.MemoryChain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the ACTIVE filter of the registry's signer index, a revoked key signs on."""
+
+    def index_all(self: regmod.Registry, rec: regmod.Leaf) -> None:
+        if isinstance(rec, regmod.ParticipantRecord):
+            self._by_org[rec.org] = rec
+            self._by_key[rec.ed25519] = rec
+        else:
+            self._orgs[rec.name] = rec
+            self._admins[rec.admin_ed25519] = rec
+
+    monkeypatch.setattr(regmod.Registry, "_index", index_all)
+    chain.block([h.make_change(WORLD, WORLD.admin("federation"), "optic-a", REVOKE)])
+    chain.block([h.make_claim(WORLD)])  # accepted: the check is what refuses it
+
+
+def test_broken_variant_any_admin_may_change_any_participant(
+        chain: h.MemoryChain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the own-org check, the insurers' admin suspends a federation shop."""
+    monkeypatch.setattr(gov_participants, "_authorise_change", lambda *a: True)
+    chain.block([h.make_change(WORLD, WORLD.admin("insurers"), "optic-a", SUSPEND)])
+    assert chain.registry.participant("optic-a").status == SUSPENDED  # type: ignore[union-attr]
+
+
+def test_broken_variant_a_thief_rotates_after_its_admin(
+        chain: h.MemoryChain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the pending current-key check, the thief's rotation after the admin's in the
+    same block wins: the shop ends up with the thief's keys."""
+    monkeypatch.setattr(gov_participants, "_current_active_key", lambda rec, key: True)
+    thief = WORLD.key("optic-a", "optician", "/thief")
+    chain.block([
+        h.make_change(WORLD, WORLD.admin("federation"), "optic-a", ROTATE,
+                      WORLD.key("optic-a", "optician", "/fresh")),
+        h.make_change(WORLD, WORLD.opticians[0].signer, "optic-a", ROTATE, thief)])
+    assert chain.registry.signer(thief.signer.public) is not None
+
+
+def test_broken_variant_a_retired_key_registered_again(
+        chain: h.MemoryChain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``key_in_use``, the rotated-out key of optic-a comes back as another shop's:
+    a key would then name two slots, and claims it signed before would be ambiguous."""
+    monkeypatch.setattr(gov_participants, "check_new_key", lambda view, ctx, key: None)
+    chain.block([h.make_change(WORLD, WORLD.admin("federation"), "optic-a", ROTATE,
+                               WORLD.key("optic-a", "optician", "/2"))])
+    again = replace(WORLD.key("shop-z", "optician"), signer=WORLD.opticians[0].signer)
+    chain.block([h.make_add(WORLD, again)])
+    assert chain.registry.signer(WORLD.opticians[0].signer.public).org == "shop-z"  # type: ignore
+
+
+# -- block semantics -------------------------------------------------------------------------
+
+
+def test_a_new_shop_signs_only_from_the_block_after_its_add(chain: h.MemoryChain) -> None:
+    shop = WORLD.key("shop-n", "optician")
+    body = replace(h.make_claim(WORLD).parse(), optician="shop-n")  # type: ignore[type-var]
+    claim = h.sign_tx(WORLD.chain_id, shop.signer, body)
+    with pytest.raises(RuleError) as ei:
+        chain.block([h.make_add(WORLD, shop), claim])
+    assert ei.value.code == "unknown_signer"
+    chain.block([h.make_add(WORLD, shop)])
+    chain.block([claim])
+
+
+def test_a_replayed_change_is_a_duplicate_and_a_new_nonce_a_new_tx(
+        chain: h.MemoryChain) -> None:
+    admin = WORLD.admin("federation")
+    suspend = h.make_change(WORLD, admin, "optic-a", SUSPEND)
+    chain.block([suspend])
+    chain.block([h.make_change(WORLD, admin, "optic-a", REINSTATE)])
+    refused(chain, suspend, "duplicate_tx")
+    chain.block([h.make_change(WORLD, admin, "optic-a", SUSPEND)])
+
+
+def test_governance_rows_are_a_fifth_element_of_the_state_digest(
+        chain: h.MemoryChain) -> None:
+    from tpledger.ledger.encoding import pack
+    from tpledger.ledger.state import StateChanges
+
+    ov = OverlayState(chain.state)
+    from tpledger.ledger.rules import apply_tx
+
+    apply_tx(ov, chain.ctx, h.make_change(WORLD, WORLD.admin(0), "optic-a", SUSPEND), 1,
+             h.GENESIS_TIME_MS)
+    ch = ov.changes()
+    assert ch.gov and ch.gov == ov.gov_writes()
+    assert ch.encode() == pack([[], list(ch.tx_ids), [], [], [list(r) for r in ch.gov]])
+    plain = StateChanges((), ch.tx_ids)
+    assert plain.encode() == pack([[], list(ch.tx_ids)])  # blocks without gov: unchanged
