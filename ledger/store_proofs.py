@@ -7,10 +7,12 @@ from __future__ import annotations
 import lmdb
 
 from tpledger.ledger.blocks import Header
-from tpledger.ledger.errors import StoreError
+from tpledger.ledger.errors import EncodingError, LedgerError, StoreError
+from tpledger.ledger.merkle import leaf_hash, verify_inclusion
 from tpledger.ledger.merkle_tree import PersistentTree
 from tpledger.ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
-from tpledger.ledger.registry import RegistryTree, gov_key_ed, u32_of
+from tpledger.ledger.registry import RegistryTree, decode_leaf, gov_key_ed, leaf_key, u32_of
+from tpledger.ledger.rules import tx_kind
 from tpledger.ledger.store_layout import (
     Dbs,
     LmdbNodeStore,
@@ -59,29 +61,47 @@ def inclusion_bundle(txn: lmdb.Transaction, dbs: Dbs, tx_id: bytes, tree_size: i
     tx = read_tx_bytes(txn, dbs, loc)
     path = PersistentTree(LmdbNodeStore(txn, dbs)).inclusion_path(loc.leaf_index,
                                                                    header.tree_size)
-    record, signer_path = signer_proof(txn, dbs, decode_row(SignedTx, tx, "transaction").signer,
-                                         header)
+    record, signer_path = signer_proof(txn, dbs, decode_row(SignedTx, tx, "transaction"),
+                                       header)
     return ProofBundle.of(tx=tx, leaf_index=loc.leaf_index, path=path, header=header,
                           certificate=cert, signer_record=record, signer_path=signer_path)
 
 
-def signer_proof(txn: lmdb.Transaction, dbs: Dbs, signer: bytes, header: Header
+def signer_proof(txn: lmdb.Transaction, dbs: Dbs, stx: SignedTx, header: Header
                  ) -> tuple[bytes, list[bytes]]:
     """The signer's registry leaf as in force during ``header``'s block (the registry after
     block ``height - 1``, read from the versioned tree) and its path to
-    ``header.registry_root``; empty for a key the registry never held (a validator's)."""
-    raw_slot = get_row(txn, gov_key_ed(signer), dbs.gov, "gov")
+    ``header.registry_root``; empty for a validator-signed tx. Checked against the header
+    before it is served: a damaged row (of the history or of the key index) is a
+    StoreError, never a wrong proof."""
+    try:
+        if tx_kind(stx.parse()).signer_kind == "validator":
+            return b"", []
+    except LedgerError as exc:  # EncodingError, RuleError: not a tx the log may hold
+        raise StoreError(f"corrupt store: a stored transaction: {exc}") from None
+    raw_slot = get_row(txn, gov_key_ed(stx.signer), dbs.gov, "gov")
     if raw_slot is None:
-        return b"", []
+        raise StoreError("corrupt store: the registry's key index misses a signer")
     slot = u32_of(raw_slot, "key slot")
-    if slot >= header.registry_size:  # registered after this block
-        raise StoreError(f"the signer was not yet in the registry at height {header.height}")
     nodes = LmdbVersionedNodeStore(txn, dbs.regtree, at_height=header.height - 1)
     record = nodes.get_leaf(slot)
-    if record is None or nodes.get_size() != header.registry_size:
+    if (record is None or slot >= header.registry_size
+            or nodes.get_size() != header.registry_size):
         raise StoreError(f"corrupt store: registry history at height {header.height - 1} "
                          "is missing")
-    return record, RegistryTree(nodes).path(slot, header.registry_size)
+    path = RegistryTree(nodes).path(slot, header.registry_size)
+    if not (verify_inclusion(leaf_hash(record), slot, header.registry_size, path,
+                             header.registry_root) and _names(record, stx.signer)):
+        raise StoreError(f"corrupt store: registry history at height {header.height - 1} "
+                         "does not give the header's registry root")
+    return record, path
+
+
+def _names(record: bytes, key: bytes) -> bool:
+    try:
+        return leaf_key(decode_leaf(record)) == key
+    except EncodingError:
+        return False
 
 
 def checkpoint_at(txn: lmdb.Transaction, dbs: Dbs, height: int | None) -> Checkpoint:

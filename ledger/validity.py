@@ -189,11 +189,7 @@ def execute(header: Header, head: Head, ctx: RulesContext, view: StateView, node
     change the registry; None: a tree in memory, rebuilt then)."""
     registry = view.registry()
     check_registry(header, registry)
-    block_view = OverlayState(view)  # to see the block's governance writes
-    digest = apply_block_txs(block_view, ctx, stxs, header.height, header.time_ms,
-                             head.state_digest, check_signatures)
-    gov_writes = block_view.gov_writes()
-    block_view.commit_to(view)
+    digest, gov_writes = _apply_txs(header, head, ctx, view, stxs, check_signatures)
     tree = PersistentTree(nodes)
     if tree.size != head.tree_size:
         raise StoreError("corrupt store: Merkle tree size differs from the head header")
@@ -209,6 +205,24 @@ def execute(header: Header, head: Head, ctx: RulesContext, view: StateView, node
                                            "the replayed state")
     return Executed(digest, registry_after(registry, gov_writes, regnodes, header.height),
                     gov_writes)
+
+
+def _apply_txs(header: Header, head: Head, ctx: RulesContext, view: StateView,
+               stxs: Sequence[SignedTx], check_signatures: bool
+               ) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
+    """``apply_block_txs`` and the block's governance writes. A dry run's fresh overlay
+    (no governance rows yet) shows them itself, at no cost; any other view gets an overlay
+    of its own for the block."""
+    if isinstance(view, OverlayState) and not view.gov_writes():
+        digest = apply_block_txs(view, ctx, stxs, header.height, header.time_ms,
+                                 head.state_digest, check_signatures)
+        return digest, view.gov_writes()
+    block_view = OverlayState(view)
+    digest = apply_block_txs(block_view, ctx, stxs, header.height, header.time_ms,
+                             head.state_digest, check_signatures)
+    gov_writes = block_view.gov_writes()
+    block_view.commit_to(view)
+    return digest, gov_writes
 
 
 def registry_after(registry: Registry, gov_writes: Sequence[tuple[bytes, bytes]],
