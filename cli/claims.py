@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tpledger.cli.client import ClientError, NodeClient
 from tpledger.cli.errors import CliError, UsageError
 from tpledger.cli.euros import AmountError, format_cents, parse_euros
+from tpledger.cli.participants import Directory, ParticipantInfo, genesis_directory, is_org_id
 from tpledger.ledger.errors import LedgerError
 from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.jsonsafe import loads_bounded
@@ -27,6 +28,7 @@ from tpledger.ledger.keys import KeyFile
 from tpledger.ledger.lpp import LppTable, default_shares
 from tpledger.ledger.patient import (
     WITHHELD,
+    Opening,
     commitment,
     new_opening,
     seal_opening,
@@ -44,6 +46,7 @@ from tpledger.ledger.tx import (
     sign_tx,
 )
 
+T = TypeVar("T")
 DEFAULT_BATCH = 500
 MAX_CLAIMS_FILE_BYTES = 512 * 1024 * 1024
 MAX_CLAIM_LINE_BYTES = 1024 * 1024  # one JSON-lines record
@@ -242,28 +245,56 @@ def _claims_of_file(path: str | Path) -> Iterator[ClaimInput | ClaimInputError]:
 
 
 # -- building --------------------------------------------------------------------------------
+@dataclass(frozen=True, repr=False)
+class CheckedInput:
+    """A claim input checked offline (lines against the LPP table, the patient, the
+    shares), not yet sealed nor signed. Never printed: it holds the patient's opening."""
+
+    inp: ClaimInput
+    opening: Opening
+    lines: tuple[LppLine, ...]
+    amo_cents: int
+    amc_cents: int
+
+
 class ClaimBuilder:
     """Builds signed claims for one optician key against one genesis and LPP table."""
 
-    def __init__(self, key: KeyFile, genesis: Genesis, lpp: LppTable | None = None) -> None:
+    def __init__(self, key: KeyFile, genesis: Genesis, lpp: LppTable | None = None,
+                 directory: Directory | None = None) -> None:
+        """``directory``: the registry to seal to (``cli.participants.node_directory``: the
+        insurers' and the CNAM's current X25519 keys); default the genesis. It is first read
+        by :meth:`seal`, so that bad input is refused before any node is contacted."""
         self.key = key
         self.genesis = genesis
         self.lpp = lpp if lpp is not None else LppTable.default()
-        me = genesis.participant(key.org)
-        if key.role != "optician" or me is None or me.role != "optician":
-            raise CliError(f"key of org {key.org!r} is not an optician registered in the genesis")
-        if me.ed25519 != key.signer.public:
-            raise CliError(f"key of org {key.org!r} does not match its key in the genesis")
-        cnams = [p for p in genesis.participants if p.role == "cnam"]
-        if not cnams:
-            raise CliError("the genesis registers no CNAM participant to seal the AMO share to")
-        self.cnam = cnams[0]
+        self.directory = directory if directory is not None else genesis_directory(genesis)
+        if key.role != "optician":
+            raise CliError(f"key of org {key.org!r} is not an optician's key")
+        self._cnam: ParticipantInfo | None = None
 
-    def build(self, inp: ClaimInput, now_ms: int | None = None) -> PreparedClaim:
+    def _cnam_info(self) -> ParticipantInfo:
+        """Check our own registration, then find the CNAM's current record (once)."""
+        if self._cnam is None:
+            me = self.directory(self.key.org)
+            if me is None or me.role != "optician":
+                raise CliError(f"key of org {self.key.org!r} is not an optician registered "
+                               "on the ledger")
+            if me.ed25519 != self.key.signer.public:
+                raise CliError(f"key of org {self.key.org!r} does not match its registered "
+                               "key")
+            cnams = [p for p in self.genesis.participants if p.role == "cnam"]
+            self._cnam = self.directory(cnams[0].org) if cnams else None
+            if self._cnam is None:
+                raise CliError("the genesis registers no CNAM participant to seal the AMO "
+                               "share to")
+        return self._cnam
+
+    def check(self, inp: ClaimInput) -> CheckedInput:
+        """The offline checks of one claim input. Raises ClaimInputError."""
         where = inp.where
-        insurer = self.genesis.participant(inp.insurer)
-        if insurer is None or insurer.role != "insurer":
-            raise ClaimInputError(f"{where}: insurer {shown(inp.insurer)} is not in the genesis")
+        if not is_org_id(inp.insurer):
+            raise ClaimInputError(f"{where}: insurer {shown(inp.insurer)} is not an org id")
         for i, (lpp, qty, cents) in enumerate(inp.lines, start=1):
             entry = self.lpp.get(lpp)
             if entry is None:
@@ -285,18 +316,28 @@ class ClaimBuilder:
             total = sum(ln.amount_cents for ln in lines)
             if amo + amc > total:
                 raise ClaimInputError(f"{where}: amo + amc exceeds the claim total")
-        sealed_ins = seal_opening(opening, insurer.x25519)
-        sealed_cnam = seal_opening(opening, self.cnam.x25519)
+        return CheckedInput(inp, opening, lines, amo, amc)
+
+    def seal(self, checked: CheckedInput, now_ms: int | None = None) -> PreparedClaim:
+        """Seal the opening to the payers' current keys (the directory) and sign."""
+        inp, where = checked.inp, checked.inp.where
+        cnam = self._cnam_info()
+        insurer = self.directory(inp.insurer)
+        if insurer is None or insurer.role != "insurer":
+            raise ClaimInputError(f"{where}: insurer {shown(inp.insurer)} is not a registered "
+                                  "insurer")
+        sealed_ins = seal_opening(checked.opening, insurer.x25519)
+        sealed_cnam = seal_opening(checked.opening, cnam.x25519)
         claim = Claim(
             optician=self.key.org,
             insurer=insurer.org,
-            lines=lines,
-            amo_cents=amo,
-            amc_cents=amc,
-            patient_commitment=commitment(opening),
+            lines=checked.lines,
+            amo_cents=checked.amo_cents,
+            amc_cents=checked.amc_cents,
+            patient_commitment=commitment(checked.opening),
             sealed=(
                 SealedRef(insurer.org, sealed_digest(sealed_ins)),
-                SealedRef(self.cnam.org, sealed_digest(sealed_cnam)),
+                SealedRef(cnam.org, sealed_digest(sealed_cnam)),
             ),
             created_at_ms=int(time.time() * 1000) if now_ms is None else now_ms,
             nonce=os.urandom(NONCE_BYTES),
@@ -307,8 +348,11 @@ class ClaimBuilder:
         except LedgerError as exc:
             raise ClaimInputError(f"{where}: {exc}") from None
         return PreparedClaim(
-            where, stx, ((insurer.org, sealed_ins), (self.cnam.org, sealed_cnam)), stx.tx_id()
+            where, stx, ((insurer.org, sealed_ins), (cnam.org, sealed_cnam)), stx.tx_id()
         )
+
+    def build(self, inp: ClaimInput, now_ms: int | None = None) -> PreparedClaim:
+        return self.seal(self.check(inp), now_ms)
 
 
 def prepare_all(builder: ClaimBuilder, inputs: Iterator[ClaimInput | ClaimInputError],
@@ -316,20 +360,38 @@ def prepare_all(builder: ClaimBuilder, inputs: Iterator[ClaimInput | ClaimInputE
                 max_reported: int = MAX_REPORTED_ERRORS) -> list[PreparedClaim]:
     """Build every claim. Nothing is sent unless every claim is good: one bad claim is raised
     as :class:`ClaimInputError` (one line); several are each reported (``report``, line number
-    first, at most ``max_reported``) before raising their count."""
-    prepared: list[PreparedClaim] = []
+    first, at most ``max_reported``) before raising their count. Every input is checked
+    offline first; only then are the payers looked up (maybe on a node) and the claims
+    sealed and signed."""
+    checked = _all_good(_catching(inputs, builder.check), report, max_reported)
+    return _all_good(_catching(iter(checked), builder.seal), report, max_reported)
+
+
+def _catching(items: Iterator[Any], fn: Callable[[Any], T]) -> Iterator[T | ClaimInputError]:
+    """``fn(item)`` for each item; a ClaimInputError (raised, or an item) passed on as a value."""
+    for item in items:
+        if isinstance(item, ClaimInputError):
+            yield item
+            continue
+        try:
+            yield fn(item)
+        except ClaimInputError as exc:
+            yield exc
+
+
+def _all_good(results: Iterator[T | ClaimInputError], report: Callable[[str], None],
+              max_reported: int) -> list[T]:
+    """The results, or raise when some are errors (each reported when there are several)."""
+    good: list[T] = []
     errors: list[str] = []
     bad = 0
-    for item in inputs:
-        if not isinstance(item, ClaimInputError):
-            try:
-                prepared.append(builder.build(item))
-                continue
-            except ClaimInputError as exc:
-                item = exc
+    for r in results:
+        if not isinstance(r, ClaimInputError):
+            good.append(r)
+            continue
         bad += 1
         if bad <= max_reported:
-            errors.append(str(item))
+            errors.append(str(r))
     if bad == 1:
         raise ClaimInputError(f"{errors[0]} (nothing was sent)")
     if bad:
@@ -337,7 +399,7 @@ def prepare_all(builder: ClaimBuilder, inputs: Iterator[ClaimInput | ClaimInputE
             report(message)
         more = f", {bad - max_reported} not shown" if bad > max_reported else ""
         raise ClaimInputError(f"{bad} bad claims{more}; nothing was sent")
-    return prepared
+    return good
 
 
 def prepare_claims_file(builder: ClaimBuilder, path: str | Path,

@@ -13,7 +13,7 @@ payment's bank reference is sent only as :func:`reference_digest`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from tpledger.cli.errors import CliError, Rejected, TimedOut, UsageError, Verifi
 from tpledger.ledger.encoding import tagged_hash
 from tpledger.ledger.errors import LedgerError
 from tpledger.ledger.genesis import Genesis
-from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.keys import BoxKey, KeyFile
 from tpledger.ledger.patient import Opening, open_sealed, sealed_digest, verify_opening
 from tpledger.ledger.proofs import ProofBundle, verify_bundle
 from tpledger.ledger.rules import share_of_payer
@@ -195,8 +195,12 @@ class OpenedClaim:
     __str__ = __repr__
 
 
-def open_claim(client: NodeClient, key: KeyFile, genesis: Genesis, claim_id: str) -> OpenedClaim:
+def open_claim(client: NodeClient, key: KeyFile, genesis: Genesis, claim_id: str,
+               boxes: Sequence[BoxKey] = ()) -> OpenedClaim:
     """Fetch the sealed opening and the claim's proof, open the one, verify the other.
+
+    ``boxes``: the X25519 keys to try, newest first (``cli.keys_history.box_keys``: the
+    current key, then the rotated-out ones); default the key file's own.
 
     The claim's commitment comes from the proof bundle's transaction, itself checked offline
     against the genesis (inclusion and quorum certificate), so a lying node cannot substitute
@@ -220,13 +224,21 @@ def open_claim(client: NodeClient, key: KeyFile, genesis: Genesis, claim_id: str
     if refs.get(key.org) != sealed_digest(sealed):
         raise VerificationFailed("the sealed opening does not match the digest signed into the "
                                  "claim")
-    try:
-        opening = open_sealed(key.box, sealed)
-    except LedgerError as exc:
-        raise VerificationFailed(str(exc)) from None
+    opening = _open_with(boxes or (key.box,), sealed)
     if not verify_opening(opening, body.patient_commitment):
         raise VerificationFailed("the opening does NOT match the claim's patient commitment")
     return OpenedClaim(claim_id.lower(), body, opening, int(res.height or 0))
+
+
+def _open_with(boxes: Sequence[BoxKey], sealed: bytes) -> Opening:
+    """Open ``sealed`` with the first key that opens it (a wrong key fails cleanly)."""
+    why = "no key to open the sealed opening with"
+    for box in boxes:
+        try:
+            return open_sealed(box, sealed)
+        except LedgerError as exc:
+            why = str(exc)
+    raise VerificationFailed(why)
 
 
 # -- transactions ----------------------------------------------------------------------------

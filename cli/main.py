@@ -28,6 +28,7 @@ from tpledger.cli.commands.gov import gov
 from tpledger.cli.commands.keygen import keygen
 from tpledger.cli.commands.lpp import lpp
 from tpledger.cli.commands.node import node
+from tpledger.cli.commands.participant import participant
 from tpledger.cli.commands.proof import proof
 from tpledger.cli.commands.stats import stats
 from tpledger.cli.commands.status import status
@@ -45,6 +46,7 @@ COMMANDS: tuple[click.Command, ...] = (
 )
 COMMANDS += (genesis, keygen)  # the genesis ceremony (cli/ceremony.py)
 COMMANDS += (gov,)  # governance: quorum proposals and ballots (issue 13)
+COMMANDS += (participant,)  # the participant registry (cli/participants.py)
 
 
 def _exit_code_epilog() -> str:
@@ -92,6 +94,8 @@ def _client_exit(exc: ClientError) -> int:
         return Exit.UNREACHABLE
     if exc.status == 0 and exc.code in ("bad_id", "bad_url"):
         return Exit.USAGE
+    if exc.code in ("revoked_signer", "suspended_signer"):  # the registry refuses this key
+        return Exit.REJECTED
     return Exit.ERROR
 
 

@@ -332,7 +332,6 @@ def stats_tables(st: Stats, from_height: int, end: int) -> None:
     out.print(t)
 
 
-
 # -- governance --------------------------------------------------------------------------------
 def gov_sent(row: dict[str, Any], as_json: bool, what: str) -> None:
     """A sent governance tx (proposal, ballot, tariff publication); a refusal is reported by
@@ -395,6 +394,36 @@ def tariff_version(version: int, effective: str, rows: list[dict[str, Any]], fmt
     lpp_list(rows, f"v{version} in force from {effective}", fmt)
 
 
+# -- participants (WP4) ---------------------------------------------------------------------
+def _ids_cell(ids: Any) -> str:
+    if not isinstance(ids, dict):
+        return ""
+    return " ".join(f"{k.upper()} {v}" for k, v in sorted(ids.items()) if v)
+
+
+def participant_record(body: dict[str, Any], wide: bool = False) -> None:
+    """A participant's registry record, then its key history (one row per change)."""
+    out = stdout()
+    out.print(f"{body.get('org')}  role {body.get('role')}  status {body.get('status')}  "
+              f"governed by {body.get('gov_org') or '-'}  since height "
+              f"{body.get('since_height')}")
+    out.print(f"  ids      {_ids_cell(body.get('ids')) or '-'}")
+    out.print(f"  ed25519  {body.get('ed25519')}")
+    out.print(f"  x25519   {body.get('x25519')}")
+    rows = [(h.get("height"), h.get("op"), short_id(h.get("ed25519"), wide),
+             short_id(h.get("signer"), wide), short_id(h.get("tx_id"), wide))
+            for h in body.get("history") or [] if isinstance(h, dict)]
+    rows_out(("height", "change", "ed25519", "signed by", "tx"), rows, "key history")
+
+
+def participants_table(rows: list[dict[str, Any]], wide: bool = False) -> None:
+    rows_out(("org", "role", "status", "governed by", "identifiers", "ed25519", "since"),
+             [(r.get("org"), r.get("role"), r.get("status"), r.get("gov_org") or "-",
+               _ids_cell(r.get("ids")), short_id(r.get("ed25519"), wide),
+               r.get("since_height")) for r in rows],
+             f"{len(rows)} participants")
+
+
 __all__ = [
     "claim_state",
     "claim_summary",
@@ -409,6 +438,8 @@ __all__ = [
     "node_status",
     "one_line",
     "owed_cell",
+    "participant_record",
+    "participants_table",
     "print_json",
     "proposal",
     "proposals",

@@ -22,8 +22,9 @@ from aiohttp import web
 from tpledger.ledger.blocks import Block, Header
 from tpledger.ledger.encoding import pack
 from tpledger.ledger.errors import EncodingError, LedgerError, StoreCorruption, StoreError
-from tpledger.ledger.genesis import Genesis, Participant
+from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.proofs import Checkpoint
+from tpledger.ledger.registry import KeyEvent, OrgRecord, ParticipantRecord, Registry
 from tpledger.ledger.store import TxLocation
 from tpledger.ledger.tx import ClaimState, PayerState
 from tpledger.ledger.votes import CommitCertificate
@@ -44,7 +45,8 @@ from tpledger.node.httputil import (
 )
 from tpledger.node.mempool import MempoolFull
 from tpledger.node.openapi import OPENAPI
-from tpledger.node.policy import is_payer, may_read_blocks, may_read_claim
+from tpledger.node.participants_api import add_participant_routes
+from tpledger.node.policy import is_payer, may_read_blocks, may_read_claim, reader_of, refusal_of
 from tpledger.node.schemas import (
     ClaimsPage,
     ClaimView,
@@ -68,6 +70,10 @@ RELAYED_HEADER = "X-Tpledger-Relayed"  # set on a request a node forwards to its
 # -- the collaborators ---------------------------------------------------------------------------
 class LedgerReader(EvidenceReader, GovReader, Protocol):
     """Committed data (``ledger.store.Store``)."""
+
+    # the registry in force and the key history (node/participants_api.py)
+    def registry(self) -> Registry: ...
+    def key_history(self, org: str, limit: int = 100) -> list[KeyEvent]: ...
 
     @property
     def height(self) -> int: ...
@@ -142,14 +148,26 @@ class Api:
         return self.verifier.verify(request.headers.get("Authorization"), request.method,
                                     request.path_qs, body, now_ms())
 
-    async def _participant(self, request: web.Request) -> Participant:
+    async def _participant(self, request: web.Request) -> ParticipantRecord:
+        """The signer: an active participant of the registry in force, else 403 (a revoked
+        or suspended key: ``revoked_signer`` / ``suspended_signer``)."""
         key = await self._signer(request)
-        p = self.genesis.participant_by_key(key)
+        registry = self.ledger.registry()
+        p = registry.signer(key)
         if p is None:
-            raise ApiError(403, "forbidden", "the signer is not a registered participant")
+            raise ApiError(403, *refusal_of(registry, key))
         return p
 
-    def _claim_for(self, p: Participant, claim_id: bytes) -> Any:
+    async def _reader(self, request: web.Request) -> ParticipantRecord | OrgRecord:
+        """The signer: an active participant or an active governing organisation's admin."""
+        key = await self._signer(request)
+        registry = self.ledger.registry()
+        who = reader_of(registry, key)
+        if who is None:
+            raise ApiError(403, *refusal_of(registry, key))
+        return who
+
+    def _claim_for(self, p: ParticipantRecord, claim_id: bytes) -> Any:
         state = self.ledger.claim(claim_id)
         if state is None:
             raise ApiError(404, "unknown_claim", "no committed claim with this id")
@@ -157,7 +175,7 @@ class Api:
             raise ApiError(403, "forbidden", "this participant may not read this claim")
         return state
 
-    async def _payer_of_claim(self, request: web.Request) -> tuple[Participant, bytes]:
+    async def _payer_of_claim(self, request: web.Request) -> tuple[ParticipantRecord, bytes]:
         """The signer, who must be a payer of the committed claim in the path (its insurer,
         or the CNAM); and the claim id. Openings are served to, and forgotten by, them only."""
         p = await self._participant(request)
@@ -189,7 +207,7 @@ class Api:
     async def tx_status(self, request: web.Request) -> web.Response:
         """Status of a tx; with ``wait_ms``, a pending tx is answered as soon as a commit
         settles it (or after ``wait_ms``), instead of the client polling."""
-        await self._participant(request)
+        await self._reader(request)  # a participant's or an admin's own txs
         tx_id = hex32(request.match_info["tx_id"], "tx id")
         wait_ms = int_arg(request, "wait_ms", 0)
         if wait_ms > MAX_WAIT_MS:
@@ -289,7 +307,7 @@ class Api:
             raise ApiError(400, "malformed_body",
                            "the body must be a signed forget request (application/msgpack)"
                            ) from None
-        if req.claim_id != claim_id or self.genesis.participant_by_key(req.signer) != p:
+        if req.claim_id != claim_id or req.signer != p.ed25519:
             raise ApiError(400, "bad_request",
                            "the forget request must name this claim and be signed by the caller")
         if abs(req.time_ms - now_ms()) > MAX_SKEW_MS:
@@ -306,7 +324,7 @@ class Api:
 
     async def block(self, request: web.Request) -> web.Response:
         key = await self._signer(request)
-        if not may_read_blocks(self.genesis, key):
+        if not may_read_blocks(self.genesis.validator_keys, self.ledger.registry(), key):
             raise ApiError(403, "forbidden", "whole blocks are served to validators, auditors "
                            "and the CNAM only (read your own claims and proofs instead)")
         h = height_arg(request, self.ledger.height)
@@ -421,6 +439,7 @@ def build_app(services: ApiServices) -> web.Application:
     r.add_get("/v1/claims/{claim_id}/proof", api.proof)
     r.add_get("/v1/claims/{claim_id}/opening", api.opening)
     r.add_post("/v1/claims/{claim_id}/forget", api.forget)
+    add_participant_routes(r, services.ledger, api._reader)  # the registry (issue 13)
     r.add_get("/v1/blocks/{height}", api.block)
     r.add_get("/v1/headers/{height}", api.header)
     r.add_get("/v1/checkpoint", api.checkpoint)

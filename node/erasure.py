@@ -7,8 +7,9 @@ the same :func:`check_forget` before erasing and before relaying. No peer, not e
 validator, can erase on its own word: a peer frame without a valid request erases nothing.
 
 Checks (written once, here): the request decodes strictly; the signature verifies against the
-signer's key for this chain; the signer is a registered participant and a payer of that
-claim (``node.policy.is_payer``); the claim is committed; the request is fresh: not after the
+signer's key for this chain; the signer is an active participant in the registry in force
+(a revoked or suspended key is refused: ``revoked_signer``) and a payer of that claim
+(``node.policy.is_payer``); the claim is committed; the request is fresh: not after the
 node's clock plus ``MAX_SKEW_MS``, and not older than ``max_age_ms`` (a node that was down may
 still receive it later through a peer's queue). A request for a claim already erased here is a
 replay: it changes nothing and is not relayed again (each node relays a claim's erasure once).
@@ -21,10 +22,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from tpledger.ledger.encoding import HASH32, PUBKEY, SIG, U64, Bytes, Record, pack, spec
-from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.keys import Signer, verify
+from tpledger.ledger.registry import Registry
 from tpledger.node.errors import NodeError
-from tpledger.node.policy import is_payer
+from tpledger.node.policy import is_payer, refusal_of
 
 FORGET_KIND = "forget-openings"
 MAX_SKEW_MS = 60_000
@@ -62,17 +63,18 @@ def sign_forget(chain_id: str, signer: Signer, claim_id: bytes, time_ms: int) ->
     return ForgetRequest(claim_id, time_ms, nonce, signer.public, sig)
 
 
-def check_forget(req: ForgetRequest, genesis: Genesis, claim_insurer: str | None,
-                 now_ms: int, max_age_ms: int = DEFAULT_MAX_AGE_MS) -> str:
+def check_forget(req: ForgetRequest, chain_id: str, registry: Registry,
+                 claim_insurer: str | None, now_ms: int,
+                 max_age_ms: int = DEFAULT_MAX_AGE_MS) -> str:
     """Raise :class:`ForgetRefused` unless ``req`` entitles erasing the claim's openings;
-    return the requesting payer's org. ``claim_insurer`` is the committed claim's insurer
-    (None: no such committed claim)."""
+    return the requesting payer's org. ``registry``: the registry in force; ``claim_insurer``
+    is the committed claim's insurer (None: no such committed claim)."""
     payload = _payload(req.claim_id, req.time_ms, req.nonce, req.signer)
-    if not verify(req.signer, genesis.chain_id, FORGET_KIND, payload, req.signature):
+    if not verify(req.signer, chain_id, FORGET_KIND, payload, req.signature):
         raise ForgetRefused(401, "bad_signature", "the forget request's signature is not valid")
-    p = genesis.participant_by_key(req.signer)
+    p = registry.signer(req.signer)
     if p is None:
-        raise ForgetRefused(403, "forbidden", "the signer is not a registered participant")
+        raise ForgetRefused(403, *refusal_of(registry, req.signer))
     if claim_insurer is None:
         raise ForgetRefused(404, "unknown_claim", "no committed claim with this id")
     if not is_payer(p, claim_insurer):

@@ -2,12 +2,14 @@
 
 Bounded by count and bytes; FIFO; no duplicates. When full, admission fails with
 :class:`MempoolFull` and the API answers 503 with Retry-After (back-pressure, not loss).
+After a block that revokes, suspends or rotates out keys, :meth:`Mempool.drop_signers` drops
+the txs those keys signed: from the next block on they would be refused anyway.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import NamedTuple
 
 from tpledger.ledger.tx import SignedTx
@@ -93,3 +95,12 @@ class Mempool:
                 self._bytes -= entry[1]
                 removed.append(entry[0])
         return removed
+
+    def drop_signers(self, keys: Collection[bytes]) -> list[PendingTx]:
+        """Remove and return every pending tx signed by one of ``keys`` (keys that the last
+        block retired). One O(mempool) scan, run only after a block that retires keys."""
+        if not keys or not self._txs:
+            return []
+        keyset = keys if isinstance(keys, (set, frozenset)) else frozenset(keys)
+        return self.remove([tx_id for tx_id, (tx, _) in self._txs.items()
+                            if tx.stx.signer in keyset])

@@ -52,6 +52,8 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "openings_fetched_total": ("sealed openings fetched from peers", ""),
     "openings_forgotten_total": ("sealed openings deleted on a payer's request", ""),
     "openings_expired_total": ("sealed openings deleted after the retention period", ""),
+    "mempool_dropped_revoked_total": ("pending txs dropped because a block revoked, suspended "
+                                      "or rotated out their signing key", ""),
     "forget_frames_refused_total": ("forget frames from peers refused (no valid payer request)",
                                     ""),
 }

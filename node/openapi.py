@@ -68,6 +68,14 @@ ROUTES: tuple[Route, ...] = (
           params=(Param("tx_id", "path", _HEX, "string"),
                   Param("wait_ms", "query", "if pending, answer when a commit settles it, or "
                         "after this many ms (at most 30000)"))),
+    Route("get", "/v1/participants", "Participants of the registry in force, in registration "
+          "(slot) order, paged", s.ParticipantsPage, signed=True, errors=(400,), params=(
+              Param("limit", "query", "at most this many (at most 1000, default 100)"),
+              Param("after", "query", "the previous page's next cursor (a slot)"),
+              Param("role", "query", "only this role", "string"))),
+    Route("get", "/v1/participants/{org}", "A participant's record in the registry in force "
+          "and its key history with heights", s.ParticipantView, signed=True,
+          params=(Param("org", "path", "the participant's org id", "string"),)),
     Route("get", "/v1/claims", "Claims visible to the signer, oldest first, paged", s.ClaimsPage,
           signed=True, params=(
               Param("limit", "query", "at most this many (at most 1000, default 100)"),

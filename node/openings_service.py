@@ -95,7 +95,8 @@ class OpeningsService:
         except EncodingError:
             raise ForgetRefused(400, "malformed_request", "not a forget request") from None
         state = self.store.claim(req.claim_id)
-        check_forget(req, self.genesis, None if state is None else state.insurer, clock_ms(),
+        check_forget(req, self.genesis.chain_id, self.store.registry(),
+                     None if state is None else state.insurer, clock_ms(),
                      self.limits.forget_max_age_ms)
         loc = claim_location(self.store, req.claim_id)
         if loc is None:

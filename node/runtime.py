@@ -29,11 +29,12 @@ from aiohttp import web
 from tpledger.consensus import Commit, Consensus, ConsensusConfig, Ready, Timer
 from tpledger.ledger.blocks import Block
 from tpledger.ledger.encoding import sha256, unpack
-from tpledger.ledger.errors import EncodingError, LedgerError, StoreCorruption
+from tpledger.ledger.errors import EncodingError, LedgerError, RuleError, StoreCorruption
 from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.keys import KeyFile
 from tpledger.ledger.limits import BLOCK_ENVELOPE_BYTES
 from tpledger.ledger.lpp import LppTable
+from tpledger.ledger.registry import Registry
 from tpledger.ledger.store import SCRUB_TABLES, CheckedBlock, Store
 from tpledger.ledger.tx import SignedTx, tx_id_of
 from tpledger.ledger.validity import check_link
@@ -394,15 +395,19 @@ class Node:
             self._request_catch_up(c.height)
             return
         checked = self.validated.get(sha256(c.payload))
+        before = self.store.registry()
         if checked is not None:  # the token of our own check of this payload
             self.store.apply_block(checked, c.certificate)
-            self._after_apply(checked.block, checked.tx_ids())
+            self._after_apply(checked.block, before, checked.tx_ids())
         else:
             block = Block.decode(c.payload)
             self.store.apply_certified(block, c.certificate, check_signatures=False)
-            self._after_apply(block)
+            self._after_apply(block, before)
 
-    def _after_apply(self, block: Block, ids: list[bytes] | None = None) -> None:
+    def _after_apply(self, block: Block, before: Registry,
+                     ids: list[bytes] | None = None) -> None:
+        """After a block is applied: the mempool, openings, metrics, waiters; ``before`` is
+        the registry in force before the block (keys it retired leave the mempool)."""
         if ids is None:
             ids = [tx_id_of(raw) for raw in block.txs]  # raw is canonical
         removed = self.mempool.remove(ids)
@@ -418,9 +423,28 @@ class Node:
         self.metrics.set("tree_size", hdr.tree_size)
         self.metrics.inc("committed_txs_total", len(block.txs))
         self.metrics.inc("committed_blocks_total")
+        retired = self.store.registry().retired_since(before)  # same snapshot: no scan
+        if retired:  # only after a block that revoked, suspended or rotated out keys
+            self._drop_retired(retired, hdr.height)
         self.validated.clear()
         self.commit_event.set()
         self.commit_event = asyncio.Event()
+
+    def _drop_retired(self, keys: frozenset[bytes], height: int) -> None:
+        """Drop the pending txs signed by keys that block ``height`` retired: from the next
+        block on they would be refused (``revoked_signer`` / ``suspended_signer``), so they
+        leave the mempool now, their status says why, and they are no longer gossiped."""
+        dropped = self.mempool.drop_signers(keys)
+        if not dropped:
+            return
+        registry = self.store.registry()
+        for p in dropped:
+            code = registry.refusal(p.stx.signer)
+            self.admission.reject(p.tx_id, RuleError(
+                code, f"its signing key was retired by the block at height {height}"))
+        self.metrics.inc("mempool_dropped_revoked_total", len(dropped))
+        log.info("dropped %d pending txs of %d keys retired at height %d", len(dropped),
+                 len(keys), height)
 
     # ------------------------------------------------------------------------------------------
     # catch-up
@@ -456,8 +480,9 @@ class Node:
                         return
                     if h != self.store.height + 1:
                         continue  # consensus applied it meanwhile
+                    before = self.store.registry()
                     self.store.apply_certified(block, cert, check_signatures=True)
-                    self._after_apply(block)
+                    self._after_apply(block, before)
                     applied += 1
                 if applied and self.consensus is not None:
                     log.info("caught up to height %d", self.store.height)

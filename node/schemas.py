@@ -89,6 +89,34 @@ class ClaimsPage(TypedDict):
     next: str | None
 
 
+# -- participants (issue 13): node/participants_api.py ---------------------------------------
+class KeyEventView(TypedDict):
+    op: str  # added | rotated | suspended | reinstated | revoked | admin_key_set
+    height: int
+    ed25519: str
+    x25519: str
+    signer: str  # the key that signed the change (an admin's, or the participant's own)
+    tx_id: str
+
+
+class ParticipantView(TypedDict):
+    org: str
+    gov_org: str  # the governing organisation whose admin manages it ("" = none)
+    role: str
+    ed25519: str
+    x25519: str
+    status: Literal["active", "suspended", "revoked"]
+    ids: dict[str, str]  # professional, public identifiers: rpps, billing, siret, amc
+    since_height: int  # the block that last changed the record (0: genesis)
+    slot: int  # its leaf index in the registry tree
+    history: NotRequired[list[KeyEventView]]  # GET /v1/participants/{org} only
+
+
+class ParticipantsPage(TypedDict):
+    participants: list[ParticipantView]
+    next: str | None  # the cursor (a slot) to pass as ``after``; null at the end
+
+
 class ForgetAnswer(TypedDict):
     claim_id: str
     deleted: int

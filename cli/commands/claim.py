@@ -98,29 +98,33 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
         submit_with_progress,
     )
     from tpledger.cli.euros import parse_euros
+    from tpledger.cli.participants import node_directory
 
     flag_given = any(v for v in (insurer, nir, birth_date, member_number, ref, lines, amo, amc))
     if from_json is not None and flag_given:
         raise UsageError("give either --from-json FILE or the claim flags, not both")
     key = KeyFile.load(key_path)
     gen = load_genesis_for(key_path, genesis)
-    builder = ClaimBuilder(key, gen)
-    if from_json is not None:
-        prepared = prepare_claims_file(builder, from_json, render.input_error)
-    else:
+    if from_json is None:
         missing = [n for n, v in (("--insurer", insurer), ("--nir", nir),
                                   ("--birth-date", birth_date), ("--line", lines)) if not v]
         if missing:
             raise UsageError(f"missing {', '.join(missing)} (or use --from-json FILE)")
         if (amo is None) != (amc is None):
             raise UsageError("give both --amo and --amc, or neither (default shares)")
-        prepared = prepare_all(builder, iter([ClaimInput(
-            "claim 1", str(insurer), str(nir), str(birth_date), member_number,
-            tuple(parse_line_spec(s, f"--line {i}") for i, s in enumerate(lines, start=1)),
-            parse_euros(amo, "--amo") if amo is not None else None,
-            parse_euros(amc, "--amc") if amc is not None else None,
-            check_ref(ref, "--ref") if ref else "",
-        )]), render.input_error)
+    # openings are sealed to the payers' current X25519 keys: the node's registry in force
+    with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
+        builder = ClaimBuilder(key, gen, directory=node_directory(client))
+        if from_json is not None:
+            prepared = prepare_claims_file(builder, from_json, render.input_error)
+        else:
+            prepared = prepare_all(builder, iter([ClaimInput(
+                "claim 1", str(insurer), str(nir), str(birth_date), member_number,
+                tuple(parse_line_spec(s, f"--line {i}") for i, s in enumerate(lines, start=1)),
+                parse_euros(amo, "--amo") if amo is not None else None,
+                parse_euros(amc, "--amc") if amc is not None else None,
+                check_ref(ref, "--ref") if ref else "",
+            )]), render.input_error)
     if not prepared:
         raise CliError("no claims to submit")
     rows = submit_with_progress(node_url, key, gen, prepared, batch_size, wait, timeout)
@@ -233,7 +237,8 @@ NIR and the birth date, to a terminal only: it is refused (exit 2) when stdout i
 file, with --json too, so that the identity never lands in a log.""")
 @click.argument("claim_id")
 @node_option
-@key_option("Key of the claim's insurer or of the CNAM (its X25519 secret opens the opening).")
+@key_option("Key of the claim's insurer or of the CNAM (its X25519 secret, or a rotated-out one "
+            "kept in STEM.history.json, opens the opening).")
 @genesis_option
 @click.option("--show-identity", is_flag=True,
               help="Also print the patient's member number, NIR and birth date.")
@@ -241,6 +246,7 @@ file, with --json too, so that the identity never lands in a log.""")
 def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | None,
                show_identity: bool, as_json: bool) -> None:
     """Fetch my sealed patient opening, open it, verify it against the claim's commitment."""
+    from tpledger.cli.keys_history import box_keys, history_path
     from tpledger.cli.lifecycle import check_claim_ref, open_claim, resolve_claim_id
 
     if show_identity and not render.stdout_is_terminal():
@@ -250,7 +256,8 @@ def claim_open(claim_id: str, node_url: str, key_path: Path, genesis: Path | Non
     key = KeyFile.load(key_path)
     gen = load_genesis_for(key_path, genesis)
     with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
-        opened = open_claim(client, key, gen, resolve_claim_id(client, claim_id))
+        opened = open_claim(client, key, gen, resolve_claim_id(client, claim_id),
+                            box_keys(key, history_path(key_path)))
     body: dict[str, Any] = {"claim_id": opened.claim_id, "verified": True,
                             "height": opened.height}
     if show_identity:

@@ -147,7 +147,7 @@ def test_build_with_explicit_shares(builder: ClaimBuilder) -> None:
     [
         ({"nir": NIR[:-2] + ("00" if NIR[-2:] != "00" else "01")}, "control key"),
         ({"birth_date": "1984-02-30"}, "calendar date"),
-        ({"insurer": "cnam"}, "not in the genesis"),
+        ({"insurer": "cnam"}, "not a registered insurer"),
         ({"lines": (("9999999", 1, 100),)}, "unknown LPP code"),
         ({"lines": (("2261874", 1, 1205),)}, "price limit"),
     ],

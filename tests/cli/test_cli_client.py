@@ -29,8 +29,9 @@ from tpledger.node.errors import AuthError
 class FakeNode:
     """Just enough of docs/api.md: status, batch submit (msgpack), signed tx status."""
 
-    def __init__(self, chain_id: str) -> None:
+    def __init__(self, chain_id: str, genesis: Genesis | None = None) -> None:
         self.chain_id = chain_id
+        self.genesis = genesis  # serves GET /v1/participants/{org} (the claim builder's)
         self.verifier = RequestVerifier(chain_id)
         self.bodies: list[bytes] = []
         self.busy = 0  # number of 503 answers still to give on POST /v1/txs
@@ -86,6 +87,14 @@ class FakeNode:
                         body.update(height=2, leaf_index=0)
                     self._send(200, body)
                     return
+                if self.path.startswith("/v1/participants/") and fake.genesis is not None:
+                    p = fake.genesis.participant(self.path.rsplit("/", 1)[1])
+                    if p is None:
+                        self._error(404, "unknown_participant", "no participant with this id")
+                    else:
+                        self._send(200, {"org": p.org, "role": p.role, "status": "active",
+                                         "ed25519": p.ed25519.hex(), "x25519": p.x25519.hex()})
+                    return
                 parts = self.path.split("/")  # ["", "v1", "claims", id, ("proof")]
                 if len(parts) >= 4 and parts[2] == "claims" and parts[3] in fake.txs:
                     if len(parts) == 5 and parts[4] == "proof":
@@ -140,7 +149,8 @@ class FakeNode:
 
 @pytest.fixture()
 def fake(cluster_info: ClusterInfo) -> Iterator[tuple[FakeNode, str]]:
-    node = FakeNode(Genesis.load(cluster_info.genesis).chain_id)
+    genesis = Genesis.load(cluster_info.genesis)
+    node = FakeNode(genesis.chain_id, genesis)
     server = ThreadingHTTPServer(("127.0.0.1", 0), node.handler())
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()

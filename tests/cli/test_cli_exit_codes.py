@@ -91,7 +91,8 @@ def test_every_bad_jsonl_line_reported_nothing_sent(cluster_info: ClusterInfo, t
 
     f = tmp_path / "c.jsonl"
     f.write_text("\n".join([
-        rec(), "{not json", rec(), rec(insurer="nobody"), rec(lines=[]), "# comment", rec(),
+        # a malformed insurer id is refused offline (an unknown one by the node's registry)
+        rec(), "{not json", rec(), rec(insurer="No Body"), rec(lines=[]), "# comment", rec(),
         rec(patient={"nir": nir[:-1] + "x", "birth_date": birth}),
     ]) + "\n")
     key = str(cluster_info.client("optic-paris").key)

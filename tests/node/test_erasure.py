@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.ledger.helpers import make_world
+from tests.node.test_policy import changed_registry
+from tpledger.ledger.genesis import REVOKED, SUSPENDED
+from tpledger.ledger.registry import Registry
 from tpledger.node.erasure import (
     DEFAULT_MAX_AGE_MS,
     MAX_SKEW_MS,
@@ -22,15 +25,26 @@ def test_the_claims_payers_may_erase() -> None:
     w = make_world()
     for payer, org in ((w.insurers[0], "mutuelle-a"), (w.cnam, "cnam")):
         req = sign_forget(w.chain_id, payer.signer, CLAIM, NOW)
-        assert check_forget(ForgetRequest.decode(req.encode()), w.genesis, "mutuelle-a",
-                            NOW) == org
+        assert check_forget(ForgetRequest.decode(req.encode()), w.chain_id,
+                            Registry.of_genesis(w.genesis), "mutuelle-a", NOW) == org
 
 
-def _refusal(req: ForgetRequest, insurer: str | None = "mutuelle-a", now: int = NOW) -> str:
+def _refusal(req: ForgetRequest, insurer: str | None = "mutuelle-a", now: int = NOW,
+             registry: Registry | None = None) -> str:
     w = make_world()
     with pytest.raises(ForgetRefused) as err:
-        check_forget(req, w.genesis, insurer, now)
+        check_forget(req, w.chain_id, registry or Registry.of_genesis(w.genesis), insurer, now)
     return err.value.code
+
+
+def test_a_revoked_or_suspended_payer_is_refused() -> None:
+    """The registry in force decides: the insurer's key, revoked or suspended after the
+    genesis, may no longer erase (its genesis entry alone would still let it)."""
+    w = make_world()
+    req = sign_forget(w.chain_id, w.insurers[0].signer, CLAIM, NOW)
+    for status, code in ((REVOKED, "revoked_signer"), (SUSPENDED, "suspended_signer")):
+        assert _refusal(req, registry=changed_registry(w.genesis, "mutuelle-a",
+                                                       status=status)) == code
 
 
 def test_everyone_else_is_refused() -> None:

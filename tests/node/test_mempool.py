@@ -78,3 +78,21 @@ def test_mempool_behaves_like_a_list(script: list[tuple]) -> None:  # type: igno
                 total += len(t.raw)
             assert m.take(op[1], op[2]) == out
         assert len(m) == len(model) and m.size_bytes == sum(map(size, model))
+
+
+class _Stx:
+    def __init__(self, signer: bytes) -> None:
+        self.signer = signer
+
+
+def test_drop_signers_removes_only_their_txs() -> None:
+    m = Mempool(max_txs=10)
+    for i in range(6):
+        m.add(_tx(i)._replace(stx=_Stx(b"k%d" % (i % 3))))  # type: ignore[arg-type]
+    before = m.size_bytes
+    dropped = m.drop_signers(frozenset({b"k1"}))
+    assert [t.tx_id[-1] for t in dropped] == [1, 4]
+    assert [t.tx_id[-1] for t in m.take(10, 10_000)] == [0, 2, 3, 5]
+    assert m.size_bytes == before - sum(t.size_bytes for t in dropped)
+    assert m.drop_signers([b"k0", b"k9"]) and len(m) == 2  # any collection of keys
+    assert m.drop_signers(()) == [] and len(m) == 2
