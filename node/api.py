@@ -451,5 +451,5 @@ def build_app(services: ApiServices) -> web.Application:
     r.add_get("/metrics", api.metrics)
     r.add_get("/openapi.json", api.openapi)
     add_evidence_routes(r, services.ledger, services.genesis)
-    add_gov_routes(r, services.ledger, services.genesis.chain_id)  # governance (issue 13)
+    add_gov_routes(r, services.ledger, api._reader)  # governance (issue 13)
     return app

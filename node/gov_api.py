@@ -1,8 +1,9 @@
 """Governance reads of the client API: quorum proposals and LPP tariff versions (issue 13).
 
 ``GET /v1/gov/proposals``, ``GET /v1/gov/proposals/{id}`` and ``GET /v1/lpp/versions`` are
-signed reads: the signer must be an active participant or an active governing organisation's
-admin in the registry in force (a revoked or suspended key gets 403 with the registry's code).
+signed reads, checked as every signed read of the API (``Api._reader``): the signer must be an
+active participant or an active governing organisation's admin in the registry in force (a
+revoked or suspended key gets 403 with the registry's code).
 They show what is ledger state and public to the members: proposals with their actions and
 ballots, tariff versions with their rows. No patient data is involved.
 
@@ -13,6 +14,7 @@ is shown ``expired``: nothing executes it any more (a ballot is refused ``propos
 from __future__ import annotations
 
 import datetime
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
@@ -27,7 +29,6 @@ from tpledger.ledger.registry import (
     ProposalState,
     Registry,
 )
-from tpledger.node.auth import RequestVerifier
 from tpledger.node.clock import now_ms
 from tpledger.node.errors import ApiError
 from tpledger.node.httputil import hex32, int_arg
@@ -123,22 +124,20 @@ def rows_json(table: LppTable) -> list[LppRowView]:
             for e in table]
 
 
+Reader = Callable[[web.Request], Awaitable[object]]
+
+
 class GovApi:
     """The governance read endpoints (signed reads by active members)."""
 
-    def __init__(self, ledger: GovReader, chain_id: str) -> None:
+    def __init__(self, ledger: GovReader, reader: Reader) -> None:
         self.ledger = ledger
-        self.verifier = RequestVerifier(chain_id)
+        self.reader = reader  # the API's signed-read check (``Api._reader``): 401/403
 
     async def _member(self, request: web.Request) -> Registry:
         """The registry in force, once the request's signer is found active in it."""
-        body = await request.read()
-        key = self.verifier.verify(request.headers.get("Authorization"), request.method,
-                                   request.path_qs, body, now_ms())
-        reg = self.ledger.registry()
-        if reg.signer(key) is None and reg.admin(key) is None:
-            raise ApiError(403, reg.refusal(key), "the signer is not an active member")
-        return reg
+        await self.reader(request)
+        return self.ledger.registry()
 
     async def proposals(self, request: web.Request) -> web.Response:
         """Proposals by id, paged (``next``: the cursor to pass as ``after``)."""
@@ -197,8 +196,8 @@ class GovApi:
         return web.json_response(answer)
 
 
-def add_gov_routes(router: web.UrlDispatcher, ledger: GovReader, chain_id: str) -> None:
-    api = GovApi(ledger, chain_id)
+def add_gov_routes(router: web.UrlDispatcher, ledger: GovReader, reader: Reader) -> None:
+    api = GovApi(ledger, reader)
     router.add_get("/v1/gov/proposals", api.proposals)
     router.add_get("/v1/gov/proposals/{proposal_id}", api.proposal)
     router.add_get("/v1/lpp/versions", api.lpp_versions)

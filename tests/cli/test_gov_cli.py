@@ -8,18 +8,23 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
 
 from tests.cli.helpers import assert_one_line_error
 from tpledger.cli.bench import luhn_complete, synthetic_shop
-from tpledger.cli.errors import Exit, UsageError
+from tpledger.cli.client import NodeClient
+from tpledger.cli.errors import CliError, Exit, UsageError
 from tpledger.cli.governance import (
     build_ballot,
     build_propose,
     build_publish,
+    fetch_tariff_at,
+    fetch_tariff_version,
     format_day,
+    latest_tariff_version,
     load_admin_key,
     load_table,
     parse_action_spec,
@@ -295,3 +300,49 @@ def test_an_operational_key_is_refused_as_admin_key(
     KeyFile.generate("federation", "admin").save(adm)
     loaded = load_admin_key(adm)
     assert loaded.org == "federation" and loaded.signer.public == KeyFile.load(adm).signer.public
+
+
+# -- reading the tariff in force from a node -------------------------------------------------
+class _Answers:
+    """A node's JSON answers by path (what ``NodeClient.get_json`` returns)."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.paths: list[str] = []
+
+    def get_json(self, path: str, signed: bool = False) -> Any:
+        assert signed  # a signed read
+        self.paths.append(path)
+        return self.body
+
+
+def _answer(table: LppTable, version: int = 2) -> dict[str, Any]:
+    rows = [{"code": e.code, "label": e.label, "category": e.category,
+             "age_group": e.age_group, "class": e.klass or "",
+             "max_price_cents": e.max_price_cents, "amo_base_cents": e.amo_base_cents}
+            for e in table]
+    return {"versions": [{"version": 1, "effective": "2024-01-01", "table_digest": "00"},
+                         {"version": version, "effective": "2026-03-01",
+                          "table_digest": table.digest().hex()}],
+            "at": "2026-03-02", "version": version, "effective": "2026-03-01",
+            "table_digest": table.digest().hex(), "rows": rows}
+
+
+def test_the_tariff_read_from_a_node_must_match_its_digest() -> None:
+    table = LppTable.default()
+    node = _Answers(_answer(table))
+    client = cast(NodeClient, node)
+    found = fetch_tariff_version(client, parse_day("2026-03-02"))
+    assert (found.version, format_day(found.effective_day)) == (2, "2026-03-01")
+    assert found.table.digest() == table.digest()
+    assert fetch_tariff_at(client, parse_day("2026-03-02")).version == "2"
+    assert node.paths[0] == "/v1/lpp/versions?at=2026-03-02"
+    assert latest_tariff_version(client) == 2
+
+    tampered = _answer(table)
+    tampered["rows"][0]["max_price_cents"] = 999_999  # a higher limit than the ledger's
+    with pytest.raises(CliError, match="do not match its digest"):
+        fetch_tariff_version(cast(NodeClient, _Answers(tampered)), 20514)
+    for broken in ({"versions": []}, {**_answer(table), "rows": [{"code": "1"}]}):
+        with pytest.raises(CliError):
+            fetch_tariff_version(cast(NodeClient, _Answers(broken)), 20514)
