@@ -109,10 +109,11 @@ def test_insurer_added_by_quorum_proposal(env: Env, capsys: pytest.CaptureFixtur
     # 2. An expired proposal cannot be executed.
     other = Signer.generate().public.hex()
     late = tp_json(capsys, "gov", "propose", "--action", f"add-org:insurer-c:{other}:insurer",
-                   "--expires", "3s", "--node", e.url(1), "--admin-key",
+                   "--expires", "8s", "--node", e.url(1), "--admin-key",
                    e.admin("federation"), "--wait")
     assert late["status"] == "committed", late
-    time.sleep(3.5)
+    expires_ms = _show(capsys, e, late["proposal_id"])["expires_at_ms"]
+    time.sleep(max(0.0, expires_ms / 1000 - time.time()) + 0.5)
     rc, _, err = tp(capsys, "gov", "vote", late["proposal_id"], "--yes", "--node", e.url(2),
                     "--admin-key", e.admin("cnam"), "--wait")
     assert rc == 4 and "proposal_expired" in err, err
