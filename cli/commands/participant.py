@@ -4,8 +4,9 @@ keys (admin-signed txs, ``cli/participants.py``), and read the registry (show, l
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -24,6 +25,7 @@ from tpledger.cli.options import (
 )
 from tpledger.ledger.keys import KeyFile
 
+F = TypeVar("F", bound=Callable[..., Any])
 ROLE_CHOICES = ("optician", "insurer", "cnam", "auditor")
 STATUS_CHOICES = ("active", "suspended", "revoked")
 NODE = "--node http://127.0.0.1:7000"
@@ -38,6 +40,15 @@ reason_option = click.option("--reason", required=True, metavar="CODE",
                              help="Why, as a reason code (a-z, 0-9, '_', '-'), e.g. phished.")
 wait_commit = click.option("--wait/--no-wait", default=True, show_default=True,
                            help="Wait until the transaction is committed.")
+
+
+def admin_tx_options(f: F) -> F:
+    """The options of an admin-signed change: node, admin key, genesis, wait, output."""
+    for option in reversed((node_option, admin_key, genesis_option, wait_commit,
+                            timeout_option, json_option("Print the transaction's outcome "
+                                                        "as JSON."))):
+        f = option(f)
+    return f
 
 
 def load_admin(path: Path) -> KeyFile:
@@ -93,12 +104,7 @@ Example:
 @click.option("--rpps", default=None, help="An optician's RPPS (11 digits, Luhn key).")
 @click.option("--billing", default=None, help="An optician's billing number (9 digits).")
 @click.option("--amc", default=None, help="An insurer's AMC number (8 to 10 digits).")
-@node_option
-@admin_key
-@genesis_option
-@wait_commit
-@timeout_option
-@json_option("Print the transaction's outcome as JSON.")
+@admin_tx_options
 def participant_add(org: str, pub_path: Path, gov_org: str, role: str | None,
                     siret: str | None, rpps: str | None, billing: str | None, amc: str | None,
                     node_url: str, admin_key_path: Path, genesis: Path | None, wait: bool,
@@ -217,12 +223,7 @@ Example:
 """, help=f"{what} Signed by ORG's governing organisation's admin key.")
     @click.argument("org")
     @reason_option
-    @node_option
-    @admin_key
-    @genesis_option
-    @wait_commit
-    @timeout_option
-    @json_option("Print the transaction's outcome as JSON.")
+    @admin_tx_options
     def command(org: str, reason: str, node_url: str, admin_key_path: Path,
                 genesis: Path | None, wait: bool, timeout: float, as_json: bool) -> None:
         from tpledger.cli.lifecycle import check_reason

@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.privacy_scan import identity_needles, scan_paths
+from tests.e2e.test_lifecycle import tp, tp_json
 from tpledger.cli.claims import ClaimBuilder, ClaimInput
 from tpledger.cli.cluster import LocalCluster
 from tpledger.cli.errors import Exit
-from tpledger.cli.main import run
 from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.keys import KeyFile
 from tpledger.ledger.patient import make_test_birth_date, make_test_nir
@@ -72,19 +72,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("gov")
     with LocalCluster(root / "c", validators=4, startup_timeout_s=60) as c:
         yield Env(c, root / "work")
-
-
-def tp(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = run(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def tp_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    rc, out, err = tp(capsys, *args, "--json")
-    assert rc == 0, err
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def submit(capsys: pytest.CaptureFixture[str], e: Env, key: str, insurer: str, ref: str,
@@ -184,6 +171,40 @@ def test_the_insurer_rotates_its_keys(env: Env, capsys: pytest.CaptureFixture[st
     row = tp_json(capsys, "claim", "decide", after["claim_id"], "--accept", "--node", e.url(0),
                   "--key", str(key), "--genesis", e.genesis, "--wait")
     assert row["status"] == "committed"
+
+
+def test_suspend_reinstate_and_an_admin_rotation(env: Env,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A suspended key is refused (reads too: exit 4 ``suspended_signer``) until reinstated;
+    the admin rotates a shop that lost its key, from the shop's new public file."""
+    e = env
+    lyon = e.key("optic-lyon")
+    read = ("participant", "show", "optic-lyon", "--node", e.url(1), "--key", lyon)
+    row = tp_json(capsys, "participant", "suspend", "optic-lyon", "--reason", "audit",
+                  "--node", e.url(0), "--admin-key", e.admin("federation"))
+    assert row["status"] == "committed"
+    rc, _, err = tp(capsys, *read)
+    assert rc == Exit.REJECTED and "suspended_signer" in err
+    rc, _, err = tp(capsys, "participant", "suspend", "optic-lyon", "--reason", "again",
+                    "--node", e.url(0), "--admin-key", e.admin("federation"))
+    assert rc == Exit.REJECTED and "bad_status_change" in err
+    tp_json(capsys, "participant", "reinstate", "optic-lyon", "--reason", "cleared",
+            "--node", e.url(0), "--admin-key", e.admin("federation"))
+    assert tp_json(capsys, *read)["status"] == "active"
+    # the shop makes a new key on its host, its admin registers it
+    new_dir = e.work / "optic-lyon-new"
+    rc, _, err = tp(capsys, "keygen", "optic-lyon", "--role", "optician", "-o", str(new_dir))
+    assert rc == 0, err
+    tp_json(capsys, "participant", "rotate", "optic-lyon", "--new-pub",
+            str(new_dir / "optic-lyon.pub.json"), "--node", e.url(2), "--admin-key",
+            e.admin("federation"))
+    rc, _, err = tp(capsys, *read)
+    assert rc == Exit.REJECTED and "revoked_signer" in err  # the lost key
+    new_key = str(new_dir / "optic-lyon.key")
+    shown = tp_json(capsys, "participant", "show", "optic-lyon", "--node", e.url(3), "--key",
+                    new_key)
+    assert shown["ed25519"] == KeyFile.load(new_key).signer.public.hex()
+    assert [h["op"] for h in shown["history"]][-3:] == ["suspended", "reinstated", "rotated"]
 
 
 def _burst(e: Env, n: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:

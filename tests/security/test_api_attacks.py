@@ -72,9 +72,12 @@ def test_block_policy_is_the_one_enforced() -> None:
     def old_rule(key: bytes) -> bool:
         return key in g.validator_keys or g.participant_by_key(key) is not None
 
+    from tpledger.ledger.registry import Registry
+
+    reg = Registry.of_genesis(g)
     optician = parts[0].ed25519
-    assert old_rule(optician) and not may_read_blocks(g, optician)
-    assert may_read_blocks(g, g.validator_keys[0])
+    assert old_rule(optician) and not may_read_blocks(g.validator_keys, reg, optician)
+    assert may_read_blocks(g.validator_keys, reg, g.validator_keys[0])
 
 
 def test_deeply_nested_json_is_a_clean_400(sec: Sec) -> None:
