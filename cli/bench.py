@@ -67,6 +67,96 @@ def _make_claims(args: tuple[str, str, str, int, int]
     return out
 
 
+# -- the registry warm-up (--registry N) -------------------------------------------------------
+REGISTRY_GOV_ORG = "federation"  # the cluster's opticians' federation registers the shops
+SIRET_PREFIX = "9"  # far from La Poste's SIREN 356000000 (its SIRETs follow another rule)
+
+
+def luhn_complete(payload: str) -> str:
+    """``payload`` followed by its Luhn check digit (the SIRET's and the RPPS's key)."""
+    total = 0
+    for i, ch in enumerate(reversed(payload)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)  # the check digit will sit right of these
+        total += d - 9 if d > 9 else d
+    return payload + str((10 - total % 10) % 10)
+
+
+def synthetic_shop(i: int) -> tuple[str, bytes, bytes, str, str]:
+    """Shop ``i`` of the bench registry: org id, Ed25519 and X25519 public keys (derived from
+    ``i``, distinct), a valid-format billing number and a SIRET with its Luhn key."""
+    import nacl.bindings
+
+    from tpledger.ledger.encoding import sha256
+
+    seed = sha256(b"tpledger-bench-shop/" + i.to_bytes(4, "big"))
+    ed, _ = nacl.bindings.crypto_sign_seed_keypair(seed)
+    x = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(ed)
+    return (f"bench-shop-{i:06d}", ed, x, f"{i % 10**9:09d}",
+            luhn_complete(f"{SIRET_PREFIX}{i:012d}"))
+
+
+def _registry_batches(args: tuple[str, str, int, int, int]) -> list[bytes]:
+    """ParticipantAdd txs of shops ``start .. start+count-1``, signed by the federation's
+    admin, encoded as submission batches of ``batch`` txs."""
+    genesis_path, admin_key, start, count, batch = args
+    from tpledger.cli.governance import load_admin_key
+    from tpledger.ledger.genesis import Genesis, Identifiers
+    from tpledger.ledger.tx import ParticipantAdd, sign_tx
+    from tpledger.node.submission import encode_submission
+
+    chain_id = Genesis.load(genesis_path).chain_id
+    admin = load_admin_key(Path(admin_key)).signer
+    items: list[tuple[bytes, list[tuple[str, bytes]]]] = []
+    for i in range(start, start + count):
+        org, ed, x, billing, siret = synthetic_shop(i)
+        body = ParticipantAdd(org, REGISTRY_GOV_ORG, "optician", ed, x,
+                              Identifiers("", billing, siret, ""))
+        items.append((sign_tx(chain_id, admin, body).encode(), []))
+    return [encode_submission(items[j:j + batch]) for j in range(0, len(items), batch)]
+
+
+def store_bytes(data_dir: Path) -> int:
+    """Bytes on disk (allocated blocks) of the files under a node's data directory."""
+    total = 0
+    for f in data_dir.rglob("*"):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        if f.is_file():
+            total += st.st_blocks * 512
+    return total
+
+
+def warm_registry(root: Path, urls: list[str], admin_key: Path, n: int, clients: int,
+                  batch: int, window: int, timeout_s: float) -> dict[str, Any]:
+    """Register ``n`` synthetic shops (participant-add txs of the federation's admin, signed
+    in worker processes, submitted in batches, each waited for): the registry the timed claims
+    then meet. Returns its figures (size, seconds, the first node's store on disk)."""
+    info = json.loads((root / "cluster.json").read_text())
+    genesis = str(root / info["genesis"])
+    reader = next(c["org"] for c in info["clients"] if c["role"] == "optician")
+    workers = max(1, min(clients, os.cpu_count() or 1))
+    per = -(-n // workers)
+    t0 = time.monotonic()
+    with mp.get_context("spawn").Pool(workers) as pool:
+        made = pool.map(_registry_batches, [
+            (genesis, str(admin_key), k * per, min(per, n - k * per), batch)
+            for k in range(workers) if k * per < n])
+        results = pool.map(_client, [(urls, str(root), reader, b, window, timeout_s)
+                                     for b in made])
+    seconds = time.monotonic() - t0
+    added = sum(r.committed for r in results)
+    errors = sum(r.errors for r in results)
+    size = store_bytes(root / "nodes" / "v0" / "data")
+    print(f"registry: {added:,} shops registered in {seconds:.1f} s (not timed; errors "
+          f"{errors}); store of v0 on disk: {size / 1e6:,.1f} MB", flush=True)
+    if added != n:
+        raise RuntimeError(f"the registry warm-up committed {added} of {n} shops")
+    return {"registry": added, "registry_warmup_s": round(seconds, 2),
+            "registry_errors": errors, "store_bytes_after_registry": size}
+
+
 @dataclass
 class ClientResult:
     committed: int
@@ -155,7 +245,7 @@ LOCAL_TIMEOUT_COMMIT_MS = 10
 def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 2,
         validators: int = 4, out_json: Path | None = None,
         timeout_s: float = 300.0,
-        timeout_commit_ms: int = LOCAL_TIMEOUT_COMMIT_MS) -> dict[str, Any]:
+        timeout_commit_ms: int = LOCAL_TIMEOUT_COMMIT_MS, registry: int = 0) -> dict[str, Any]:
     from tpledger.cli.cluster import LocalCluster, init_cluster
     from tpledger.node.submission import encode_submission
 
@@ -172,6 +262,10 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
             with node.config.open("a") as fh:
                 fh.write(f"\n[consensus]\ntimeout_commit_ms = {timeout_commit_ms}\n")
         with LocalCluster(root, validators=validators, startup_timeout_s=60) as cluster:
+            extra: dict[str, Any] = {"registry": 0}
+            if registry:
+                extra = warm_registry(root, cluster.urls, cluster.admin_key(REGISTRY_GOV_ORG),
+                                      registry, clients, batch, window, timeout_s)
             pairs = [("optic-paris", "mutuelle-a"), ("optic-lyon", "mutuelle-b")]
             per = claims // clients
             t_gen = time.monotonic()
@@ -194,14 +288,15 @@ def run(claims: int = 20_000, clients: int = 4, batch: int = 500, window: int = 
             cpu1 = _cpu_seconds(pids)
             h1 = int(_status(cluster.urls[0])["height"])
             dead = cluster.dead_nodes()
+            extra["store_bytes"] = store_bytes(root / "nodes" / "v0" / "data")
     return _report(results, cores, validators, vps_before, cpu0, cpu1, h1 - h0, dead,
-                   {"claims": claims, "clients": clients, "batch": batch, "window": window},
-                   timeout_commit_ms, out_json)
+                   {"claims": claims, "clients": clients, "batch": batch, "window": window,
+                    **extra}, timeout_commit_ms, out_json)
 
 
 def _report(results: list[ClientResult], cores: int, validators: int, vps_before: float,
             cpu0: float | None, cpu1: float | None, blocks: int, dead: list[str],
-            load: dict[str, int], timeout_commit_ms: int,
+            load: dict[str, Any], timeout_commit_ms: int,
             out_json: Path | None) -> dict[str, Any]:
     """The figures of a run (printed, and written to ``out_json`` if given)."""
     # The machine's speed drifts: the bound uses the mean of the rates before and after the run
@@ -237,6 +332,8 @@ def _report(results: list[ClientResult], cores: int, validators: int, vps_before
     print(f"committed {committed:,} claims in {elapsed:.2f} s = {rate:,.0f} claims/s "
           f"({100 * rate / bound:.0f}% of the bound); latency p50 {out['latency_p50_s']} s, "
           f"p99 {out['latency_p99_s']} s; {blocks} blocks; errors {errors}", flush=True)
+    print(f"registry of {out['registry']:,} shops; store of v0 on disk at the end: "
+          f"{out['store_bytes'] / 1e6:,.1f} MB", flush=True)
     if node_cpu_us is not None:
         print(f"validator CPU per committed claim: {node_cpu_us:.0f} us each "
               f"(one Ed25519 verification: {1e6 / vps:.0f} us)", flush=True)
@@ -274,9 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--timeout-commit-ms", type=int, default=LOCAL_TIMEOUT_COMMIT_MS)
+    ap.add_argument("--registry", type=int, default=0)
     a = ap.parse_args(argv)
     run(a.claims, a.clients, a.batch, a.window, out_json=a.json,
-        timeout_commit_ms=a.timeout_commit_ms)
+        timeout_commit_ms=a.timeout_commit_ms, registry=a.registry)
     return 0
 
 

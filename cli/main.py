@@ -24,6 +24,7 @@ from tpledger.cli.commands.cluster import cluster
 from tpledger.cli.commands.demo import demo
 from tpledger.cli.commands.evidence import evidence
 from tpledger.cli.commands.genesis import genesis
+from tpledger.cli.commands.gov import gov
 from tpledger.cli.commands.keygen import keygen
 from tpledger.cli.commands.lpp import lpp
 from tpledger.cli.commands.node import node
@@ -44,6 +45,7 @@ COMMANDS: tuple[click.Command, ...] = (
     witness,
 )
 COMMANDS += (genesis, keygen)  # the genesis ceremony (cli/ceremony.py)
+COMMANDS += (gov,)  # governance: quorum proposals and ballots (issue 13)
 COMMANDS += (participant,)  # the participant registry (cli/participants.py)
 
 

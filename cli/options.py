@@ -86,6 +86,17 @@ def key_option(help_text: str) -> Callable[[F], F]:
                         help=f"{help_text} (TPLEDGER_KEY, or the profile's key)")
 
 
+def admin_key_option(help_text: str = "The governing organisation's admin key file "
+                     "(ORG.admin.json; kept apart from every operational key)."
+                     ) -> Callable[[F], F]:
+    """``--admin-key FILE`` (required, an existing file): an organisation's admin key, for the
+    commands that change the registry, the policy or the tariffs. Deliberately neither an
+    environment variable nor a profile default: an admin key is given on purpose, each time."""
+    return click.option("--admin-key", "admin_key_path", required=True,
+                        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        help=help_text)
+
+
 def chain_genesis_option(help_text: str = CHAIN_GENESIS, *,
                          must_exist: bool = False) -> Callable[[F], F]:
     """``--genesis FILE`` (required): the genesis an offline check trusts. Without
@@ -142,6 +153,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "PAYER_KEY",
     "READER_KEY",
+    "admin_key_option",
     "ca_option",
     "chain_genesis_option",
     "format_option",

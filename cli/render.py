@@ -332,6 +332,68 @@ def stats_tables(st: Stats, from_height: int, end: int) -> None:
     out.print(t)
 
 
+# -- governance --------------------------------------------------------------------------------
+def gov_sent(row: dict[str, Any], as_json: bool, what: str) -> None:
+    """A sent governance tx (proposal, ballot, tariff publication); a refusal is reported by
+    the caller, as an error (exit 4)."""
+    if as_json:
+        print_json(row)
+    elif row["status"] != "rejected":
+        where = f" at height {row['height']}" if "height" in row else ""
+        pid = f" (proposal {row['proposal_id']})" if "proposal_id" in row else ""
+        stdout().print(f"{what}: tx {row['tx_id']} {row['status']}{where}{pid}")
+
+
+def _action_cell(a: Any) -> str:
+    if not isinstance(a, dict):
+        return str(a)
+    parts = [str(a.get("op", "?"))]
+    parts += [str(a[k]) for k in ("org", "version", "effective") if a.get(k) not in (None, "")]
+    return ":".join(parts)
+
+
+def _ballots(p: dict[str, Any]) -> str:
+    yes, no = p.get("yes") or [], p.get("no") or []
+    return f"yes {','.join(map(str, yes)) or '-'} / no {','.join(map(str, no)) or '-'}"
+
+
+def proposals(rows: list[dict[str, Any]], nxt: str | None, fmt: str) -> None:
+    """``gov list``: one row per proposal."""
+    if fmt == "json":
+        print_json({"proposals": rows, "next": nxt})
+        return
+    wide = fmt == "wide"
+    rows_out(("proposal", "proposer", "status", "actions", "ballots", "expires", "outcome"),
+             [(short_id(p.get("proposal_id"), wide), p.get("proposer"), p.get("status"),
+               " ".join(_action_cell(a) for a in p.get("actions") or []), _ballots(p),
+               p.get("expires_at", p.get("expires_at_ms")), p.get("outcome") or "")
+              for p in rows], f"{len(rows)} proposals")
+    if nxt is not None:
+        click.echo(f"next page: --after {nxt}", err=not stdout_is_terminal())
+
+
+def proposal(p: dict[str, Any], fmt: str) -> None:
+    """``gov show``: one proposal, one field a row (its actions one row each)."""
+    if fmt == "json":
+        print_json(p)
+        return
+    rows: list[tuple[str, str]] = [(k, _cell(p.get(k))) for k in (
+        "proposal_id", "proposer", "status", "outcome", "created_height", "closed_height",
+        "expires_at") if p.get(k) not in (None, "")]
+    rows.append(("ballots", _ballots(p)))
+    rows.extend((f"action {i}", _action_cell(a))
+                for i, a in enumerate(p.get("actions") or [], start=1))
+    rows_out(("field", "value"), rows)
+
+
+def tariff_version(version: int, effective: str, rows: list[dict[str, Any]], fmt: str) -> None:
+    """``lpp list --at DATE``: the table in force on that date, from the ledger."""
+    if fmt == "json":
+        print_json({"version": version, "effective": effective, "codes": rows})
+        return
+    lpp_list(rows, f"v{version} in force from {effective}", fmt)
+
+
 # -- participants (WP4) ---------------------------------------------------------------------
 def _ids_cell(ids: Any) -> str:
     if not isinstance(ids, dict):
@@ -369,6 +431,7 @@ __all__ = [
     "cluster_summary",
     "euros",
     "evidence_list",
+    "gov_sent",
     "input_error",
     "lpp_list",
     "lpp_rows",
@@ -378,6 +441,8 @@ __all__ = [
     "participant_record",
     "participants_table",
     "print_json",
+    "proposal",
+    "proposals",
     "report_verdict",
     "rows_out",
     "short_id",
@@ -386,6 +451,7 @@ __all__ = [
     "stdout",
     "stdout_is_terminal",
     "submitted_claims",
+    "tariff_version",
     "tx_row",
     "wide_stdout",
 ]

@@ -34,6 +34,7 @@ from tpledger.node.config import Limits
 from tpledger.node.erasure import MAX_SKEW_MS, ForgetRefused, ForgetRequest
 from tpledger.node.errors import ApiError
 from tpledger.node.evidence import EvidenceReader, add_evidence_routes
+from tpledger.node.gov_api import GovReader, add_gov_routes
 from tpledger.node.httputil import (
     damage_middleware,
     errors_middleware,
@@ -67,7 +68,7 @@ RELAYED_HEADER = "X-Tpledger-Relayed"  # set on a request a node forwards to its
 
 
 # -- the collaborators ---------------------------------------------------------------------------
-class LedgerReader(EvidenceReader, Protocol):
+class LedgerReader(EvidenceReader, GovReader, Protocol):
     """Committed data (``ledger.store.Store``)."""
 
     # the registry in force and the key history (node/participants_api.py)
@@ -450,4 +451,5 @@ def build_app(services: ApiServices) -> web.Application:
     r.add_get("/metrics", api.metrics)
     r.add_get("/openapi.json", api.openapi)
     add_evidence_routes(r, services.ledger, services.genesis)
+    add_gov_routes(r, services.ledger, api._reader)  # governance (issue 13)
     return app

@@ -120,6 +120,21 @@ ROUTES: tuple[Route, ...] = (
                                                      _tree_size())),
 )
 
+# -- governance (issue 13): node/gov_api.py, signed reads by active members
+ROUTES += (
+    Route("get", "/v1/gov/proposals", "Quorum proposals with their actions and ballots, by "
+          "id, paged", s.ProposalsPage, signed=True, errors=(400,), params=(
+              Param("limit", "query", "at most this many (1 to 1000, default 100)"),
+              Param("after", "query", "the previous page's next cursor (a proposal id)",
+                    "string"),
+              Param("status", "query", "open, executed, expired or failed", "string"))),
+    Route("get", "/v1/gov/proposals/{proposal_id}", "One proposal: actions, ballots, status",
+          s.ProposalView, signed=True, params=(Param("proposal_id", "path", _HEX, "string"),)),
+    Route("get", "/v1/lpp/versions", "LPP tariff versions; with at, the one in force on that "
+          "date and its rows", s.LppVersionsAnswer, signed=True,
+          params=(Param("at", "query", "a date YYYY-MM-DD (UTC)", "string"),)),
+)
+
 
 _ANY_OBJECT = {"type": "object", "additionalProperties": True}
 _DOCUMENT = {"type": "object", "description": "an OpenAPI 3.1 document",

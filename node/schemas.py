@@ -179,6 +179,67 @@ class EvidencePage(TypedDict):
     next: str | None
 
 
+# -- governance (issue 13): node/gov_api.py ---------------------------------------------------
+class PolicyView(TypedDict):
+    threshold: int
+    tariff_publisher: str
+    max_claim_age_days: int
+    max_proposal_ttl_ms: int
+    lpp_v1_effective: str  # YYYY-MM-DD
+
+
+class GovActionView(TypedDict):
+    op: str  # add-org, remove-org, set-admin, set-policy, publish-tariff
+    org: NotRequired[str]
+    admin_ed25519: NotRequired[str]
+    roles: NotRequired[list[str]]
+    policy: NotRequired[PolicyView]
+    version: NotRequired[int]
+    effective: NotRequired[str]
+    table_digest: NotRequired[str]
+    codes: NotRequired[int]
+
+
+class ProposalView(TypedDict):
+    proposal_id: str
+    proposer: str
+    actions: list[GovActionView]
+    created_height: int
+    expires_at_ms: int
+    expires_at: str  # ISO 8601, UTC
+    yes: list[str]
+    no: list[str]
+    status: str  # open, executed, expired, failed
+    outcome: str
+    closed_height: int
+
+
+class ProposalsPage(TypedDict):
+    proposals: list[ProposalView]
+    next: str | None
+
+
+class TariffVersionView(TypedDict):
+    version: int
+    effective: str  # YYYY-MM-DD: claims dispensed from this UTC day on
+    table_digest: str
+
+
+# functional form: "class" is a keyword, and the JSON key of an LPP row's class
+LppRowView = TypedDict("LppRowView", {
+    "code": str, "label": str, "category": str, "age_group": str, "class": str,
+    "max_price_cents": int | None, "amo_base_cents": int | None})
+
+
+class LppVersionsAnswer(TypedDict):
+    versions: list[TariffVersionView]
+    at: NotRequired[str]
+    version: NotRequired[int]
+    effective: NotRequired[str]
+    table_digest: NotRequired[str]
+    rows: NotRequired[list[LppRowView]]
+
+
 _SCALARS: dict[Any, str] = {str: "string", int: "integer", bool: "boolean", float: "number",
                             type(None): "null"}
 

@@ -20,7 +20,7 @@ def test_bench_commits_every_claim_and_reports_consistent_figures(tmp_path: Path
     proc = subprocess.run(
         [sys.executable, "-m", "tpledger.cli.main", "bench", "--claims", "400", "--clients", "2",
          "--batch", "100", "--window", "2", "--timeout-commit-ms", "20",
-         "--json", str(out_json)],
+         "--registry", "300", "--json", str(out_json)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
@@ -44,6 +44,10 @@ def test_bench_commits_every_claim_and_reports_consistent_figures(tmp_path: Path
     if sys.platform == "linux":  # read from /proc: the validators did work for the claims
         assert r["node_cpu_us_per_claim"] > 0
         assert "validator CPU per committed claim" in proc.stdout
+    # the registry warm-up: 300 shops registered by the federation's admin before the timed run
+    assert r["registry"] == 300 and r["registry_errors"] == 0 and r["registry_warmup_s"] > 0
+    assert 0 < r["store_bytes_after_registry"] <= r["store_bytes"]
+    assert "registry: 300 shops registered" in proc.stdout
     assert "pre-signed 400 claims" in proc.stdout
     assert "committed 400 claims" in proc.stdout and "of the bound" in proc.stdout
     # the cluster lived in TMPDIR and is gone
