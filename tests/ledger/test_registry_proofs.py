@@ -147,7 +147,8 @@ def test_claim_signed_before_a_rotation_still_verifies_after_it(store: Store) ->
 def test_without_the_registry_history_the_old_claim_cannot_be_proven(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Broken variant: reading the latest registry tree instead of the one in force at the
-    claim's block gives a bundle that does not verify."""
+    claim's block gives the rotated leaf and a path to the current root: the builder's own
+    check against the header refuses it (and with that check gone too, the bundle fails)."""
     claim = _rotated_after_claim(store)
     real = store_proofs.LmdbVersionedNodeStore
 
@@ -156,11 +157,12 @@ def test_without_the_registry_history_the_old_claim_cannot_be_proven(
         return real(txn, db)
 
     monkeypatch.setattr(store_proofs, "LmdbVersionedNodeStore", latest)
-    try:
-        b = store.proof(claim.tx_id())
-    except StoreError:  # the latest tree may be larger than the header's registry
-        return
-    assert not verify_bundle(b, WORLD.genesis).ok
+    with pytest.raises(StoreError, match="does not give the header's registry root"):
+        store.proof(claim.tx_id())
+    monkeypatch.setattr(store_proofs, "verify_inclusion", lambda *a: True)
+    monkeypatch.setattr(store_proofs, "_names", lambda record, key: True)
+    res = verify_bundle(store.proof(claim.tx_id()), WORLD.genesis)
+    assert (res.ok, res.failure_code) == (False, "registry")
 
 
 # -- the registry survives restarts and catch-up --------------------------------------------

@@ -335,3 +335,54 @@ def test_claims_page(store: Store, world: h.World) -> None:
     assert store.claims_page(ids[-1], 10) == []
     with pytest.raises(StoreError):
         store.claims_page(b"\x00" * 32, 1)  # not a claim in the log
+
+
+# -- the registry's store (issue 13) ---------------------------------------------------------
+def test_versioned_node_store_reads_the_latest_version_at_a_height(tmp_path: Path) -> None:
+    """Each write is kept under its height; a read at h sees the latest version <= h."""
+    import lmdb
+
+    from tpledger.ledger.store_layout import LmdbVersionedNodeStore
+
+    env = lmdb.open(str(tmp_path / "db"), max_dbs=2)
+    db = env.open_db(b"regtree")
+    with env.begin(write=True) as txn:
+        for height, digest in ((0, b"a" * 32), (3, b"b" * 32), (7, b"c" * 32)):
+            w = LmdbVersionedNodeStore(txn, db, write_height=height)
+            w.put_node(1, 2, digest)
+            w.put_leaves([(5, digest[:4])])
+            w.set_size(height + 1)
+        LmdbVersionedNodeStore(txn, db, write_height=3).put_node(1, 3, b"x" * 32)
+    with env.begin() as txn:
+        want = {0: b"a", 1: b"a", 2: b"a", 3: b"b", 6: b"b", 7: b"c", 100: b"c", None: b"c"}
+        for at, first in want.items():
+            r = LmdbVersionedNodeStore(txn, db, at_height=at)
+            assert r.get_node(1, 2) == first * 32 and r.get_leaf(5) == first * 4
+            assert r.get_nodes([(1, 3), (1, 2), (0, 2)]) == [
+                None if at is not None and at < 3 else b"x" * 32, first * 32, None]
+        assert LmdbVersionedNodeStore(txn, db, at_height=4).get_size() == 4
+        assert LmdbVersionedNodeStore(txn, db).get_size() == 8
+        with pytest.raises(RuntimeError, match="never written"):
+            LmdbVersionedNodeStore(txn, db, at_height=4).put_node(0, 0, b"y" * 32)
+    env.close()
+
+
+def test_key_history_and_participant_getters(store: Store, world: h.World) -> None:
+    from tests.ledger import registry_helpers as rh
+    from tpledger.ledger.registry import ADDED, REVOKED_EV, ROTATED
+    from tpledger.ledger.tx import REVOKE
+
+    rh.rotated_after_claim(world, store, "shop-k")  # added at 1, rotated at 3
+    h.add_block(world, store, [rh.change_shop(world, "shop-k", REVOKE)])  # revoked at 5
+    events = store.key_history("shop-k")
+    assert [(e.op, e.height) for e in events] == [(ADDED, 1), (ROTATED, 3), (REVOKED_EV, 5)]
+    assert store.key_history("shop-k", limit=2) == events[1:]
+    assert store.key_history("shop") == [] and store.key_history("nobody") == []
+    rec = store.participant("shop-k")
+    assert rec is not None and rec.ed25519 == events[1].ed25519
+    assert store.participant("nobody") is None
+    assert store.proposals() == [] and store.proposal(b"\x00" * 32) is None
+    assert store.tariff_versions() == []
+    assert store.last_retired_keys() == frozenset({events[1].ed25519})
+    h.add_block(world, store, [])
+    assert store.last_retired_keys() == frozenset()
