@@ -152,7 +152,10 @@ def warm_registry(root: Path, urls: list[str], admin_key: Path, n: int, clients:
     print(f"registry: {added:,} shops registered in {seconds:.1f} s (not timed; errors "
           f"{errors}); store of v0 on disk: {size / 1e6:,.1f} MB", flush=True)
     if added != n:
-        raise RuntimeError(f"the registry warm-up committed {added} of {n} shops")
+        from tpledger.cli.errors import CliError
+
+        raise CliError(f"the registry warm-up committed {added} of {n} shops ({errors} "
+                       "refused or lost)")
     return {"registry": added, "registry_warmup_s": round(seconds, 2),
             "registry_errors": errors, "store_bytes_after_registry": size}
 

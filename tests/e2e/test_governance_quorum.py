@@ -22,12 +22,12 @@ import io
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.test_lifecycle import Env as LifecycleEnv
 from tests.e2e.test_lifecycle import tp, tp_json
 from tpledger.cli.claims import ClaimBuilder, ClaimInput
 from tpledger.cli.cluster import LocalCluster
@@ -44,23 +44,11 @@ OLD_PLV, NEW_PLV = "12.04", "10.00"  # euros, as the CLI prints them
 OLD_PLV_CENTS, NEW_PLV_CENTS = 1204, 1000
 
 
-@dataclass
-class Env:
-    cluster: LocalCluster
-    work: Path
-
-    def key(self, org: str) -> str:
-        return str(self.cluster.info.client(org).key)
+class Env(LifecycleEnv):
+    """The lifecycle test's cluster handle, with the governing organisations' admin keys."""
 
     def admin(self, org: str) -> str:
         return str(self.cluster.admin_key(org))
-
-    @property
-    def genesis(self) -> str:
-        return str(self.cluster.info.genesis)
-
-    def url(self, i: int = 0) -> str:
-        return self.cluster.urls[i]
 
 
 @pytest.fixture(scope="module")
