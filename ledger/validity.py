@@ -35,7 +35,7 @@ from tpledger.ledger.merkle import leaf_hash, root_from_leaf_hashes
 from tpledger.ledger.merkle_tree import NodeStore, PersistentTree
 from tpledger.ledger.registry import Registry, RegistryTree, memory_tree
 from tpledger.ledger.rules import OverlayState, RulesContext, StateView, apply_block_txs
-from tpledger.ledger.tx import SignedTx
+from tpledger.ledger.tx import GOV_BODY_TYPES, SignedTx
 from tpledger.ledger.votes import CommitCertificate
 
 
@@ -211,18 +211,33 @@ def _apply_txs(header: Header, head: Head, ctx: RulesContext, view: StateView,
                stxs: Sequence[SignedTx], check_signatures: bool
                ) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
     """``apply_block_txs`` and the block's governance writes. A dry run's fresh overlay
-    (no governance rows yet) shows them itself, at no cost; any other view gets an overlay
-    of its own for the block."""
+    (no governance rows yet) shows them itself, and a block without governance txs has
+    none: both at no cost; any other view gets an overlay of its own for the block."""
     if isinstance(view, OverlayState) and not view.gov_writes():
         digest = apply_block_txs(view, ctx, stxs, header.height, header.time_ms,
                                  head.state_digest, check_signatures)
         return digest, view.gov_writes()
+    if not _has_gov_txs(stxs):
+        return apply_block_txs(view, ctx, stxs, header.height, header.time_ms,
+                               head.state_digest, check_signatures), ()
     block_view = OverlayState(view)
     digest = apply_block_txs(block_view, ctx, stxs, header.height, header.time_ms,
                              head.state_digest, check_signatures)
     gov_writes = block_view.gov_writes()
     block_view.commit_to(view)
     return digest, gov_writes
+
+
+def _has_gov_txs(stxs: Sequence[SignedTx]) -> bool:
+    """Whether a tx of the block may write governance rows (an undecodable one: maybe; the
+    rules refuse it). The bodies are decoded once per tx object: the rules reuse them."""
+    for stx in stxs:
+        try:
+            if isinstance(stx.parse(), GOV_BODY_TYPES):
+                return True
+        except EncodingError:
+            return True
+    return False
 
 
 def registry_after(registry: Registry, gov_writes: Sequence[tuple[bytes, bytes]],
