@@ -15,6 +15,7 @@ from tpledger.cli.client import NodeClient
 from tpledger.cli.errors import UsageError
 from tpledger.cli.options import (
     CONTEXT,
+    admin_key_option,
     format_option,
     genesis_option,
     json_option,
@@ -31,11 +32,6 @@ STATUS_CHOICES = ("active", "suspended", "revoked")
 NODE = "--node http://127.0.0.1:7000"
 ADMIN = "--admin-key c/admin/federation.admin.json"
 
-admin_key = click.option(
-    "--admin-key", "admin_key_path", required=True, envvar="TPLEDGER_ADMIN_KEY",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The governing organisation's admin key file (ORG.admin.json; TPLEDGER_ADMIN_KEY). "
-         "Never an operational key.")
 reason_option = click.option("--reason", required=True, metavar="CODE",
                              help="Why, as a reason code (a-z, 0-9, '_', '-'), e.g. phished.")
 wait_commit = click.option("--wait/--no-wait", default=True, show_default=True,
@@ -44,32 +40,23 @@ wait_commit = click.option("--wait/--no-wait", default=True, show_default=True,
 
 def admin_tx_options(f: F) -> F:
     """The options of an admin-signed change: node, admin key, genesis, wait, output."""
-    for option in reversed((node_option, admin_key, genesis_option, wait_commit,
+    for option in reversed((node_option, admin_key_option(), genesis_option, wait_commit,
                             timeout_option, json_option("Print the transaction's outcome "
                                                         "as JSON."))):
         f = option(f)
     return f
 
 
-def load_admin(path: Path) -> KeyFile:
-    """An admin key file (role "admin"); an operational key is refused. Raises CliError."""
-    key = KeyFile.load(path)
-    if key.role != "admin":
-        raise UsageError(f"{path}: a {key.role} key, not an admin key (made by `tpledger "
-                         "keygen ORG --admin`)")
-    return key
-
-
 def _send_admin(node_url: str, admin_path: Path, genesis: Path | None, make: Any, wait: bool,
                 timeout: float, as_json: bool, what: str) -> dict[str, Any]:
-    """Sign ``make(chain_id, admin_signer)`` with the admin key, submit, report, raise on a
-    refusal (exit 4) or a --wait timeout (exit 5)."""
-    from tpledger.cli.lifecycle import raise_if_refused, submit_signed
+    """Sign ``make(chain_id, admin_signer)`` with the admin key (the one admin-tx path of
+    ``cli/governance.py``), submit, report, raise on a refusal (exit 4) or a --wait timeout
+    (exit 5)."""
+    from tpledger.cli.governance import send_admin_tx
+    from tpledger.cli.lifecycle import raise_if_refused
 
-    admin = load_admin(admin_path)
-    gen = load_genesis_for(admin_path, genesis)
-    with NodeClient(node_url, signer=admin.signer, chain_id=gen.chain_id) as client:
-        row = submit_signed(client, make(gen.chain_id, admin.signer), wait, timeout)
+    row, _org = send_admin_tx(node_url, admin_path, genesis,
+                              lambda _client, chain, signer: make(chain, signer), wait, timeout)
     render.tx_row(row, as_json, what)
     raise_if_refused(row, wait, timeout)
     return row
@@ -140,7 +127,8 @@ Examples:
               help="The participant's own current key file (self-rotation).")
 @click.option("--admin-key", "admin_key_path",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Its governing organisation's admin key (with --new-pub).")
+              help="Its governing organisation's admin key (with --new-pub); never read from "
+                   "the environment or a profile.")
 @click.option("--new-pub", "new_pub", type=click.Path(exists=True, dir_okay=False,
                                                        path_type=Path),
               help="With --admin-key: the participant's new public key file.")

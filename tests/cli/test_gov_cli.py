@@ -258,6 +258,10 @@ def test_admin_key_is_never_taken_from_the_environment(
     monkeypatch.setenv("TPLEDGER_ADMIN_KEY", str(f))
     err = _usage(capsys, "gov", "vote", "ab" * 32, "--yes", "--node", NOWHERE)
     assert "--admin-key" in err
+    # the participant commands share the option (it read TPLEDGER_ADMIN_KEY before)
+    err = _usage(capsys, "participant", "revoke", "optic-paris", "--reason", "phished",
+                 "--node", NOWHERE)
+    assert "--admin-key" in err
 
 
 def test_lpp_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

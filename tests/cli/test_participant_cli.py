@@ -110,7 +110,7 @@ def test_operational_key_refused_as_admin_key(cluster_dir: Path,
     rc = run(["participant", "revoke", "optic-lyon", "--reason", "phished", "--node", NODE,
               "--admin-key", shop_key])
     err = capsys.readouterr().err
-    assert rc == 2 and "not an admin key" in err
+    assert rc == 2 and "not an organisation's admin key" in err
     assert_one_line_error(err)
     admin = str(info.admin_key("federation"))
     rc = run(["participant", "rotate", "optic-paris", "--key", shop_key, "--admin-key", admin,
