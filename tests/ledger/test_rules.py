@@ -402,7 +402,7 @@ def test_the_index_key_is_built_once_per_claim_and_is_its_own() -> None:
     assert key == reference_key("opt-1", "FAC-1") and first.reference_key is key  # cached
     other = replace(first, client_ref="FAC-2")  # a new record: its own key, never the copy's
     assert other.reference_key == reference_key("opt-1", "FAC-2")
-    view = MemoryState()
+    view = fresh()
     apply_block_txs(view, CTX, [stx("opt-1", first), stx("opt-1", other)], 1, 0, b"\0" * 32)
     assert set(view.references) == {key, other.reference_key}
 
