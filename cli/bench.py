@@ -56,6 +56,8 @@ def _make_claims(args: tuple[str, str, str, int, int]
     root = Path(cluster_dir)
     info = json.loads((root / "cluster.json").read_text())
     key_path = next(c["key"] for c in info["clients"] if c["org"] == optician)
+    # a bench cluster publishes no tariff version: the genesis table is in force, kept here
+    # (``claim submit`` reads the one in force from the node, cli.governance.node_tariff)
     builder = ClaimBuilder(KeyFile.load(root / key_path), Genesis.load(root / info["genesis"]))
     rng = random.Random(seed)
     out = []

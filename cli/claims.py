@@ -35,6 +35,7 @@ from tpledger.ledger.patient import (
     sealed_digest,
     shown,
 )
+from tpledger.ledger.registry import day_of
 from tpledger.ledger.tx import (
     CLIENT_REF_CHARS,
     MAX_CLIENT_REF_LEN,
@@ -245,29 +246,48 @@ def _claims_of_file(path: str | Path) -> Iterator[ClaimInput | ClaimInputError]:
 
 
 # -- building --------------------------------------------------------------------------------
+TariffSource = Callable[[int], LppTable]  # the LPP table in force on a UTC day (days since 1970)
+
+
+@dataclass(frozen=True, repr=False)
+class OfflineInput:
+    """A claim input whose checks that need no table passed (insurer id, patient, explicit
+    shares). Never printed: it holds the patient's opening."""
+
+    inp: ClaimInput
+    opening: Opening
+
+
 @dataclass(frozen=True, repr=False)
 class CheckedInput:
-    """A claim input checked offline (lines against the LPP table, the patient, the
-    shares), not yet sealed nor signed. Never printed: it holds the patient's opening."""
+    """A claim input checked (also its lines against the table in force on its dispensing
+    day, ``created_at_ms``, and its shares), not yet sealed nor signed. Never printed."""
 
     inp: ClaimInput
     opening: Opening
     lines: tuple[LppLine, ...]
     amo_cents: int
     amc_cents: int
+    created_at_ms: int
 
 
 class ClaimBuilder:
-    """Builds signed claims for one optician key against one genesis and LPP table."""
+    """Builds signed claims for one optician key against one genesis and LPP tariff."""
 
     def __init__(self, key: KeyFile, genesis: Genesis, lpp: LppTable | None = None,
-                 directory: Directory | None = None) -> None:
+                 directory: Directory | None = None,
+                 tariff: TariffSource | None = None) -> None:
         """``directory``: the registry to seal to (``cli.participants.node_directory``: the
-        insurers' and the CNAM's current X25519 keys); default the genesis. It is first read
-        by :meth:`seal`, so that bad input is refused before any node is contacted."""
+        insurers' and the CNAM's current X25519 keys); default the genesis. ``tariff``: the
+        table in force on a claim's dispensing day (``cli.governance.node_tariff``: the
+        ledger's tariff versions); default ``lpp`` on every day (the genesis table when
+        None). Both are first read after every claim passed :meth:`check_offline`, so that
+        input errors are refused before any node is contacted."""
         self.key = key
         self.genesis = genesis
         self.lpp = lpp if lpp is not None else LppTable.default()
+        fixed = self.lpp
+        self.tariff: TariffSource = tariff if tariff is not None else (lambda _day: fixed)
         self.directory = directory if directory is not None else genesis_directory(genesis)
         if key.role != "optician":
             raise CliError(f"key of org {key.org!r} is not an optician's key")
@@ -290,13 +310,29 @@ class ClaimBuilder:
                                "share to")
         return self._cnam
 
-    def check(self, inp: ClaimInput) -> CheckedInput:
-        """The offline checks of one claim input. Raises ClaimInputError."""
+    def check_offline(self, inp: ClaimInput) -> OfflineInput:
+        """The checks of one claim input that need neither table nor node. Raises
+        ClaimInputError."""
         where = inp.where
         if not is_org_id(inp.insurer):
             raise ClaimInputError(f"{where}: insurer {shown(inp.insurer)} is not an org id")
+        try:
+            opening = new_opening(inp.nir, inp.birth_date, inp.member_number)
+        except LedgerError as exc:  # PatientDataError: messages never hold the value
+            raise ClaimInputError(f"{where}: {exc}") from None
+        amo, amc = inp.amo_cents, inp.amc_cents
+        if amo is not None and amc is not None and amo + amc > sum(c for _, _, c in inp.lines):
+            raise ClaimInputError(f"{where}: amo + amc exceeds the claim total")
+        return OfflineInput(inp, opening)
+
+    def price(self, offline: OfflineInput, now_ms: int | None = None) -> CheckedInput:
+        """Date the claim (``now_ms``, default now) and check its lines against the table in
+        force on that UTC day; default shares from that table. Raises ClaimInputError."""
+        inp, where = offline.inp, offline.inp.where
+        created_at_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        table = self.tariff(day_of(created_at_ms))
         for i, (lpp, qty, cents) in enumerate(inp.lines, start=1):
-            entry = self.lpp.get(lpp)
+            entry = table.get(lpp)
             if entry is None:
                 raise ClaimInputError(f"{where}: line {i}: unknown LPP code {lpp}")
             if entry.max_price_cents is not None and cents > qty * entry.max_price_cents:
@@ -304,22 +340,20 @@ class ClaimBuilder:
                     f"{where}: line {i}: {format_cents(cents)} EUR exceeds {qty} x the price "
                     f"limit {format_cents(entry.max_price_cents)} EUR of {lpp}"
                 )
-        try:
-            opening = new_opening(inp.nir, inp.birth_date, inp.member_number)
-        except LedgerError as exc:  # PatientDataError: messages never hold the value
-            raise ClaimInputError(f"{where}: {exc}") from None
         lines = tuple(LppLine(lpp, qty, cents) for lpp, qty, cents in inp.lines)
         if inp.amo_cents is None or inp.amc_cents is None:
-            amo, amc = default_shares(lines, self.lpp)
+            amo, amc = default_shares(lines, table)
         else:
             amo, amc = inp.amo_cents, inp.amc_cents
-            total = sum(ln.amount_cents for ln in lines)
-            if amo + amc > total:
-                raise ClaimInputError(f"{where}: amo + amc exceeds the claim total")
-        return CheckedInput(inp, opening, lines, amo, amc)
+        return CheckedInput(inp, offline.opening, lines, amo, amc, created_at_ms)
 
-    def seal(self, checked: CheckedInput, now_ms: int | None = None) -> PreparedClaim:
-        """Seal the opening to the payers' current keys (the directory) and sign."""
+    def check(self, inp: ClaimInput, now_ms: int | None = None) -> CheckedInput:
+        """Every check of one claim input dispensed at ``now_ms`` (default now)."""
+        return self.price(self.check_offline(inp), now_ms)
+
+    def seal(self, checked: CheckedInput) -> PreparedClaim:
+        """Seal the opening to the payers' current keys (the directory) and sign; the claim
+        is dated as it was priced (``created_at_ms``: its table is the one in force then)."""
         inp, where = checked.inp, checked.inp.where
         cnam = self._cnam_info()
         insurer = self.directory(inp.insurer)
@@ -339,7 +373,7 @@ class ClaimBuilder:
                 SealedRef(insurer.org, sealed_digest(sealed_ins)),
                 SealedRef(cnam.org, sealed_digest(sealed_cnam)),
             ),
-            created_at_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+            created_at_ms=checked.created_at_ms,
             nonce=os.urandom(NONCE_BYTES),
             client_ref=inp.ref or f"auto-{os.urandom(12).hex()}",
         )
@@ -352,7 +386,7 @@ class ClaimBuilder:
         )
 
     def build(self, inp: ClaimInput, now_ms: int | None = None) -> PreparedClaim:
-        return self.seal(self.check(inp), now_ms)
+        return self.seal(self.check(inp, now_ms))
 
 
 def prepare_all(builder: ClaimBuilder, inputs: Iterator[ClaimInput | ClaimInputError],
@@ -361,9 +395,11 @@ def prepare_all(builder: ClaimBuilder, inputs: Iterator[ClaimInput | ClaimInputE
     """Build every claim. Nothing is sent unless every claim is good: one bad claim is raised
     as :class:`ClaimInputError` (one line); several are each reported (``report``, line number
     first, at most ``max_reported``) before raising their count. Every input is checked
-    offline first; only then are the payers looked up (maybe on a node) and the claims
-    sealed and signed."""
-    checked = _all_good(_catching(inputs, builder.check), report, max_reported)
+    offline first; only then is the tariff in force read (maybe on a node) and every claim
+    dated and priced by it; only then are the payers looked up (maybe on a node) and the
+    claims sealed and signed."""
+    offline = _all_good(_catching(inputs, builder.check_offline), report, max_reported)
+    checked = _all_good(_catching(iter(offline), builder.price), report, max_reported)
     return _all_good(_catching(iter(checked), builder.seal), report, max_reported)
 
 

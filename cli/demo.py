@@ -133,6 +133,8 @@ def _submit_route(lc: LocalCluster, genesis: Genesis, lpp: LppTable, rng: random
                   i: int, per_optician: int, commit_timeout_s: float) -> list[dict[str, Any]]:
     """Submit ``per_optician`` claims of route ``i`` and wait until every one is committed."""
     optician, insurer = ROUTES[i]
+    # the demo's cluster is fresh (no tariff version published): the genesis table is the one
+    # in force, so the builder keeps it (``claim submit`` reads the node's: cli.governance)
     builder = ClaimBuilder(lc.key(optician), genesis, lpp)
     prepared = []
     for k in range(per_optician):

@@ -12,6 +12,7 @@ tariff in force on a day, the tariff versions, the proposals. Every malformed va
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -359,6 +360,16 @@ def fetch_tariff_at(client: NodeClient, day: int) -> LppTable:
     return fetch_tariff_version(client, day).table
 
 
+MAX_CACHED_TARIFF_DAYS = 8  # a run dates its claims today (two days if it spans midnight)
+
+
+def node_tariff(client: NodeClient) -> Callable[[int], LppTable]:
+    """The table in force on a UTC day, from the node (:func:`fetch_tariff_at`, its digest
+    checked): one signed read per day for this run (``cli.claims.ClaimBuilder``'s tariff)."""
+    return functools.lru_cache(maxsize=MAX_CACHED_TARIFF_DAYS)(
+        lambda day: fetch_tariff_at(client, day))
+
+
 def fetch_proposals(client: NodeClient, status: str | None, limit: int,
                     after: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """One page of ``GET /v1/gov/proposals`` and the cursor of the next one."""
@@ -398,6 +409,7 @@ __all__ = [
     "load_admin_key",
     "load_table",
     "needs_tariff_version",
+    "node_tariff",
     "parse_action_spec",
     "parse_day",
     "parse_duration_ms",

@@ -73,7 +73,8 @@ the same file after a timeout or a crash: a line already on the ledger is report
               "recognised). In --from-json files, \"ref\" is required on every line.")
 @click.option("--line", "lines", multiple=True, metavar="LPP:QTY:EUROS",
               help="A dispensed line (repeatable); EUROS is the line total, e.g. 24.08.")
-@click.option("--amo", help="AMO share in euros (default: computed from the LPP table).")
+@click.option("--amo", help="AMO share in euros (default: computed from the LPP table in "
+              "force today, read from the node).")
 @click.option("--amc", help="AMC share in euros (default: total minus AMO).")
 @click.option("--from-json", "from_json", type=click.Path(allow_dash=True, path_type=Path),
               help="JSON-lines file of claims ('-' for stdin).")
@@ -98,6 +99,7 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
         submit_with_progress,
     )
     from tpledger.cli.euros import parse_euros
+    from tpledger.cli.governance import node_tariff
     from tpledger.cli.participants import node_directory
 
     flag_given = any(v for v in (insurer, nir, birth_date, member_number, ref, lines, amo, amc))
@@ -112,9 +114,12 @@ def claim_submit(node_url: str, key_path: Path, genesis: Path | None, insurer: s
             raise UsageError(f"missing {', '.join(missing)} (or use --from-json FILE)")
         if (amo is None) != (amc is None):
             raise UsageError("give both --amo and --amc, or neither (default shares)")
-    # openings are sealed to the payers' current X25519 keys: the node's registry in force
+    # openings are sealed to the payers' current X25519 keys (the node's registry in force),
+    # lines are priced by the tariff version in force on the claims' date (today, UTC): both
+    # read from the node only once every claim passed the checks that need neither
     with NodeClient(node_url, signer=key.signer, chain_id=gen.chain_id) as client:
-        builder = ClaimBuilder(key, gen, directory=node_directory(client))
+        builder = ClaimBuilder(key, gen, directory=node_directory(client),
+                               tariff=node_tariff(client))
         if from_json is not None:
             prepared = prepare_claims_file(builder, from_json, render.input_error)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -15,6 +16,7 @@ from tpledger.cli.claims import (
     ClaimInputError,
     parse_claim_json,
     parse_line_spec,
+    prepare_all,
     read_claims_file,
 )
 from tpledger.cli.cluster import ClusterInfo
@@ -167,6 +169,38 @@ def test_builder_refuses_non_optician(cluster_info: ClusterInfo) -> None:
     with pytest.raises(CliError, match="not an optician"):
         ClaimBuilder(KeyFile.load(cluster_info.client("mutuelle-a").key),
                      Genesis.load(cluster_info.genesis))
+
+
+def _raised(table: LppTable, code: str, plv_cents: int) -> LppTable:
+    return LppTable((dataclasses.replace(e, max_price_cents=plv_cents, amo_base_cents=plv_cents)
+                     if e.code == code else e for e in table), "2")
+
+
+def test_priced_by_the_tariff_of_the_claim_day(cluster_info: ClusterInfo) -> None:
+    """Lines are priced and default shares computed by the table the tariff source gives for
+    the claim's UTC day (the claim is dated that day); the source is read only once every
+    claim passed the checks that need no table."""
+    genesis, raised = LppTable.default(), _raised(LppTable.default(), "2261874", 1500)
+    asked: list[int] = []
+
+    def tariff(day: int) -> LppTable:
+        asked.append(day)
+        return raised if day >= 20_000 else genesis
+
+    b = ClaimBuilder(KeyFile.load(cluster_info.client("optic-paris").key),
+                     Genesis.load(cluster_info.genesis), tariff=tariff)
+    inp = _input(lines=(("2261874", 1, 1400),))
+    bad_nir = _input(where="line 4", nir=NIR[:-2] + ("00" if NIR[-2:] != "00" else "01"))
+    with pytest.raises(ClaimInputError, match=r"^line 4: .*control key"):
+        prepare_all(b, iter([inp, bad_nir]), lambda _m: None)
+    assert asked == []  # refused before the tariff (maybe a node) was read
+    day_ms = 86_400_000
+    claim = b.build(inp, now_ms=20_000 * day_ms + 5).stx.parse()
+    assert isinstance(claim, Claim) and claim.created_at_ms == 20_000 * day_ms + 5
+    assert claim.amo_cents == (1500 * 60 + 50) // 100 and asked == [20_000]
+    with pytest.raises(ClaimInputError, match=r"price limit 12\.04 EUR"):
+        b.build(inp, now_ms=19_999 * day_ms)  # the day before: the genesis table
+    assert asked == [20_000, 19_999]
 
 
 def test_submit_bad_nir_in_file(cluster_info: ClusterInfo, tmp_path: Path,

@@ -20,10 +20,12 @@ from tpledger.cli.main import run
 from tpledger.ledger.errors import EncodingError
 from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.lpp import LppTable
 from tpledger.ledger.patient import make_test_nir, open_sealed
 from tpledger.ledger.tx import SignedTx
 from tpledger.node.auth import RequestVerifier
 from tpledger.node.errors import AuthError
+from tpledger.node.gov_api import rows_json
 
 
 class FakeNode:
@@ -94,6 +96,12 @@ class FakeNode:
                     else:
                         self._send(200, {"org": p.org, "role": p.role, "status": "active",
                                          "ed25519": p.ed25519.hex(), "x25519": p.x25519.hex()})
+                    return
+                if self.path.startswith("/v1/lpp/versions?at="):  # the claim builder's tariff
+                    table = LppTable.default()  # the only version: the genesis table
+                    self._send(200, {"version": 1, "effective": "1970-01-01",
+                                     "table_digest": table.digest().hex(),
+                                     "rows": rows_json(table)})
                     return
                 parts = self.path.split("/")  # ["", "v1", "claims", id, ("proof")]
                 if len(parts) >= 4 and parts[2] == "claims" and parts[3] in fake.txs:

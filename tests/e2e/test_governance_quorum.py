@@ -51,12 +51,18 @@ class Env(LifecycleEnv):
         return str(self.cluster.admin_key(org))
 
 
+def cluster_env(tmp_path_factory: pytest.TempPathFactory, name: str,
+                validators: int) -> Iterator[Env]:
+    """A running local cluster of ``validators`` nodes and a work directory beside it."""
+    root = tmp_path_factory.mktemp(name)
+    (root / "work").mkdir()
+    with LocalCluster(root / "c", validators=validators, startup_timeout_s=60) as c:
+        yield Env(c, root / "work")
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    root = tmp_path_factory.mktemp("gov")
-    (root / "work").mkdir()
-    with LocalCluster(root / "c", validators=4, startup_timeout_s=60) as c:
-        yield Env(c, root / "work")
+    yield from cluster_env(tmp_path_factory, "gov", 4)
 
 
 def _show(capsys: pytest.CaptureFixture[str], e: Env, pid: str) -> dict[str, Any]:
@@ -162,18 +168,25 @@ def _dated_claim(e: Env, euros_cents: int, dispensed_ms: int, n: int) -> dict[st
 
 
 def _publish_table(e: Env) -> Path:
-    """The seed table with the price limit of CODE lowered (prices in cents in the CSV)."""
+    """The seed table with the price limit of CODE lowered."""
+    return write_table(e.work / "lpp_v2.csv", CODE, NEW_PLV_CENTS)
+
+
+def write_table(path: Path, code: str, plv_cents: int, base_cents: int | None = None) -> Path:
+    """The seed table with the price limit (and the AMO base) of ``code`` changed (prices in
+    cents in the CSV), written to ``path``."""
     lines = SEED_CSV.read_text().splitlines()
     head = [ln for ln in lines if ln.startswith("#") or ln.startswith("code,")]
     rows = list(csv.reader(ln for ln in lines if ln and ln not in head))
-    [row] = [r for r in rows if r[0] == CODE]
-    assert row[5] == str(OLD_PLV_CENTS)
-    row[5] = str(NEW_PLV_CENTS)
+    [row] = [r for r in rows if r[0] == code]
+    assert code != CODE or row[5] == str(OLD_PLV_CENTS)
+    row[5] = str(plv_cents)
+    if base_cents is not None:
+        row[6] = str(base_cents)
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
-    p = e.work / "lpp_v2.csv"
-    p.write_text("\n".join(head) + "\n" + out.getvalue())
-    return p
+    path.write_text("\n".join(head) + "\n" + out.getvalue())
+    return path
 
 
 def test_lpp_price_change_judged_by_dispensing_date(env: Env,
