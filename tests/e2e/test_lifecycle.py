@@ -113,7 +113,12 @@ def test_lifecycle_through_the_cli(env: Env, capsys: pytest.CaptureFixture[str],
     paid_a, rejected, cancelled, forgotten = paris
     paid_b, partial = lyon
 
-    # Inboxes: each insurer sees only its own claims, the CNAM sees all six.
+    # Inboxes: each insurer sees only its own claims, the CNAM sees all six. The claims were
+    # committed as node 0 saw them; the other nodes read once they have applied that block.
+    h0 = int(NodeClient(e.url(0)).status()["height"])
+    for i in (1, 2, 3):
+        wait_until(lambda i=i: int(NodeClient(e.url(i)).status()["height"]) >= h0, 20,
+                   f"node {i} at height {h0}")
     inbox_a = tp_json(capsys, "claim", "inbox", "--node", e.url(1), "--key", e.key("mutuelle-a"))
     assert inbox_a["share"] == "amc"
     assert {c["claim_id"] for c in inbox_a["claims"]} == set(paris)
