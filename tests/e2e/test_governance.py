@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.privacy_scan import identity_needles, scan_paths
-from tests.e2e.test_lifecycle import tp, tp_json
+from tests.e2e.test_lifecycle import levelled, tp, tp_json
 from tpledger.cli.claims import ClaimBuilder, ClaimInput
 from tpledger.cli.cluster import LocalCluster
 from tpledger.cli.errors import Exit
@@ -70,7 +70,7 @@ class Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("gov")
-    with LocalCluster(root / "c", validators=4, startup_timeout_s=60) as c:
+    with LocalCluster(root / "c", validators=4, startup_timeout_s=60) as c, levelled(c):
         yield Env(c, root / "work")
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_lifecycle import Env as LifecycleEnv
-from tests.e2e.test_lifecycle import tp, tp_json
+from tests.e2e.test_lifecycle import levelled, tp, tp_json
 from tpledger.cli.claims import ClaimBuilder, ClaimInput
 from tpledger.cli.cluster import LocalCluster
 from tpledger.cli.governance import DAY_MS, format_day
@@ -56,7 +56,7 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory, name: str,
     """A running local cluster of ``validators`` nodes and a work directory beside it."""
     root = tmp_path_factory.mktemp(name)
     (root / "work").mkdir()
-    with LocalCluster(root / "c", validators=validators, startup_timeout_s=60) as c:
+    with LocalCluster(root / "c", validators=validators, startup_timeout_s=60) as c, levelled(c):
         yield Env(c, root / "work")
 
 

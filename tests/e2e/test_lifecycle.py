@@ -9,6 +9,7 @@ privacy scan: no NIR or birth date in any byte of any node's data, log or metric
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from collections.abc import Iterator
@@ -54,12 +55,43 @@ class Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("e2e")
-    with LocalCluster(root / "c", validators=4, startup_timeout_s=60) as c:
+    with LocalCluster(root / "c", validators=4, startup_timeout_s=60) as c, levelled(c):
         yield Env(c, root / "work")
+
+
+# The nodes of the module's cluster, brought level before each command (set by the e2e
+# fixtures): a command after a ``--wait`` on node 0 may read on node 3, which must first have
+# applied the block (these reads raced under load).
+LEVEL_URLS: list[str] = []
+
+
+def _height(url: str) -> int | None:
+    try:
+        return int(NodeClient(url).status()["height"])
+    except (ClientError, OSError):  # a node a test stopped on purpose
+        return None
+
+
+def level_nodes(urls: list[str], timeout_s: float = 20) -> None:
+    """Wait until every reachable node has applied the highest block any of them has."""
+    top = max((h for h in map(_height, urls) if h is not None), default=0)
+    wait_until(lambda: all(h is None or h >= top for h in map(_height, urls)), timeout_s,
+               f"every node at height {top}")
+
+
+@contextlib.contextmanager
+def levelled(cluster: LocalCluster) -> Iterator[None]:
+    """While the block runs, ``tp`` brings the cluster's nodes level before each command."""
+    LEVEL_URLS[:] = cluster.urls
+    try:
+        yield
+    finally:
+        LEVEL_URLS.clear()
 
 
 def tp(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run ``tpledger ARGS`` in-process through the CLI's single exit-code mapping."""
+    level_nodes(LEVEL_URLS)
     capsys.readouterr()
     rc = run(list(args))
     out, err = capsys.readouterr()
@@ -113,12 +145,7 @@ def test_lifecycle_through_the_cli(env: Env, capsys: pytest.CaptureFixture[str],
     paid_a, rejected, cancelled, forgotten = paris
     paid_b, partial = lyon
 
-    # Inboxes: each insurer sees only its own claims, the CNAM sees all six. The claims were
-    # committed as node 0 saw them; the other nodes read once they have applied that block.
-    h0 = int(NodeClient(e.url(0)).status()["height"])
-    for i in (1, 2, 3):
-        wait_until(lambda i=i: int(NodeClient(e.url(i)).status()["height"]) >= h0, 20,
-                   f"node {i} at height {h0}")
+    # Inboxes: each insurer sees only its own claims, the CNAM sees all six.
     inbox_a = tp_json(capsys, "claim", "inbox", "--node", e.url(1), "--key", e.key("mutuelle-a"))
     assert inbox_a["share"] == "amc"
     assert {c["claim_id"] for c in inbox_a["claims"]} == set(paris)
