@@ -155,10 +155,15 @@ class OverlayState:
         self._evidence: dict[bytes, EvidenceRecord] = {}
         self._references: dict[bytes, bytes] = {}
         self._gov: dict[bytes, bytes] = {}
+        self._registry: Registry | None = None  # the base's, read once (a claim reads it twice)
 
     def registry(self) -> Registry:
-        """The base's: the registry in force stays fixed for the whole block."""
-        return self.base.registry()
+        """The base's: the registry in force stays fixed for the whole block (an overlay lives
+        within one block), so it is read from the base chain once."""
+        reg = self._registry
+        if reg is None:
+            reg = self._registry = self.base.registry()
+        return reg
 
     def get_gov(self, key: bytes) -> bytes | None:
         value = self._gov.get(key)
