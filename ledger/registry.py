@@ -511,15 +511,15 @@ class Registry:
         if tree.size != self.size:
             raise StoreError(f"registry tree has {tree.size} leaves, the registry {self.size}")
         leaves = list(self._leaves)
-        for slot in sorted(changed):
-            rec = changed[slot]
+        in_order = sorted(changed.items())
+        for slot, rec in in_order:
             if rec.slot != slot or slot > len(leaves):
                 raise StoreError(f"registry leaf at slot {slot} names slot {rec.slot}")
             if slot == len(leaves):
                 leaves.append(rec)
             else:
                 leaves[slot] = rec
-        tree.set_many((slot, rec.encode()) for slot, rec in sorted(changed.items()))
+        tree.set_many((slot, rec.encode()) for slot, rec in in_order)
         if rows.size is not None and rows.size != tree.size:
             raise StoreError(f"registry size row {rows.size}, tree size {tree.size}")
         tariffs.sort(key=lambda t: t[1])
