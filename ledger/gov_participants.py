@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from tpledger.ledger.errors import EncodingError, RuleError, StoreError
-from tpledger.ledger.genesis import ACTIVE, REVOKED, SUSPENDED, check_identifiers
+from tpledger.ledger.genesis import ACTIVE, REVOKED, STATUS_NAMES, SUSPENDED, check_identifiers
 from tpledger.ledger.registry import (
     ADDED,
     GOV_SIZE_KEY,
@@ -47,6 +47,7 @@ from tpledger.ledger.registry import (
 )
 from tpledger.ledger.state import StateView
 from tpledger.ledger.tx import (
+    CHANGE_NAMES,
     REINSTATE,
     REVOKE,
     ROTATE,
@@ -207,8 +208,8 @@ def apply_participant_change(view: StateView, ctx: Any, stx: SignedTx,
         raise _fail("bad_change", "a rotation gives both new keys, other changes none")
     starts, status, event = _TRANSITIONS[body.op]
     if rec.status not in starts:
-        raise _fail("bad_status_change", f"{body.org} is {_STATUS[rec.status]}: cannot "
-                                         f"{_OPS[body.op]}")
+        raise _fail("bad_status_change", f"{body.org} is {STATUS_NAMES[rec.status]}: cannot "
+                                         f"{CHANGE_NAMES[body.op]}")
     new = replace(rec, status=status, since_height=height)
     if rotate:
         assert body.ed25519 is not None and body.x25519 is not None
@@ -220,9 +221,6 @@ def apply_participant_change(view: StateView, ctx: Any, stx: SignedTx,
                                  tx_id))
     view.mark_tx(tx_id)
 
-
-_STATUS = {ACTIVE: "active", SUSPENDED: "suspended", REVOKED: "revoked"}
-_OPS = {ROTATE: "rotate", SUSPEND: "suspend", REINSTATE: "reinstate", REVOKE: "revoke"}
 
 __all__ = ["add_key_event", "apply_participant_add", "apply_participant_change",
            "check_new_key", "key_unused", "pending_org", "pending_participant", "pending_size",
