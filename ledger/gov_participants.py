@@ -124,9 +124,10 @@ def write_leaf(view: StateView, rec: Leaf) -> None:
     view.put_gov(gov_key_slot(rec.slot), rec.encode())
 
 
-def key_unused(view: StateView, key: bytes) -> bool:
-    """No slot ever registered ``key`` (any status, rotated-out keys included)."""
-    return view.get_gov(gov_key_ed(key)) is None
+def key_fresh(view: StateView, ctx: Any, key: bytes) -> bool:
+    """No slot ever registered ``key`` (any status, rotated-out keys included), and it is no
+    validator's: a key names one slot forever (a participant's key, an org's admin key)."""
+    return view.get_gov(gov_key_ed(key)) is None and key not in ctx.validator_index
 
 
 def register_key(view: StateView, key: bytes, slot: int) -> None:
@@ -139,7 +140,7 @@ def add_key_event(view: StateView, ev: KeyEvent) -> None:
 
 def check_new_key(view: StateView, ctx: Any, key: bytes) -> None:
     """``key_in_use`` unless ``key`` is fresh: never registered, and no validator's."""
-    if not key_unused(view, key) or key in ctx.validator_index:
+    if not key_fresh(view, ctx, key):
         raise _fail("key_in_use", f"key {key.hex()[:16]} is already registered")
 
 
@@ -223,5 +224,5 @@ def apply_participant_change(view: StateView, ctx: Any, stx: SignedTx,
 
 
 __all__ = ["add_key_event", "apply_participant_add", "apply_participant_change",
-           "check_new_key", "key_unused", "pending_org", "pending_participant", "pending_size",
+           "check_new_key", "key_fresh", "pending_org", "pending_participant", "pending_size",
            "register_key", "write_leaf"]

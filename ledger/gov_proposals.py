@@ -40,7 +40,7 @@ from tpledger.ledger.errors import RuleError
 from tpledger.ledger.genesis import ACTIVE, PARTICIPANT_ROLES, QUORUM, REVOKED, Policy
 from tpledger.ledger.gov_participants import (
     add_key_event,
-    key_unused,
+    key_fresh,
     pending_org,
     pending_participant,
     pending_size,
@@ -242,7 +242,7 @@ def _active_org(view: StateView, name: str, index: int) -> OrgRecord:
 def _fresh_key(view: StateView, ctx: Any, key: bytes | None, index: int) -> None:
     """An admin key never registered in the registry, and no validator's (as for a
     participant's new key: a key names one slot forever)."""
-    if key is None or not key_unused(view, key) or key in ctx.validator_index:
+    if key is None or not key_fresh(view, ctx, key):
         raise _bad(index, "the admin key is already in use")
 
 
