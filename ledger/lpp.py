@@ -93,17 +93,6 @@ class LppEntry:
             self.max_price_cents, self.amo_base_cents,
         ]
 
-    @classmethod
-    def from_wire(cls, row: Any) -> LppEntry:
-        """The entry of a ``to_wire()`` row (e.g. a tariff row from the ledger); raises
-        :class:`LppTableError` for anything that is not exactly such a row."""
-        if not isinstance(row, list | tuple) or len(row) != 7:
-            raise LppTableError("an LPP row is a list of 7 fields")
-        code, label, category, age_group, klass, max_price, base = row
-        if klass == "":  # the wire form of "no class" on the ledger
-            klass = None
-        return cls(code, label, category, age_group, klass, max_price, base)
-
 
 class LppTable:
     """An immutable set of LPP entries keyed by code."""

@@ -26,7 +26,7 @@ from tpledger.ledger.genesis import (
     Validator,
 )
 from tpledger.ledger.keys import KeyFile, Signer
-from tpledger.ledger.lpp import LppEntry, LppTable, LppTableError
+from tpledger.ledger.lpp import LppTable, LppTableError
 from tpledger.ledger.registry import (
     ADD_ORG,
     EXECUTED,
@@ -550,11 +550,9 @@ def test_a_quorum_publishes_when_the_policy_says_quorum(chain: Chain) -> None:
     assert chain.reg.tariff_versions() == ((2, V1_DAY + 10),)
 
 
-def test_lpp_entry_from_wire_round_trips() -> None:
+def test_lpp_row_round_trips() -> None:
     for entry in LPP:
-        assert LppEntry.from_wire(entry.to_wire()) == entry
         assert LppRow.of(entry).entry() == entry
-    assert LppEntry.from_wire([FRAME, "x", "frame", "child", "", None, 5]).klass is None
-    for bad in ([FRAME], "row", [FRAME, "x", "hat", "child", "", None, 5]):
-        with pytest.raises(LppTableError, match=r"LPP|category|row"):
-            LppEntry.from_wire(bad)
+    assert LppRow(FRAME, "x", "frame", "child", "", None, 5).entry().klass is None
+    with pytest.raises(LppTableError, match=r"category"):
+        LppRow(FRAME, "x", "hat", "child", "", None, 5).entry()
