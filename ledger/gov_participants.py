@@ -174,19 +174,18 @@ def apply_participant_add(view: StateView, ctx: Any, stx: SignedTx, body: Partic
 
 
 def _authorise_change(rec: ParticipantRecord, body: ParticipantChange,
-                      signer: ParticipantRecord | OrgRecord, key: bytes) -> bool:
-    """Whether the signer is the participant's admin (True) or the participant itself
-    rotating its own current, active key (False); ``not_authorised`` otherwise."""
+                      signer: ParticipantRecord | OrgRecord, key: bytes) -> None:
+    """Pass if the signer is the participant's admin or the participant itself rotating its
+    own current, active key; ``not_authorised`` otherwise."""
     if isinstance(signer, OrgRecord):
         if rec.gov_org and signer.name == rec.gov_org:
-            return True
+            return
         raise _fail("not_authorised", f"only the admin of {rec.gov_org or 'its org'} changes "
                                       f"{rec.org}")
     if body.op != ROTATE or signer.org != rec.org:
         raise _fail("not_authorised", "a participant may only rotate its own keys")
     if not _current_active_key(rec, key):  # e.g. revoked or rotated earlier in this block
         raise _fail("not_authorised", "only the participant's current active key rotates it")
-    return False
 
 
 def _current_active_key(rec: ParticipantRecord, key: bytes) -> bool:
