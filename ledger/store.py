@@ -212,13 +212,9 @@ class Store:
         put_in_key_order(txn.cursor(db=self._dbs.gov), rows)
         write_leaf_history(nodes, [(k, v) for k, v in rows if k[:1] == b"s"])
 
-    def _load_registry(self, txn: lmdb.Transaction) -> Registry:
-        """The registry after the head, from the ``gov`` rows and the tree (at open, or if
-        a reader's head has no snapshot); kept for the head's height."""
-        height = self._height(txn)
-        reg = self._registries.get(height)
-        if reg is not None:
-            return reg
+    def _load_registry(self, txn: lmdb.Transaction, height: int) -> Registry:
+        """The registry after the head (at ``height``), from the ``gov`` rows and the tree
+        (at open, or if a reader's head has no snapshot); kept for the head's height."""
         rows: list[tuple[bytes, bytes]] = []
         with txn.cursor(db=self._dbs.gov) as cur:
             for prefix in REGISTRY_ROW_PREFIXES:
@@ -240,7 +236,7 @@ class Store:
 
     def _registry(self, txn: lmdb.Transaction, height: int) -> Registry:
         reg = self._registries.get(height)
-        return reg if reg is not None else self._load_registry(txn)
+        return reg if reg is not None else self._load_registry(txn, height)
 
     def registry(self) -> Registry:
         """The registry in force for the next block (the one after the head)."""

@@ -134,14 +134,9 @@ class GovApi:
         self.ledger = ledger
         self.reader = reader  # the API's signed-read check (``Api._reader``): 401/403
 
-    async def _member(self, request: web.Request) -> Registry:
-        """The registry in force, once the request's signer is found active in it."""
-        await self.reader(request)
-        return self.ledger.registry()
-
     async def proposals(self, request: web.Request) -> web.Response:
         """Proposals by id, paged (``next``: the cursor to pass as ``after``)."""
-        await self._member(request)
+        await self.reader(request)
         limit = int_arg(request, "limit", DEFAULT_PROPOSALS_PAGE)
         if not 1 <= limit <= MAX_PROPOSALS_PAGE:
             raise ApiError(400, "bad_parameter", f"limit is 1 to {MAX_PROPOSALS_PAGE}")
@@ -163,7 +158,7 @@ class GovApi:
         return web.json_response(answer)
 
     async def proposal(self, request: web.Request) -> web.Response:
-        await self._member(request)
+        await self.reader(request)
         pid = hex32(request.match_info["proposal_id"], "proposal id")
         p = self.ledger.proposal(pid)
         if p is None:
@@ -173,7 +168,8 @@ class GovApi:
     async def lpp_versions(self, request: web.Request) -> web.Response:
         """The tariff versions (1: the genesis table); with ``at``, the one in force on that
         date and its rows."""
-        reg = await self._member(request)
+        await self.reader(request)
+        reg = self.ledger.registry()
         v1 = self.ledger.lpp
         versions: list[TariffVersionView] = [
             {"version": 1, "effective": day_text(reg.policy.lpp_v1_effective_day),

@@ -34,7 +34,6 @@ from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.keys import KeyFile
 from tpledger.ledger.limits import BLOCK_ENVELOPE_BYTES
 from tpledger.ledger.lpp import LppTable
-from tpledger.ledger.registry import Registry
 from tpledger.ledger.store import SCRUB_TABLES, CheckedBlock, Store
 from tpledger.ledger.tx import SignedTx, tx_id_of
 from tpledger.ledger.validity import check_link
@@ -395,19 +394,17 @@ class Node:
             self._request_catch_up(c.height)
             return
         checked = self.validated.get(sha256(c.payload))
-        before = self.store.registry()
         if checked is not None:  # the token of our own check of this payload
             self.store.apply_block(checked, c.certificate)
-            self._after_apply(checked.block, before, checked.tx_ids())
+            self._after_apply(checked.block, checked.tx_ids())
         else:
             block = Block.decode(c.payload)
             self.store.apply_certified(block, c.certificate, check_signatures=False)
-            self._after_apply(block, before)
+            self._after_apply(block)
 
-    def _after_apply(self, block: Block, before: Registry,
-                     ids: list[bytes] | None = None) -> None:
-        """After a block is applied: the mempool, openings, metrics, waiters; ``before`` is
-        the registry in force before the block (keys it retired leave the mempool)."""
+    def _after_apply(self, block: Block, ids: list[bytes] | None = None) -> None:
+        """After a block is applied: the mempool, openings, metrics, waiters; the keys the
+        block retired (``Store.last_retired_keys``) leave the mempool."""
         if ids is None:
             ids = [tx_id_of(raw) for raw in block.txs]  # raw is canonical
         removed = self.mempool.remove(ids)
@@ -423,7 +420,7 @@ class Node:
         self.metrics.set("tree_size", hdr.tree_size)
         self.metrics.inc("committed_txs_total", len(block.txs))
         self.metrics.inc("committed_blocks_total")
-        retired = self.store.registry().retired_since(before)  # same snapshot: no scan
+        retired = self.store.last_retired_keys()  # diffed by the store's apply
         if retired:  # only after a block that revoked, suspended or rotated out keys
             self._drop_retired(retired, hdr.height)
         self.validated.clear()
@@ -480,9 +477,8 @@ class Node:
                         return
                     if h != self.store.height + 1:
                         continue  # consensus applied it meanwhile
-                    before = self.store.registry()
                     self.store.apply_certified(block, cert, check_signatures=True)
-                    self._after_apply(block, before)
+                    self._after_apply(block)
                     applied += 1
                 if applied and self.consensus is not None:
                     log.info("caught up to height %d", self.store.height)
