@@ -11,7 +11,6 @@ tariff in force on a day, the tariff versions, the proposals. Every malformed va
 
 from __future__ import annotations
 
-import datetime
 import functools
 import os
 import re
@@ -24,7 +23,8 @@ from tpledger.cli.bounded_files import read_bounded
 from tpledger.cli.client import NodeClient
 from tpledger.cli.errors import CliError, UsageError
 from tpledger.ledger.errors import EncodingError, LedgerError
-from tpledger.ledger.genesis import Policy
+from tpledger.ledger.genesis import DAY_MS, Policy, day_text
+from tpledger.ledger.genesis import parse_day as parse_day_text
 from tpledger.ledger.jsonsafe import loads_bounded
 from tpledger.ledger.keys import KeyFile, Signer
 from tpledger.ledger.lpp import LppEntry, LppTable
@@ -42,8 +42,6 @@ from tpledger.ledger.registry import (
 )
 from tpledger.ledger.tx import GovBallot, GovPropose, LppPublish, SignedTx, sign_tx
 
-DAY_MS = 86_400_000
-EPOCH = datetime.date(1970, 1, 1)
 ADMIN_ROLE = "admin"  # the role of an admin key file
 MAX_POLICY_FILE_BYTES = 4096
 MAX_PUB_FILE_BYTES = 64 * 1024
@@ -68,7 +66,7 @@ def parse_day(text: str, what: str = "--effective") -> int:
     if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text.strip()):
         raise UsageError(f"{what}: a date is YYYY-MM-DD, got {text[:40]!r}")
     try:
-        day = (datetime.date.fromisoformat(text.strip()) - EPOCH).days
+        day = parse_day_text(text.strip())
     except ValueError:
         raise UsageError(f"{what}: no such date {text[:40]!r}") from None
     if day < 0:
@@ -76,9 +74,7 @@ def parse_day(text: str, what: str = "--effective") -> int:
     return day
 
 
-def format_day(day: int) -> str:
-    """Days since 1970-01-01 as ``YYYY-MM-DD``."""
-    return (EPOCH + datetime.timedelta(days=int(day))).isoformat()
+format_day = day_text  # days since 1970-01-01 as YYYY-MM-DD (the genesis file's form)
 
 
 def parse_duration_ms(text: str, what: str = "--expires") -> int:
