@@ -27,7 +27,8 @@ from typing import Any
 from tpledger.cli.ceremony import PublicKey
 from tpledger.cli.client import ClientError, NodeClient
 from tpledger.cli.errors import CliError, Rejected
-from tpledger.ledger.encoding import ID_CHARS
+from tpledger.ledger.encoding import OrgId
+from tpledger.ledger.errors import EncodingError
 from tpledger.ledger.genesis import Genesis, Identifiers
 from tpledger.ledger.keys import KeyFile, Signer
 from tpledger.ledger.tx import (
@@ -43,7 +44,6 @@ from tpledger.ledger.tx import (
 NEXT_SUFFIX = ".next"  # STEM.key.next: the new key of a rotation not yet committed
 OPS = {name: op for op, name in CHANGE_NAMES.items()}
 LIST_PAGE = 500
-MAX_ORG_ID_LEN = 64
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,13 @@ def node_directory(client: NodeClient) -> Directory:
 
 
 def is_org_id(text: str) -> bool:
-    """An org id (what the registry may hold), safe to put in a URL path."""
-    return (0 < len(text) <= MAX_ORG_ID_LEN and all(c in ID_CHARS for c in text)
-            and text.strip(".") != "")
+    """An org id (the ledger's :data:`~ledger.encoding.OrgId`), safe to put in a URL path
+    (not only dots)."""
+    try:
+        OrgId.to_wire(text, "org")
+    except EncodingError:
+        return False
+    return text.strip(".") != ""
 
 
 def fetch_participant(client: NodeClient, org: str) -> ParticipantInfo | None:
