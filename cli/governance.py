@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tpledger.cli.bounded_files import read_bounded
+from tpledger.cli.ceremony import ADMIN_ROLE
 from tpledger.cli.client import NodeClient
 from tpledger.cli.errors import CliError, UsageError
 from tpledger.ledger.errors import EncodingError, LedgerError
@@ -42,7 +43,6 @@ from tpledger.ledger.registry import (
 )
 from tpledger.ledger.tx import GovBallot, GovPropose, LppPublish, SignedTx, sign_tx
 
-ADMIN_ROLE = "admin"  # the role of an admin key file
 MAX_POLICY_FILE_BYTES = 4096
 MAX_PUB_FILE_BYTES = 64 * 1024
 NONCE_BYTES = 16
