@@ -75,6 +75,7 @@ def gov_propose(actions: tuple[str, ...], expires: str, node_url: str, admin_key
         parse_action_spec,
         parse_duration_ms,
         send_admin_tx,
+        with_tariff_version,
     )
     from tpledger.cli.lifecycle import raise_if_refused
 
@@ -85,7 +86,7 @@ def gov_propose(actions: tuple[str, ...], expires: str, node_url: str, admin_key
         specs = parsed
         if needs_tariff_version(actions):  # a tariff carries the next version's number
             version = latest_tariff_version(client) + 1
-            specs = [parse_action_spec(a, version) for a in actions]
+            specs = [with_tariff_version(a, version) for a in parsed]
         return build_propose(chain_id, admin, specs, int(time.time() * 1000) + ttl_ms)
 
     row, org = send_admin_tx(node_url, admin_key_path, genesis, build, wait, timeout)
