@@ -18,6 +18,7 @@ and the CNAM's *current* X25519 keys, read from the node's registry, not from th
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from tpledger.ledger.tx import (
 NEXT_SUFFIX = ".next"  # STEM.key.next: the new key of a rotation not yet committed
 OPS = {name: op for op, name in CHANGE_NAMES.items()}
 LIST_PAGE = 500
+MAX_CACHED_PARTICIPANTS = 1024  # a run's payers (insurers, the CNAM): a handful
 
 
 @dataclass(frozen=True)
@@ -82,14 +84,10 @@ def genesis_directory(genesis: Genesis) -> Directory:
 
 
 def node_directory(client: NodeClient) -> Directory:
-    """The registry in force on the node, one signed read per org (cached for this run)."""
-    cache: dict[str, ParticipantInfo | None] = {}
-
-    def lookup(org: str) -> ParticipantInfo | None:
-        if org not in cache:
-            cache[org] = fetch_participant(client, org)
-        return cache[org]
-    return lookup
+    """The registry in force on the node, one signed read per org (cached for this run, at
+    most :data:`MAX_CACHED_PARTICIPANTS` orgs, as ``governance.node_tariff`` caches days)."""
+    return functools.lru_cache(maxsize=MAX_CACHED_PARTICIPANTS)(
+        lambda org: fetch_participant(client, org))
 
 
 def is_org_id(text: str) -> bool:
