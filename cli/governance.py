@@ -11,7 +11,7 @@ tariff in force on a day, the tariff versions, the proposals. Every malformed va
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import functools
 import os
 import re
@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from tpledger.cli.bounded_files import read_bounded
+from tpledger.cli.ceremony import ADMIN_ROLE
 from tpledger.cli.client import NodeClient
 from tpledger.cli.errors import CliError, UsageError
 from tpledger.ledger.errors import EncodingError, LedgerError
-from tpledger.ledger.genesis import Policy
+from tpledger.ledger.genesis import DAY_MS, Policy, day_text
+from tpledger.ledger.genesis import parse_day as parse_day_text
 from tpledger.ledger.jsonsafe import loads_bounded
 from tpledger.ledger.keys import KeyFile, Signer
 from tpledger.ledger.lpp import LppEntry, LppTable
@@ -42,9 +44,6 @@ from tpledger.ledger.registry import (
 )
 from tpledger.ledger.tx import GovBallot, GovPropose, LppPublish, SignedTx, sign_tx
 
-DAY_MS = 86_400_000
-EPOCH = datetime.date(1970, 1, 1)
-ADMIN_ROLE = "admin"  # the role of an admin key file
 MAX_POLICY_FILE_BYTES = 4096
 MAX_PUB_FILE_BYTES = 64 * 1024
 NONCE_BYTES = 16
@@ -68,7 +67,7 @@ def parse_day(text: str, what: str = "--effective") -> int:
     if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text.strip()):
         raise UsageError(f"{what}: a date is YYYY-MM-DD, got {text[:40]!r}")
     try:
-        day = (datetime.date.fromisoformat(text.strip()) - EPOCH).days
+        day = parse_day_text(text.strip())
     except ValueError:
         raise UsageError(f"{what}: no such date {text[:40]!r}") from None
     if day < 0:
@@ -76,9 +75,7 @@ def parse_day(text: str, what: str = "--effective") -> int:
     return day
 
 
-def format_day(day: int) -> str:
-    """Days since 1970-01-01 as ``YYYY-MM-DD``."""
-    return (EPOCH + datetime.timedelta(days=int(day))).isoformat()
+format_day = day_text  # days since 1970-01-01 as YYYY-MM-DD (the genesis file's form)
 
 
 def parse_duration_ms(text: str, what: str = "--expires") -> int:
@@ -246,6 +243,15 @@ def parse_action_spec(spec: str, tariff_version: int = 2) -> GovAction:
         return _action(op=PUBLISH_TARIFF, tariff=release)
     raise UsageError(f"--action: unknown action {op[:40]!r}; expected one of "
                      f"{', '.join(ACTION_FORMS)}")
+
+
+def with_tariff_version(action: GovAction, version: int) -> GovAction:
+    """``action`` with its tariff release numbered ``version`` (a publish-tariff action; any
+    other as it is): the parsed action renumbered, its files not read again."""
+    if action.tariff is None:
+        return action
+    return _action(**{**{f.name: getattr(action, f.name) for f in dataclasses.fields(action)},
+                      "tariff": dataclasses.replace(action.tariff, version=version)})
 
 
 def needs_tariff_version(specs: Sequence[str]) -> bool:
@@ -421,4 +427,5 @@ __all__ = [
     "send_admin_tx",
     "table_of_rows",
     "tariff_versions",
+    "with_tariff_version",
 ]

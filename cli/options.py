@@ -97,6 +97,22 @@ def admin_key_option(help_text: str = "The governing organisation's admin key fi
                         help=help_text)
 
 
+def admin_tx_options(admin_help: str | None = None, *,
+                     wait: Callable[[Any], Any] = wait_option,
+                     json_help: str = "Print the result as JSON.") -> Callable[[F], F]:
+    """The options of a command that sends a tx signed by an admin key: ``--node``,
+    ``--admin-key``, ``--genesis``, ``wait`` (default ``--wait``, a flag), ``--timeout`` and
+    ``--json``."""
+    admin = admin_key_option() if admin_help is None else admin_key_option(admin_help)
+
+    def apply(f: F) -> F:
+        for option in (json_option(json_help), timeout_option, wait, genesis_option, admin,
+                       node_option):
+            f = option(f)
+        return f
+    return apply
+
+
 def chain_genesis_option(help_text: str = CHAIN_GENESIS, *,
                          must_exist: bool = False) -> Callable[[F], F]:
     """``--genesis FILE`` (required): the genesis an offline check trusts. Without
@@ -154,6 +170,7 @@ __all__ = [
     "PAYER_KEY",
     "READER_KEY",
     "admin_key_option",
+    "admin_tx_options",
     "ca_option",
     "chain_genesis_option",
     "format_option",

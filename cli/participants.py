@@ -18,6 +18,7 @@ and the CNAM's *current* X25519 keys, read from the node's registry, not from th
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from typing import Any
 from tpledger.cli.ceremony import PublicKey
 from tpledger.cli.client import ClientError, NodeClient
 from tpledger.cli.errors import CliError, Rejected
-from tpledger.ledger.encoding import ID_CHARS
+from tpledger.ledger.encoding import OrgId
+from tpledger.ledger.errors import EncodingError
 from tpledger.ledger.genesis import Genesis, Identifiers
 from tpledger.ledger.keys import KeyFile, Signer
 from tpledger.ledger.tx import (
@@ -43,7 +45,7 @@ from tpledger.ledger.tx import (
 NEXT_SUFFIX = ".next"  # STEM.key.next: the new key of a rotation not yet committed
 OPS = {name: op for op, name in CHANGE_NAMES.items()}
 LIST_PAGE = 500
-MAX_ORG_ID_LEN = 64
+MAX_CACHED_PARTICIPANTS = 1024  # a run's payers (insurers, the CNAM): a handful
 
 
 @dataclass(frozen=True)
@@ -82,20 +84,20 @@ def genesis_directory(genesis: Genesis) -> Directory:
 
 
 def node_directory(client: NodeClient) -> Directory:
-    """The registry in force on the node, one signed read per org (cached for this run)."""
-    cache: dict[str, ParticipantInfo | None] = {}
-
-    def lookup(org: str) -> ParticipantInfo | None:
-        if org not in cache:
-            cache[org] = fetch_participant(client, org)
-        return cache[org]
-    return lookup
+    """The registry in force on the node, one signed read per org (cached for this run, at
+    most :data:`MAX_CACHED_PARTICIPANTS` orgs, as ``governance.node_tariff`` caches days)."""
+    return functools.lru_cache(maxsize=MAX_CACHED_PARTICIPANTS)(
+        lambda org: fetch_participant(client, org))
 
 
 def is_org_id(text: str) -> bool:
-    """An org id (what the registry may hold), safe to put in a URL path."""
-    return (0 < len(text) <= MAX_ORG_ID_LEN and all(c in ID_CHARS for c in text)
-            and text.strip(".") != "")
+    """An org id (the ledger's :data:`~ledger.encoding.OrgId`), safe to put in a URL path
+    (not only dots)."""
+    try:
+        OrgId.to_wire(text, "org")
+    except EncodingError:
+        return False
+    return text.strip(".") != ""
 
 
 def fetch_participant(client: NodeClient, org: str) -> ParticipantInfo | None:

@@ -61,12 +61,13 @@ def genesis_assemble(chain_id: str, members: tuple[Path, ...], validators: tuple
 
     from tpledger.cli.ceremony import assemble, make_policy, write_genesis
     from tpledger.cli.errors import UsageError
-    from tpledger.ledger.genesis import DAY_MS, parse_day
+    from tpledger.ledger.genesis import parse_day
+    from tpledger.ledger.registry import day_of
 
     if genesis_time_ms is None:
         genesis_time_ms = int(time.time() * 1000)
     try:
-        v1_day = (genesis_time_ms // DAY_MS if lpp_v1_effective is None
+        v1_day = (day_of(genesis_time_ms) if lpp_v1_effective is None
                   else parse_day(lpp_v1_effective))
     except ValueError:
         raise UsageError("--lpp-v1-effective must be a date YYYY-MM-DD") from None

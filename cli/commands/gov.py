@@ -8,7 +8,6 @@ participant's operational ``--key``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,15 +18,10 @@ from tpledger.cli.client import NodeClient
 from tpledger.cli.errors import UsageError
 from tpledger.cli.options import (
     CONTEXT,
-    F,
-    admin_key_option,
+    admin_tx_options,
     format_option,
-    genesis_option,
-    json_option,
     key_option,
     node_option,
-    timeout_option,
-    wait_option,
 )
 from tpledger.ledger.keys import KeyFile
 
@@ -37,19 +31,6 @@ if TYPE_CHECKING:
 
 PROPOSAL_STATUSES = ("open", "executed", "expired", "failed")
 MAX_LIST = 1000
-
-
-def admin_tx_options(admin_help: str | None = None) -> Callable[[F], F]:
-    """The options of a command that sends a tx signed by an admin key: ``--node``,
-    ``--admin-key``, ``--genesis``, ``--wait``, ``--timeout`` and ``--json``."""
-    admin = admin_key_option() if admin_help is None else admin_key_option(admin_help)
-
-    def apply(f: F) -> F:
-        for option in (json_option(), timeout_option, wait_option, genesis_option, admin,
-                       node_option):
-            f = option(f)
-        return f
-    return apply
 
 
 @click.group(context_settings=CONTEXT, epilog="""\b
@@ -94,6 +75,7 @@ def gov_propose(actions: tuple[str, ...], expires: str, node_url: str, admin_key
         parse_action_spec,
         parse_duration_ms,
         send_admin_tx,
+        with_tariff_version,
     )
     from tpledger.cli.lifecycle import raise_if_refused
 
@@ -104,7 +86,7 @@ def gov_propose(actions: tuple[str, ...], expires: str, node_url: str, admin_key
         specs = parsed
         if needs_tariff_version(actions):  # a tariff carries the next version's number
             version = latest_tariff_version(client) + 1
-            specs = [parse_action_spec(a, version) for a in actions]
+            specs = [with_tariff_version(a, version) for a in parsed]
         return build_propose(chain_id, admin, specs, int(time.time() * 1000) + ttl_ms)
 
     row, org = send_admin_tx(node_url, admin_key_path, genesis, build, wait, timeout)

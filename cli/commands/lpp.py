@@ -9,9 +9,8 @@ import click
 
 from tpledger.cli import render
 from tpledger.cli.client import NodeClient
-from tpledger.cli.commands.gov import admin_tx_options
 from tpledger.cli.errors import UsageError
-from tpledger.cli.options import CONTEXT, ca_option, format_option
+from tpledger.cli.options import CONTEXT, admin_tx_options, ca_option, format_option
 
 if TYPE_CHECKING:
     from tpledger.ledger.keys import Signer

@@ -4,9 +4,8 @@ keys (admin-signed txs, ``cli/participants.py``), and read the registry (show, l
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -15,7 +14,7 @@ from tpledger.cli.client import NodeClient
 from tpledger.cli.errors import UsageError
 from tpledger.cli.options import (
     CONTEXT,
-    admin_key_option,
+    admin_tx_options,
     format_option,
     genesis_option,
     json_option,
@@ -24,11 +23,11 @@ from tpledger.cli.options import (
     node_option,
     timeout_option,
 )
+from tpledger.ledger.genesis import PARTICIPANT_ROLES, STATUS_NAMES
 from tpledger.ledger.keys import KeyFile
 
-F = TypeVar("F", bound=Callable[..., Any])
-ROLE_CHOICES = ("optician", "insurer", "cnam", "auditor")
-STATUS_CHOICES = ("active", "suspended", "revoked")
+ROLE_CHOICES = PARTICIPANT_ROLES
+STATUS_CHOICES = tuple(STATUS_NAMES.values())
 NODE = "--node http://127.0.0.1:7000"
 ADMIN = "--admin-key c/admin/federation.admin.json"
 
@@ -38,13 +37,8 @@ wait_commit = click.option("--wait/--no-wait", default=True, show_default=True,
                            help="Wait until the transaction is committed.")
 
 
-def admin_tx_options(f: F) -> F:
-    """The options of an admin-signed change: node, admin key, genesis, wait, output."""
-    for option in reversed((node_option, admin_key_option(), genesis_option, wait_commit,
-                            timeout_option, json_option("Print the transaction's outcome "
-                                                        "as JSON."))):
-        f = option(f)
-    return f
+admin_change_options = admin_tx_options(wait=wait_commit,
+                                        json_help="Print the transaction's outcome as JSON.")
 
 
 def _send_admin(node_url: str, admin_path: Path, genesis: Path | None, make: Any, wait: bool,
@@ -91,7 +85,7 @@ Example:
 @click.option("--rpps", default=None, help="An optician's RPPS (11 digits, Luhn key).")
 @click.option("--billing", default=None, help="An optician's billing number (9 digits).")
 @click.option("--amc", default=None, help="An insurer's AMC number (8 to 10 digits).")
-@admin_tx_options
+@admin_change_options
 def participant_add(org: str, pub_path: Path, gov_org: str, role: str | None,
                     siret: str | None, rpps: str | None, billing: str | None, amc: str | None,
                     node_url: str, admin_key_path: Path, genesis: Path | None, wait: bool,
@@ -211,7 +205,7 @@ Example:
 """, help=f"{what} Signed by ORG's governing organisation's admin key.")
     @click.argument("org")
     @reason_option
-    @admin_tx_options
+    @admin_change_options
     def command(org: str, reason: str, node_url: str, admin_key_path: Path,
                 genesis: Path | None, wait: bool, timeout: float, as_json: bool) -> None:
         from tpledger.cli.lifecycle import check_reason

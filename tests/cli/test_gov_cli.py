@@ -34,6 +34,7 @@ from tpledger.cli.governance import (
     release_of,
     rows_of,
     table_of_rows,
+    with_tariff_version,
 )
 from tpledger.cli.main import cli, run
 from tpledger.ledger.genesis import Identifiers, check_identifiers, luhn_ok, siret_ok
@@ -160,6 +161,21 @@ def test_publish_tariff_carries_the_full_table_and_its_digest(tmp_path: Path) ->
     assert back.digest() == rel.table_digest
     entry = back.get("2261874")
     assert entry is not None and entry.max_price_cents == 1000
+
+
+def test_a_parsed_tariff_action_renumbered_equals_one_parsed_with_that_version(
+        tmp_path: Path) -> None:
+    """gov propose parses each --action once and renumbers its tariff when the latest
+    version is known: the same action, byte for byte, as parsing it with that version."""
+    spec = f"publish-tariff:{_csv(tmp_path, plv_of={'2261874': '1000'})}@2026-03-01"
+    parsed = parse_action_spec(spec)
+    renumbered = with_tariff_version(parsed, 5)
+    assert renumbered.encode() == parse_action_spec(spec, tariff_version=5).encode()
+    assert renumbered.tariff is not None and renumbered.tariff.version == 5
+    other = parse_action_spec("remove-org:mutuelle-x")
+    assert with_tariff_version(other, 5) is other
+    with pytest.raises(UsageError, match="version"):
+        with_tariff_version(parsed, 2**32)
 
 
 def test_rows_round_trip_the_seed_table() -> None:
