@@ -12,7 +12,7 @@ import pytest
 
 from tests.ledger.helpers import luhn_complete
 from tpledger.ledger import gov_proposals
-from tpledger.ledger.errors import RuleError
+from tpledger.ledger.errors import EncodingError, RuleError
 from tpledger.ledger.genesis import (
     ACTIVE,
     DAY_MS,
@@ -553,6 +553,10 @@ def test_a_quorum_publishes_when_the_policy_says_quorum(chain: Chain) -> None:
 def test_lpp_row_round_trips() -> None:
     for entry in LPP:
         assert LppRow.of(entry).entry() == entry
+        assert LppRow.from_wire(LppRow.of(entry).to_wire()) == LppRow.of(entry)
     assert LppRow(FRAME, "x", "frame", "child", "", None, 5).entry().klass is None
+    for bad in ([FRAME], "row"):  # malformed rows on the wire: refused by the decoder
+        with pytest.raises(EncodingError):
+            LppRow.from_wire(bad)
     with pytest.raises(LppTableError, match=r"category"):
         LppRow(FRAME, "x", "hat", "child", "", None, 5).entry()
