@@ -49,7 +49,9 @@ class _Lines:
         self.buf = b""
 
     def lines(self) -> list[str]:
-        return self.buf.decode().splitlines()
+        """Complete lines only: a kill may cut the last one short (``applied``, no height)."""
+        complete, _, _partial = self.buf.rpartition(b"\n")
+        return complete.decode().splitlines()
 
     def read_until(self, deadline_s: float, first_line_only: bool = False) -> None:
         while not (first_line_only and b"\n" in self.buf):
