@@ -411,7 +411,8 @@ def participant_record(body: dict[str, Any], wide: bool = False) -> None:
     out.print(f"  ed25519  {body.get('ed25519')}")
     out.print(f"  x25519   {body.get('x25519')}")
     rows = [(h.get("height"), h.get("op"), short_id(h.get("ed25519"), wide),
-             short_id(h.get("signer"), wide), short_id(h.get("tx_id"), wide))
+             *(("genesis", "genesis") if h.get("height") == 0 else  # listed in genesis.json
+               (short_id(h.get("signer"), wide), short_id(h.get("tx_id"), wide))))
             for h in body.get("history") or [] if isinstance(h, dict)]
     rows_out(("height", "change", "ed25519", "signed by", "tx"), rows, "key history")
 

@@ -55,6 +55,7 @@ from tpledger.ledger.registry import (
     Registry,
     RegistryTree,
     TariffVersion,
+    genesis_key_event,
     gov_key_events_prefix,
     gov_key_proposal,
 )
@@ -255,7 +256,7 @@ class Store:
 
     def key_history(self, org: str, limit: int = 100) -> list[KeyEvent]:
         """The last ``limit`` (<= MAX_PAGE) key events of participant or org ``org``, oldest
-        first."""
+        first; a member listed in the genesis has a first event at height 0 (not stored)."""
         limit = max(0, min(limit, MAX_PAGE))
         prefix = gov_key_events_prefix(org)
         end = prefix[:-1] + bytes([prefix[-1] + 1])
@@ -266,6 +267,10 @@ class Store:
                 key = bytes(cur.key())
                 out.append(decode_row(KeyEvent, unseal("gov", key, cur.value()), "key event"))
                 found = cur.prev()
+        if len(out) < limit:  # every stored event was read: the genesis one goes first
+            first = genesis_key_event(self.genesis, org)
+            if first is not None:
+                out.append(first)
         out.reverse()
         return out
 

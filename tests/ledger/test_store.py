@@ -369,20 +369,32 @@ def test_versioned_node_store_reads_the_latest_version_at_a_height(tmp_path: Pat
 
 def test_key_history_and_participant_getters(store: Store, world: h.World) -> None:
     from tests.ledger import registry_helpers as rh
-    from tpledger.ledger.registry import ADDED, REVOKED_EV, ROTATED
-    from tpledger.ledger.tx import REVOKE
+    from tpledger.ledger.registry import ADDED, REVOKED_EV, ROTATED, SUSPENDED_EV
+    from tpledger.ledger.tx import REVOKE, SUSPEND
 
     rh.rotated_after_claim(world, store, "shop-k")  # added at 1, rotated at 3
     h.add_block(world, store, [rh.change_shop(world, "shop-k", REVOKE)])  # revoked at 5
     events = store.key_history("shop-k")
     assert [(e.op, e.height) for e in events] == [(ADDED, 1), (ROTATED, 3), (REVOKED_EV, 5)]
     assert store.key_history("shop-k", limit=2) == events[1:]
-    assert store.key_history("shop") == [] and store.key_history("nobody") == []
+    assert store.key_history("nobody") == []
     rec = store.participant("shop-k")
     assert rec is not None and rec.ed25519 == events[1].ed25519
     assert store.participant("nobody") is None
     assert store.proposals() == [] and store.proposal(b"\x00" * 32) is None
     assert store.tariff_versions() == []
     assert store.last_retired_keys() == frozenset({events[1].ed25519})
+    # a genesis member's history starts with its genesis keys, at height 0 (not a stored row)
+    shop = world.genesis.participant("optic-a")
+    assert shop is not None
+    (first,) = store.key_history("optic-a")
+    assert (first.op, first.height, first.tx_id) == (ADDED, 0, world.genesis.hash())
+    assert (first.ed25519, first.x25519, first.signer) == (shop.ed25519, shop.x25519, b"\0" * 32)
+    h.add_block(world, store, [rh.change_shop(world, "optic-a", SUSPEND)])
+    history = [(e.op, e.height) for e in store.key_history("optic-a")]
+    assert history == [(ADDED, 0), (SUSPENDED_EV, 6)]
+    assert [e.op for e in store.key_history("optic-a", limit=1)] == [SUSPENDED_EV]  # newest kept
+    (org_first,) = store.key_history("federation")  # a governing org: its genesis admin key
+    assert org_first.ed25519 == world.admin("federation").public
     h.add_block(world, store, [])
     assert store.last_retired_keys() == frozenset()
