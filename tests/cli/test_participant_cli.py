@@ -123,3 +123,19 @@ def test_operational_key_refused_as_admin_key(cluster_dir: Path,
     assert rc == 2
     rc = run(["participant", "rotate", "optic-lyon", "--key", shop_key, "--node", NODE])
     assert rc == 2 and "not of 'optic-lyon'" in capsys.readouterr().err
+
+
+def test_show_names_the_genesis_as_signer_of_a_height_0_event(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tpledger.cli.render import participant_record
+
+    zeros, signer = "00" * 32, "ab" * 32
+    body = {"org": "optic-a", "role": "optician", "status": "suspended", "history": [
+        {"op": "added", "height": 0, "ed25519": "11" * 32, "signer": zeros, "tx_id": "22" * 32},
+        {"op": "suspended", "height": 6, "ed25519": "11" * 32, "signer": signer,
+         "tx_id": "33" * 32}]}
+    participant_record(body)
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines() if "\t" in line]
+    assert rows[0] == ["height", "change", "ed25519", "signed by", "tx"]
+    assert rows[1] == ["0", "added", "11" * 32, "genesis", "genesis"]
+    assert rows[2] == ["6", "suspended", "11" * 32, signer, "33" * 32]  # piped: whole ids
