@@ -74,21 +74,13 @@ REGISTRY_GOV_ORG = "federation"  # the cluster's opticians' federation registers
 SIRET_PREFIX = "9"  # far from La Poste's SIREN 356000000 (its SIRETs follow another rule)
 
 
-def luhn_complete(payload: str) -> str:
-    """``payload`` followed by its Luhn check digit (the SIRET's and the RPPS's key)."""
-    total = 0
-    for i, ch in enumerate(reversed(payload)):
-        d = int(ch) * (2 if i % 2 == 0 else 1)  # the check digit will sit right of these
-        total += d - 9 if d > 9 else d
-    return payload + str((10 - total % 10) % 10)
-
-
 def synthetic_shop(i: int) -> tuple[str, bytes, bytes, str, str]:
     """Shop ``i`` of the bench registry: org id, Ed25519 and X25519 public keys (derived from
     ``i``, distinct), a valid-format billing number and a SIRET with its Luhn key."""
     import nacl.bindings
 
     from tpledger.ledger.encoding import sha256
+    from tpledger.ledger.genesis import luhn_complete
 
     seed = sha256(b"tpledger-bench-shop/" + i.to_bytes(4, "big"))
     ed, _ = nacl.bindings.crypto_sign_seed_keypair(seed)

@@ -69,6 +69,12 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def luhn_complete(payload: str) -> str:
+    """``payload`` (ASCII digits) followed by its Luhn check digit: a valid SIRET or RPPS of
+    that prefix (for synthetic registries: the bench's, the tests')."""
+    return next(payload + d for d in "0123456789" if luhn_ok(payload + d))
+
+
 def siret_ok(siret: str) -> bool:
     """A SIRET: 14 digits with a valid Luhn key (La Poste's: digit sum divisible by 5)."""
     if len(siret) != 14 or not (siret.isascii() and siret.isdigit()):

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.cli.helpers import assert_one_line_error
-from tpledger.cli.bench import luhn_complete, synthetic_shop
+from tpledger.cli.bench import synthetic_shop
 from tpledger.cli.client import NodeClient
 from tpledger.cli.errors import CliError, Exit, UsageError
 from tpledger.cli.governance import (
@@ -37,7 +37,7 @@ from tpledger.cli.governance import (
     with_tariff_version,
 )
 from tpledger.cli.main import cli, run
-from tpledger.ledger.genesis import Identifiers, check_identifiers, luhn_ok, siret_ok
+from tpledger.ledger.genesis import Identifiers, check_identifiers, luhn_complete, luhn_ok, siret_ok
 from tpledger.ledger.keys import KeyFile, Signer
 from tpledger.ledger.lpp import LppTable
 from tpledger.ledger.registry import (

@@ -23,6 +23,7 @@ from tpledger.ledger.genesis import (
     Participant,
     Policy,
     Validator,
+    luhn_complete,
 )
 from tpledger.ledger.keys import BoxKey, KeyFile, Signer
 from tpledger.ledger.lpp import LppTable
@@ -114,17 +115,6 @@ GOV_ORGS = (("federation", ("optician",)), ("insurers", ("insurer",)),
 GOV_OF_ROLE = {"optician": "federation", "insurer": "insurers", "cnam": "cnam-gov"}
 TEST_POLICY = Policy(threshold=2, tariff_publisher="cnam-gov", max_claim_age_days=3650,
                      max_proposal_ttl_ms=7 * DAY_MS, lpp_v1_effective_day=0)
-
-
-def luhn_complete(prefix: str) -> str:
-    """``prefix`` with the Luhn check digit appended (a valid SIRET/RPPS of that prefix)."""
-    for d in "0123456789":
-        digits = prefix + d
-        total = sum(int(c) if i % 2 == 0 else (2 * int(c) - 9 if int(c) > 4 else 2 * int(c))
-                    for i, c in enumerate(reversed(digits)))
-        if total % 10 == 0:
-            return digits
-    raise AssertionError("unreachable")
 
 
 def ids_for(role: str, n: int) -> Identifiers:
