@@ -103,9 +103,11 @@ def _run(console: Console, base: Path, per_optician: int, commit_timeout_s: floa
             summary.rows.extend(rows)
 
         first = summary.rows[0]
+        reader = len(lc.urls) - 1  # a node no claim was submitted to
+        _wait_height(lc, reader, max(int(r["height"]) for r in summary.rows), commit_timeout_s)
         console.print(f"[bold]4.[/] fetching the proof of claim {first['claim_id'][:16]}… "
                       f"as its insurer ({first['insurer']}) from another node")
-        with lc.client(first["insurer"], node=len(lc.urls) - 1) as client:
+        with lc.client(first["insurer"], node=reader) as client:
             state = client.claim(first["claim_id"])
             data = client.proof(first["claim_id"])
         proof_file = base / "claim.proof"
@@ -127,6 +129,19 @@ def _run(console: Console, base: Path, per_optician: int, commit_timeout_s: floa
     summary.seconds = time.monotonic() - start
     _print_summary(console, summary)
     return summary
+
+
+def _wait_height(lc: LocalCluster, node: int, height: int, timeout_s: float,
+                 poll_s: float = 0.1) -> None:
+    """Wait until node ``node`` has applied block ``height``: a commit seen by the node a
+    claim went to reaches the others a moment later, and a read there must not miss it."""
+    deadline = time.monotonic() + timeout_s
+    with lc.client(node=node) as client:
+        while (seen := int(client.status().get("height", 0))) < height:
+            if time.monotonic() >= deadline:
+                raise CliError(f"demo: node {node} is at height {seen} after {timeout_s:g} s; "
+                               f"the claims were committed at height {height}")
+            time.sleep(poll_s)
 
 
 def _submit_route(lc: LocalCluster, genesis: Genesis, lpp: LppTable, rng: random.Random,
