@@ -58,7 +58,7 @@ def run_demo(
     console: Console,
     keep_dir: Path | None = None,
     per_optician: int = 3,
-    commit_timeout_s: float = 30.0,
+    commit_timeout_s: float = 60.0,
 ) -> DemoSummary:
     """Run the demo; raise CliError (after stopping the cluster) if any step fails."""
     start = time.monotonic()
@@ -87,7 +87,7 @@ def _run(console: Console, base: Path, per_optician: int, commit_timeout_s: floa
     lpp = LppTable.default()
     console.print(f"[bold]1.[/] cluster init: {DEMO_VALIDATORS} validators in {base / 'cluster'}")
     lc = LocalCluster(base / "cluster", validators=DEMO_VALIDATORS, base_port=0,
-                      startup_timeout_s=30.0, stop_timeout_s=10.0)
+                      startup_timeout_s=60.0, stop_timeout_s=10.0)
     _ = lc.info  # init now, so the step's output comes before the nodes start
     orgs = ", ".join(f"{n.name}={_org_of(lc, n.name)}" for n in lc.info.nodes)
     console.print(f"   validators: {orgs}")

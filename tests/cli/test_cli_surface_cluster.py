@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import assert_one_line_error
-from tests.node.conftest import cluster  # noqa: F401  (the module's real cluster)
+from tests.node.conftest import (
+    cluster,  # noqa: F401  (the module's real cluster)
+    level_nodes,
+)
 from tpledger.cli.cluster import LocalCluster
 from tpledger.cli.errors import Exit
 from tpledger.cli.main import run
@@ -54,6 +57,7 @@ def claim_ids(cluster: LocalCluster,  # noqa: F811
     assert rc == 0
     rows = [json.loads(ln) for ln in buf.getvalue().splitlines()]
     assert [r["status"] for r in rows] == ["committed"] * 5
+    level_nodes(cluster.urls)  # the tests read them on other nodes
     return sorted(r["claim_id"] for r in rows)
 
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import tpledger.cli.ceremony as ceremony
 from tests.cli.helpers import assert_one_line_error
 from tests.deploy.helpers import commit
-from tests.node.conftest import make_claims
+from tests.node.conftest import level_nodes, make_claims
 from tpledger.cli.cluster import (
     PARTICIPANTS,
     LocalCluster,
@@ -174,5 +174,6 @@ def test_four_nodes_run_from_assembled_files(tmp_path: Path) -> None:
     with LocalCluster(root, startup_timeout_s=60) as lc:
         claims, _ = make_claims(lc, "optic-lyon", "mutuelle-b", 2, seed=7)
         commit(lc.client("optic-lyon", node=1), claims)
+        level_nodes(lc.urls)  # committed through node 1, read on node 2
         with lc.client("mutuelle-b", node=2) as c:
             assert c.claim(claims[1].claim_id.hex())

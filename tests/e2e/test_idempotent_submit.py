@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_lifecycle import tp
+from tests.e2e.test_lifecycle import levelled, tp
 from tests.node.conftest import wait_until
 from tpledger.cli.cluster import LocalCluster
 from tpledger.cli.errors import Exit
@@ -26,8 +26,8 @@ N_CLAIMS = 6
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root = tmp_path_factory.mktemp("idem")
-    with LocalCluster(root / "c", validators=4, startup_timeout_s=60) as c:
-        yield c
+    with LocalCluster(root / "c", validators=4, startup_timeout_s=60) as c, levelled(c):
+        yield c  # ``tp`` brings every node level before each command
 
 
 def _claims_file(path: Path) -> Path:
@@ -65,7 +65,7 @@ def test_a_retry_after_a_timeout_creates_no_duplicate(
     assert rc == Exit.OK, err
     retry = [json.loads(ln) for ln in out.splitlines() if ln.strip()]
     assert {r["status"] for r in retry} <= {"already_submitted", "committed"}, retry
-    wait_until(lambda: len(_ledger_ids(capsys, cluster, key)) >= N_CLAIMS, timeout_s=30,
+    wait_until(lambda: len(_ledger_ids(capsys, cluster, key)) >= N_CLAIMS, timeout_s=60,
                what="the claims committed")
     on_ledger = _ledger_ids(capsys, cluster, key)
     assert len(on_ledger) == N_CLAIMS  # no duplicate

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.privacy_scan import identity_needles, scan_paths, scan_texts
-from tests.node.conftest import wait_until
+from tests.node.conftest import level_nodes, wait_until
 from tpledger.cli import render
 from tpledger.cli.client import ClientError, NodeClient
 from tpledger.cli.cluster import LocalCluster
@@ -63,20 +63,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 # fixtures): a command after a ``--wait`` on node 0 may read on node 3, which must first have
 # applied the block (these reads raced under load).
 LEVEL_URLS: list[str] = []
-
-
-def _height(url: str) -> int | None:
-    try:
-        return int(NodeClient(url).status()["height"])
-    except (ClientError, OSError):  # a node a test stopped on purpose
-        return None
-
-
-def level_nodes(urls: list[str], timeout_s: float = 20) -> None:
-    """Wait until every reachable node has applied the highest block any of them has."""
-    top = max((h for h in map(_height, urls) if h is not None), default=0)
-    wait_until(lambda: all(h is None or h >= top for h in map(_height, urls)), timeout_s,
-               f"every node at height {top}")
 
 
 @contextlib.contextmanager
@@ -132,6 +118,7 @@ def submit_claims(capsys: pytest.CaptureFixture[str], e: Env, optician: str, ins
 
 
 def claim_state(e: Env, org: str, claim_id: str, node: int = 0) -> dict[str, Any]:
+    level_nodes(e.cluster.urls)  # the last change may have been committed through another node
     with e.cluster.client(org, node=node) as cl:
         return cl.claim(claim_id)
 
@@ -245,7 +232,7 @@ def test_lifecycle_through_the_cli(env: Env, capsys: pytest.CaptureFixture[str],
         return all(claim_state(e, "cnam", forgotten, node=i)["openings_held"] == []
                    for i in range(4))
 
-    wait_until(gone_everywhere, 15, "openings forgotten on every node")
+    wait_until(gone_everywhere, 60, "openings forgotten on every node")
     for i in range(4):
         for org in ("mutuelle-a", "cnam"):
             with e.cluster.client(org, node=i) as cl, pytest.raises(ClientError) as ei:
@@ -270,7 +257,7 @@ def test_roles_and_replays_are_refused(env: Env, capsys: pytest.CaptureFixture[s
     k = e.cluster.key("optic-paris")
     with e.cluster.client("optic-paris") as cl:
         row = submit_signed(cl, sign_tx(gen.chain_id, k.signer, Decision(
-            bytes.fromhex(cid), SHARE_AMC, True, 100, "")), wait=True, timeout_s=20)
+            bytes.fromhex(cid), SHARE_AMC, True, 100, "")), wait=True, timeout_s=60)
     assert (row["status"], row["code"]) == ("rejected", "wrong_role")
 
     # Another insurer can neither decide this claim nor read its opening.
@@ -281,7 +268,7 @@ def test_roles_and_replays_are_refused(env: Env, capsys: pytest.CaptureFixture[s
     kb = e.cluster.key("mutuelle-b")
     with e.cluster.client("mutuelle-b") as cl:
         row = submit_signed(cl, sign_tx(gen.chain_id, kb.signer, Decision(
-            bytes.fromhex(cid), SHARE_AMC, True, 100, "")), wait=True, timeout_s=20)
+            bytes.fromhex(cid), SHARE_AMC, True, 100, "")), wait=True, timeout_s=60)
         assert (row["status"], row["code"]) == ("rejected", "wrong_org")
         with pytest.raises(ClientError) as ei:
             cl.opening(cid)
@@ -312,11 +299,12 @@ def test_roles_and_replays_are_refused(env: Env, capsys: pytest.CaptureFixture[s
     stx = sign_tx(gen.chain_id, ka.signer, Payment(bytes.fromhex(cid), SHARE_AMC, 400,
                                                    b"\x01" * 32))
     with e.cluster.client("mutuelle-a", node=1) as cl:
-        first = submit_signed(cl, stx, wait=True, timeout_s=20)
+        first = submit_signed(cl, stx, wait=True, timeout_s=60)
         assert first["status"] == "committed", first
+    level_nodes(e.cluster.urls)  # else a node that has not applied it yet answers "pending"
     for node in range(4):
         with e.cluster.client("mutuelle-a", node=node) as cl:
-            again = submit_signed(cl, stx, wait=True, timeout_s=20)
+            again = submit_signed(cl, stx, wait=True, timeout_s=60)
         assert (again["status"], again["code"]) == ("rejected", "duplicate_tx")
     assert claim_state(e, "mutuelle-a", cid)["amc"]["paid_cents"] == 400
 
@@ -326,7 +314,7 @@ def test_checkpoints_consistency_witness(env: Env, capsys: pytest.CaptureFixture
     e = env
     cp1, cp2 = tmp_path / "cp1.ckp", tmp_path / "cp2.ckp"
     # Independent of the other tests' order: a checkpoint needs one committed block.
-    wait_until(lambda: int(NodeClient(e.url(0)).status()["height"]) >= 1, 20, "a first block")
+    wait_until(lambda: int(NodeClient(e.url(0)).status()["height"]) >= 1, 60, "a first block")
     rc, _, err = tp(capsys, "checkpoint", "get", "--node", e.url(0), "-o", str(cp1))
     assert rc == 0, err
     body = tp_json(capsys, "checkpoint", "verify", str(cp1), "--genesis", e.genesis)
@@ -340,7 +328,7 @@ def test_checkpoints_consistency_witness(env: Env, capsys: pytest.CaptureFixture
     assert json.loads(state.read_text())["checkpoint"]
 
     submit_claims(capsys, e, "optic-lyon", "mutuelle-a", 2, seed=31)
-    wait_until(lambda: int(NodeClient(e.url(3)).status()["height"]) > h1, 20, "a new block")
+    wait_until(lambda: int(NodeClient(e.url(3)).status()["height"]) > h1, 60, "a new block")
     rc, _, err = tp(capsys, "checkpoint", "get", "--node", e.url(3), "-o", str(cp2))
     assert rc == 0, err
     proof = tmp_path / "c12.cns"

@@ -87,6 +87,7 @@ def test_sigkill_mid_apply_leaves_a_consistent_store(tmp_path: Path) -> None:
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+        out.read_until(time.monotonic() + 5)  # what it printed before the kill, to EOF
         applied = [int(x.split()[1]) for x in out.lines() if x.startswith("applied")]
         assert applied, "the writer applied no block before being killed"
         last_reported = max(applied)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tpledger.cli.claims import ClaimBuilder, ClaimInput, PreparedClaim
-from tpledger.cli.client import NodeClient
+from tpledger.cli.client import ClientError, NodeClient
 from tpledger.cli.cluster import LocalCluster
 from tpledger.ledger.patient import make_test_birth_date, make_test_nir
 
@@ -23,13 +23,37 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll ``pred`` until true; fail the test naming ``what`` after ``timeout_s``."""
+    """Poll ``pred`` until true; fail the test naming ``what`` after ``timeout_s``. A node's
+    error answer (``ClientError``: a 404 from a node that has not applied the block yet, a
+    node busy restarting) counts as "not yet"; the last one is named if time runs out."""
     deadline = time.monotonic() + timeout_s
+    last: ClientError | None = None
     while time.monotonic() < deadline:
-        if pred():
-            return
+        try:
+            if pred():
+                return
+        except ClientError as exc:
+            last = exc
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+    seen = f" (last answer: {last})" if last is not None else ""
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}{seen}")
+
+
+def _height(url: str) -> int | None:
+    try:
+        with NodeClient(url, timeout_s=5, max_retries=0) as cl:
+            return int(cl.status()["height"])
+    except (ClientError, OSError):  # a node a test stopped on purpose
+        return None
+
+
+def level_nodes(urls: list[str], timeout_s: float = 60) -> None:
+    """Wait until every reachable node has applied the highest block any of them has: a
+    commit seen on one node reaches the others a moment later, and a read there must not
+    miss it."""
+    top = max((h for h in map(_height, urls) if h is not None), default=0)
+    wait_until(lambda: all(h is None or h >= top for h in map(_height, urls)), timeout_s,
+               f"every node at height {top}")
 
 
 def make_claims(c: LocalCluster, optician: str, insurer: str, n: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.node.conftest import make_claims, status, wait_until
+from tests.node.conftest import level_nodes, make_claims, status, wait_until
 from tpledger.cli.claims import submit_prepared, wait_committed
 from tpledger.cli.client import ClientError
 from tpledger.cli.cluster import LocalCluster
@@ -23,6 +23,7 @@ def _submit_and_wait(c: LocalCluster, node: int, optician: str, insurer: str, n:
         assert all(r["status"] == "pending" for r in rows), rows
         wait_committed(cl, rows, timeout_s=60)
     assert all(r["status"] == "committed" for r in rows), rows
+    level_nodes(c.urls)  # committed through ``node``; the tests read them on others too
     return rows
 
 

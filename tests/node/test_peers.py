@@ -75,9 +75,16 @@ async def _pair(genesis_of_b: bytes) -> tuple[Received, Received, PeerManager, P
     await a.start()
     await b.start()
     try:
-        await _until(lambda: a.outbound_up[1] and b.outbound_up[0], 3.0)
+        def linked() -> bool:
+            return bool(a.outbound_up[1] and b.outbound_up[0])
+
+        def refused() -> bool:
+            return a.stats["handshakes_failed"] + b.stats["handshakes_failed"] > 0
+
+        await _until(lambda: linked() or refused(), 20.0)  # generous: a busy machine
         b.broadcast(FRAME_CONSENSUS, b"vote")
-        await _until(lambda: got_a and got_b, 3.0)
+        # linked: until both frames are in; refused: a while, to see that nothing gets through
+        await _until(lambda: got_a and got_b, 20.0 if linked() else 1.0)
     finally:
         await a.stop()
         await b.stop()

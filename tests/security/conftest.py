@@ -23,6 +23,7 @@ import pytest
 import tomli_w
 from aiohttp import web
 
+from tests.node.conftest import wait_until
 from tpledger.cli.claims import ClaimBuilder, ClaimInput
 from tpledger.cli.client import NodeClient
 from tpledger.cli.cluster import LocalCluster, free_ports, init_cluster
@@ -149,10 +150,13 @@ def _submit(c: LocalCluster, optician: str, insurer: str, n: int, seed: int,
         patients.append((nir, bd))
         prepared.append(builder.build(ClaimInput(f"claim {i}", insurer, nir, bd, "",
                                                  (("2210546", 1, 3049),))))
+    deadline = time.monotonic() + 60  # a fresh cluster on a busy machine: links still coming up
     with c.client(optician) as cl:
         cl.submit([p.item for p in prepared])
         for p in prepared:
-            assert cl.tx_status(p.claim_id, wait_ms=20_000)["status"] == "committed"
+            while (st := cl.tx_status(p.claim_id, wait_ms=5_000)["status"]) == "pending":
+                assert time.monotonic() < deadline, "a claim still pending after 60 s"
+            assert st == "committed", st
     return [p.claim_id.hex() for p in prepared]
 
 
@@ -179,6 +183,13 @@ def sec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sec]:
             s = Sec(c, relay, root)
             s.claims["optic-paris"] = _submit(c, "optic-paris", "mutuelle-a", 4, 1, s.patients)
             s.claims["optic-lyon"] = _submit(c, "optic-lyon", "mutuelle-b", 2, 2, s.patients)
+            # the tests read them on every node: each must hold the block and the openings
+            # (gossiped apart from the block: either may come first)
+            wait_until(lambda: all(
+                len(s.openings_held(cid, node, payer)) == 2
+                for optician, payer in (("optic-paris", "mutuelle-a"), ("optic-lyon", "mutuelle-b"))
+                for cid in s.claims[optician] for node in range(4)),
+                60, "every node to hold every claim and its openings")
             yield s
     finally:
         relay.stop()
