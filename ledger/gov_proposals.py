@@ -55,6 +55,7 @@ from tpledger.ledger.registry import (
     EXECUTED,
     FAILED,
     GOV_POLICY_KEY,
+    NO_X25519,
     OPEN,
     PUBLISH_TARIFF,
     REMOVE_ORG,
@@ -77,7 +78,6 @@ from tpledger.ledger.state import OverlayState, StateView
 from tpledger.ledger.tx import GovBallot, GovPropose, LppPublish, SignedTx
 
 REJECTED_OUTCOME = "rejected"  # FAILED: the no-ballots made the threshold unreachable
-NO_X25519 = b"\0" * 32  # an organisation has no box key: its key events carry zeros
 
 
 def _fail(code: str, message: str) -> RuleError:

@@ -220,20 +220,20 @@ class KeyEvent(Record):
 
 
 GENESIS_SIGNER = b"\0" * 32  # the signer of a key event that comes from the genesis file
+NO_X25519 = b"\0" * 32  # an organisation has no box key: its key events carry zeros
 
 
 def genesis_key_event(genesis: Genesis, org: str) -> KeyEvent | None:
     """The first key event of a participant or governing org listed in the genesis: ADDED at
     height 0, signed by no one (zeros), its tx id the genesis hash. Not stored: readers put
     it before the stored events, so the history of a genesis member starts with its first
-    keys (an org has no box key: zeros)."""
-    for p in genesis.participants:
-        if p.org == org:
-            return KeyEvent(org, ADDED, 0, p.ed25519, p.x25519, GENESIS_SIGNER, genesis.hash())
-    for o in genesis.gov_orgs:
-        if o.name == org:
-            return KeyEvent(org, ADDED, 0, o.admin_ed25519, b"\0" * 32, GENESIS_SIGNER,
-                            genesis.hash())
+    keys."""
+    p = genesis.participant(org)
+    if p is not None:
+        return KeyEvent(org, ADDED, 0, p.ed25519, p.x25519, GENESIS_SIGNER, genesis.hash())
+    admin = next((o.admin_ed25519 for o in genesis.gov_orgs if o.name == org), None)
+    if admin is not None:
+        return KeyEvent(org, ADDED, 0, admin, NO_X25519, GENESIS_SIGNER, genesis.hash())
     return None
 
 
