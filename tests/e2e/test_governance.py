@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import pytest
 
 from tests.e2e.privacy_scan import identity_needles, scan_paths
 from tests.e2e.test_lifecycle import levelled, tp, tp_json
-from tpledger.cli.claims import ClaimBuilder, ClaimInput
+from tpledger.cli.claims import ClaimBuilder, ClaimInput, wait_committed
 from tpledger.cli.cluster import LocalCluster
 from tpledger.cli.errors import Exit
 from tpledger.ledger.genesis import Genesis
@@ -221,24 +220,21 @@ def _burst(e: Env, n: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
 
 def _committed_height(e: Env, tx_id: str, node: int, timeout_s: float = 60.0) -> int:
     """The height of ``tx_id``'s block, asked on ``node`` until it has applied it."""
-    deadline = time.monotonic() + timeout_s
+    row = {"claim_id": tx_id, "status": "pending"}  # wait_committed's row: any tx id will do
     with e.cluster.client("cnam", node=node) as cl:
-        while (st := cl.tx_status(tx_id, wait_ms=5_000))["status"] in ("pending", "unknown"):
-            assert time.monotonic() < deadline, st
-            time.sleep(0.1)
-    assert st["status"] == "committed", st
-    return int(st["height"])
+        wait_committed(cl, [row], timeout_s)
+    assert row["status"] == "committed", row
+    return int(row["height"])
 
 
 def _settled(e: Env, tx_ids: list[str], timeout_s: float = 60.0) -> dict[str, dict[str, Any]]:
-    deadline = time.monotonic() + timeout_s
+    """Each tx's final status on node 2 (committed with its height, or rejected with its
+    code), through the CLI's own wait."""
+    rows = [{"claim_id": t, "status": "pending"} for t in tx_ids]
     with e.cluster.client("cnam", node=2) as cl:
-        while True:
-            out = {t: cl.tx_status(t) for t in tx_ids}
-            if all(s["status"] in ("committed", "rejected") for s in out.values()):
-                return out
-            assert time.monotonic() < deadline, out
-            time.sleep(0.2)
+        wait_committed(cl, rows, timeout_s)
+    assert all(r["status"] in ("committed", "rejected") for r in rows), rows
+    return {r["claim_id"]: r for r in rows}
 
 
 def test_a_phished_shop_key_is_revoked(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
