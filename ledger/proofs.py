@@ -73,9 +73,9 @@ from tpledger.ledger.encoding import (
     spec,
 )
 from tpledger.ledger.errors import EncodingError, LedgerError, ProofError, RuleError
-from tpledger.ledger.genesis import ACTIVE, Genesis, Identifiers
+from tpledger.ledger.genesis import ACTIVE, Genesis
 from tpledger.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
-from tpledger.ledger.registry import OrgRecord, ParticipantRecord, decode_leaf
+from tpledger.ledger.registry import OrgRecord, ParticipantRecord, decode_leaf, leaf_key
 from tpledger.ledger.rules import TxKind, check_vote_evidence, evidence_signer, tx_kind
 from tpledger.ledger.tx import (
     ROTATE,
@@ -307,12 +307,6 @@ class _Signer:
     ids: dict[str, str] | None
 
 
-def _ids_json(ids: Identifiers) -> dict[str, str]:
-    """The non-empty professional identifiers of a record (public data, never a patient's)."""
-    return {name: value for name, value in (("rpps", ids.rpps), ("billing", ids.billing),
-                                             ("siret", ids.siret), ("amc", ids.amc)) if value}
-
-
 class _Failure(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -474,23 +468,19 @@ class Verifier:
         if kind.signer_kind == "validator":
             return self._check_validator(stx, body, b)
         rec = self._registry_record(b)
-        if isinstance(rec, OrgRecord):
-            key, who = rec.admin_ed25519, rec.name
-        else:
-            key, who = rec.ed25519, rec.org
-        if key != stx.signer:
+        if leaf_key(rec) != stx.signer:
             raise _Failure(PARTICIPANT, "the registry record is not the signer's")
         _require_active(rec, b.header.height)
         if isinstance(rec, OrgRecord):
             if not _admin_may_sign(kind, body, rec.name):
-                raise _Failure(PARTICIPANT, f"the admin of {who} may not sign this "
+                raise _Failure(PARTICIPANT, f"the admin of {rec.name} may not sign this "
                                             f"{kind.name}")
             return _Signer(rec.name, "admin", None)
         if kind.signer_kind == "participant":
             _check_signer_role(rec.role, rec.org, body)
         elif not _self_may_sign(body, rec.org):
             raise _Failure(PARTICIPANT, f"a {rec.role} may not sign this {kind.name}")
-        return _Signer(rec.org, rec.role, _ids_json(rec.ids))
+        return _Signer(rec.org, rec.role, rec.ids.as_dict())  # public, never a patient's
 
     def _check_validator(self, stx: SignedTx, body: TxBody, b: ProofBundle) -> _Signer:
         if b.signer_record or b.signer_path:
