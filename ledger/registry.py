@@ -33,7 +33,6 @@ key names at most one slot forever.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -70,6 +69,7 @@ from tpledger.ledger.genesis import (
     Policy,
 )
 from tpledger.ledger.lpp import LppEntry, LppTable
+from tpledger.ledger.merkle import leaf_hash
 from tpledger.ledger.merkle_tree import MemoryNodeStore, NodeStore, PersistentTree
 
 MAX_REGISTRY_SLOTS = 500_000  # orgs + participants ever registered (slots are never reused)
@@ -331,7 +331,7 @@ class RegistryTree:
             if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0:
                 raise StoreError("registry slot must be a non-negative int")
             if slot < size:
-                self._tree.set_leaf_hash(slot, hashlib.sha256(b"\x00" + entry).digest())
+                self._tree.set_leaf_hash(slot, leaf_hash(entry))
             else:
                 appends.append((slot, entry))
         appends.sort()
