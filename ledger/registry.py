@@ -295,9 +295,12 @@ def gov_key_events_prefix(org: str) -> bytes:
     return b"k" + org.encode() + b"\0"
 
 
+MAX_LEAF_BYTES = 4096  # a registry leaf's record, encoded
+
+
 def decode_leaf(raw: bytes) -> Leaf:
     """A leaf's record (raises EncodingError)."""
-    rec = decode_any(raw, (ParticipantRecord, OrgRecord), 4096)
+    rec = decode_any(raw, (ParticipantRecord, OrgRecord), MAX_LEAF_BYTES)
     assert isinstance(rec, ParticipantRecord | OrgRecord)
     return rec
 
@@ -341,9 +344,6 @@ class RegistryTree:
 
     def root(self) -> bytes:
         return self._tree.root()
-
-    def root_at(self, size: int) -> bytes:
-        return self._tree.root(size)
 
     def path(self, slot: int, size: int | None = None) -> list[bytes]:
         """The inclusion path of ``slot`` in the tree of ``size`` leaves (default: all)."""

@@ -201,18 +201,11 @@ class LmdbState:
             raise RuntimeError("LmdbState built without the registry in force")
         return self._registry
 
-    def _gov_db(self) -> Any:
-        db = getattr(self.dbs, "gov", None)  # the "gov" table (ledger/store_layout DB_NAMES)
-        if db is None:
-            raise StoreError("this store has no governance table")
-        return db
-
     def get_gov(self, key: bytes) -> bytes | None:
-        db = getattr(self.dbs, "gov", None)
-        return None if db is None else get_row(self.txn, key, db, "gov")
+        return get_row(self.txn, key, self.dbs.gov, "gov")
 
     def put_gov(self, key: bytes, value: bytes) -> None:
-        put_row(self.txn, key, value, self._gov_db())
+        put_row(self.txn, key, value, self.dbs.gov)
 
     def _place(self, claim_id: bytes) -> bytes | None:
         place = self.new_places.get(claim_id)
@@ -329,7 +322,6 @@ _VPREFIX = struct.Struct(">BQ")
 _MAX_VERSION = 2**64 - 1
 LEAF_LEVEL = 0xFE  # leaf-record history: 0xFE || slot || ~version -> the leaf's bytes
 _SIZE_LEVEL = 0xFF  # tree size history: 0xFF || 0 || ~version -> size u64
-MAX_LEAF_BYTES = 4096
 
 
 class LmdbVersionedNodeStore:
