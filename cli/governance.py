@@ -32,6 +32,7 @@ from tpledger.ledger.keys import KeyFile, Signer
 from tpledger.ledger.lpp import LppEntry, LppTable
 from tpledger.ledger.registry import (
     ADD_ORG,
+    GOV_OP_NAMES,
     MAX_ACTIONS,
     MAX_TARIFF_ROWS,
     PUBLISH_TARIFF,
@@ -54,8 +55,6 @@ ACTION_FORMS = (
     "set-policy:FILE.json",
     "publish-tariff:FILE.csv@YYYY-MM-DD",
 )
-OP_NAMES = {ADD_ORG: "add-org", REMOVE_ORG: "remove-org", SET_ADMIN_KEY: "set-admin",
-            SET_POLICY: "set-policy", PUBLISH_TARIFF: "publish-tariff"}
 _DURATION = re.compile(r"^([0-9]{1,6})([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -176,7 +175,7 @@ def _action(**fields: Any) -> GovAction:
     try:
         action.encode()
     except EncodingError as exc:
-        raise UsageError(f"--action {OP_NAMES[values['op']]}: {exc}") from None
+        raise UsageError(f"--action {GOV_OP_NAMES[values['op']]}: {exc}") from None
     return action
 
 

@@ -332,7 +332,7 @@ class Genesis(Record):
                 {"name": o.name, "admin_ed25519": o.admin_ed25519.hex(), "roles": list(o.roles)}
                 for o in self.gov_orgs
             ],
-            "policy": _policy_json(self.policy),
+            "policy": policy_json(self.policy),
         }
 
     @classmethod
@@ -416,7 +416,8 @@ def _participant_of_json(p: Any, v2: bool) -> Participant:
     return Participant(p["org"], p["role"], key, box, p["gov_org"], Identifiers(**ids))
 
 
-def _policy_json(pol: Policy) -> dict[str, Any]:
+def policy_json(pol: Policy) -> dict[str, Any]:
+    """A policy's JSON form (the genesis file's, and the node's proposals)."""
     return {"threshold": pol.threshold, "tariff_publisher": pol.tariff_publisher,
             "max_claim_age_days": pol.max_claim_age_days,
             "max_proposal_ttl_ms": pol.max_proposal_ttl_ms,

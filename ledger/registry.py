@@ -201,6 +201,10 @@ class ProposalState(Record):
 
 
 ADDED, ROTATED, SUSPENDED_EV, REINSTATED, REVOKED_EV, ADMIN_KEY_SET = 1, 2, 3, 4, 5, 6
+GOV_OP_NAMES = {ADD_ORG: "add-org", REMOVE_ORG: "remove-org", SET_ADMIN_KEY: "set-admin",
+                SET_POLICY: "set-policy", PUBLISH_TARIFF: "publish-tariff"}  # node and CLI
+PROPOSAL_STATUS_NAMES = {OPEN: "open", EXECUTED: "executed", EXPIRED: "expired",
+                         FAILED: "failed"}
 KEY_EVENT_NAMES = {ADDED: "added", ROTATED: "rotated", SUSPENDED_EV: "suspended",
                    REINSTATED: "reinstated", REVOKED_EV: "revoked", ADMIN_KEY_SET: "admin_key_set"}
 

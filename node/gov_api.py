@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from aiohttp import web
 
+from tpledger.ledger.genesis import day_text, parse_day, policy_json
 from tpledger.ledger.lpp import LppTable
 from tpledger.ledger.registry import (
-    EXECUTED,
     EXPIRED,
-    FAILED,
+    GOV_OP_NAMES,
     OPEN,
+    PROPOSAL_STATUS_NAMES,
     GovAction,
     ProposalState,
     Registry,
@@ -36,6 +37,7 @@ from tpledger.node.schemas import (
     GovActionView,
     LppRowView,
     LppVersionsAnswer,
+    PolicyView,
     ProposalsPage,
     ProposalView,
     TariffVersionView,
@@ -43,13 +45,7 @@ from tpledger.node.schemas import (
 
 MAX_PROPOSALS_PAGE = 1000
 DEFAULT_PROPOSALS_PAGE = 100
-STATUS_NAMES = {OPEN: "open", EXECUTED: "executed", EXPIRED: "expired", FAILED: "failed"}
-STATUS_OF_NAME = {v: k for k, v in STATUS_NAMES.items()}
-OP_NAMES = {1: "add-org", 2: "remove-org", 3: "set-admin", 4: "set-policy",
-            5: "publish-tariff"}
-EPOCH = datetime.date(1970, 1, 1)
-DAY_MS = 86_400_000
-MAX_DAY = 2_932_896  # 9999-12-31
+STATUS_OF_NAME = {v: k for k, v in PROPOSAL_STATUS_NAMES.items()}
 
 
 class GovReader(Protocol):
@@ -64,24 +60,18 @@ class GovReader(Protocol):
                   ) -> list[tuple[bytes, ProposalState]]: ...
 
 
-def day_text(day: int) -> str:
-    return (EPOCH + datetime.timedelta(days=day)).isoformat()
-
-
 def _day_arg(text: str) -> int:
     try:
-        if len(text) != 10:
-            raise ValueError
-        day = (datetime.date.fromisoformat(text) - EPOCH).days
+        day = parse_day(text)  # up to 9999-12-31, the largest date there is
     except ValueError:
         raise ApiError(400, "bad_parameter", "at is a date YYYY-MM-DD") from None
-    if not 0 <= day <= MAX_DAY:
+    if day < 0:
         raise ApiError(400, "bad_parameter", "at is a date from 1970-01-01 on")
     return day
 
 
 def action_json(a: GovAction) -> GovActionView:
-    out: GovActionView = {"op": OP_NAMES.get(a.op, str(a.op))}
+    out: GovActionView = {"op": GOV_OP_NAMES.get(a.op, str(a.op))}
     if a.org:
         out["org"] = a.org
     if a.admin_ed25519 is not None:
@@ -89,11 +79,7 @@ def action_json(a: GovAction) -> GovActionView:
     if a.roles:
         out["roles"] = list(a.roles)
     if a.policy is not None:
-        p = a.policy
-        out["policy"] = {"threshold": p.threshold, "tariff_publisher": p.tariff_publisher,
-                         "max_claim_age_days": p.max_claim_age_days,
-                         "max_proposal_ttl_ms": p.max_proposal_ttl_ms,
-                         "lpp_v1_effective": day_text(p.lpp_v1_effective_day)}
+        out["policy"] = cast(PolicyView, policy_json(a.policy))
     if a.tariff is not None:
         out["version"] = a.tariff.version
         out["effective"] = day_text(a.tariff.effective_day)
@@ -112,7 +98,7 @@ def proposal_json(pid: bytes, p: ProposalState, time_ms: int) -> ProposalView:
         "created_height": p.created_height, "expires_at_ms": p.expires_at_ms,
         "expires_at": datetime.datetime.fromtimestamp(
             p.expires_at_ms / 1000, datetime.UTC).isoformat(timespec="seconds"),
-        "yes": list(p.yes), "no": list(p.no), "status": STATUS_NAMES.get(status, "?"),
+        "yes": list(p.yes), "no": list(p.no), "status": PROPOSAL_STATUS_NAMES.get(status, "?"),
         "outcome": p.outcome, "closed_height": p.closed_height,
     }
 

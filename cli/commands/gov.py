@@ -24,12 +24,13 @@ from tpledger.cli.options import (
     node_option,
 )
 from tpledger.ledger.keys import KeyFile
+from tpledger.ledger.registry import PROPOSAL_STATUS_NAMES
 
 if TYPE_CHECKING:
     from tpledger.ledger.keys import Signer
     from tpledger.ledger.tx import SignedTx
 
-PROPOSAL_STATUSES = ("open", "executed", "expired", "failed")
+PROPOSAL_STATUSES = tuple(PROPOSAL_STATUS_NAMES.values())  # as the node shows them
 MAX_LIST = 1000
 
 
