@@ -6,30 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from tpledger.cli.client import ClientError, NodeClient, _hex_id
-from tpledger.cli.errors import CliError
+from tpledger.cli.paging import MAX_ROWS, follow_pages
 
 PAGE = 1000  # the node's largest page
-MAX_ROWS = 100_000  # a listing stops here (bounded memory and time)
 
 
 def iter_evidence(client: NodeClient, max_rows: int = MAX_ROWS) -> list[dict[str, Any]]:
     """Every recorded equivocation (at most ``max_rows``), following the ``next`` cursor."""
-    rows: list[dict[str, Any]] = []
-    after: str | None = None
-    while len(rows) < max_rows:
-        qs = f"?limit={PAGE}" + (f"&after={after}" if after else "")
-        body = client.get_json("/v1/evidence" + qs)
-        page = body.get("evidence") if isinstance(body, dict) else None
-        if not isinstance(page, list) or not all(isinstance(r, dict) for r in page):
-            raise CliError("the node's evidence answer is not a list of objects")
-        rows.extend(page)
-        nxt = body.get("next")
-        if nxt is None:
-            break
-        if not isinstance(nxt, str) or nxt == after:
-            raise CliError("the node's evidence cursor does not advance")
-        after = nxt
-    return rows[:max_rows]
+    return follow_pages(client, "/v1/evidence", "evidence", "evidence", page=PAGE,
+                        max_rows=max_rows)
 
 
 def proof_bytes(client: NodeClient, tx_id: str, tree_size: int | None) -> bytes:

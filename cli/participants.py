@@ -28,6 +28,7 @@ from typing import Any
 from tpledger.cli.ceremony import PublicKey
 from tpledger.cli.client import ClientError, NodeClient
 from tpledger.cli.errors import CliError, Rejected
+from tpledger.cli.paging import MAX_ROWS, follow_pages
 from tpledger.ledger.encoding import OrgId
 from tpledger.ledger.errors import EncodingError
 from tpledger.ledger.genesis import Genesis, Identifiers
@@ -132,23 +133,12 @@ def show_participant(client: NodeClient, org: str) -> dict[str, Any]:
 
 
 def list_participants(client: NodeClient, role: str | None, status: str | None,
-                      max_rows: int = 100_000) -> list[dict[str, Any]]:
+                      max_rows: int = MAX_ROWS) -> list[dict[str, Any]]:
     """Every participant (paged through ``GET /v1/participants``), filtered."""
-    out: list[dict[str, Any]] = []
-    after = ""
-    while len(out) < max_rows:
-        qs = f"?limit={LIST_PAGE}" + (f"&role={role}" if role else "") + (
-            f"&after={after}" if after else "")
-        body = client.get_json(f"/v1/participants{qs}", signed=True)
-        rows = body.get("participants") if isinstance(body, dict) else None
-        if not isinstance(rows, list):
-            raise CliError("malformed participant list from the node")
-        out.extend(r for r in rows if isinstance(r, dict)
-                   and (status is None or r.get("status") == status))
-        after = body.get("next") or ""
-        if not after:
-            break
-    return out[:max_rows]
+    return follow_pages(client, "/v1/participants", "participants", "participant list",
+                        page=LIST_PAGE, query=f"&role={role}" if role else "", signed=True,
+                        max_rows=max_rows,
+                        keep=lambda r: status is None or r.get("status") == status)
 
 
 # -- transactions ----------------------------------------------------------------------------
