@@ -43,11 +43,10 @@ from tpledger.ledger.registry import (
     LppRow,
     TariffRelease,
 )
-from tpledger.ledger.tx import GovBallot, GovPropose, LppPublish, SignedTx, sign_tx
+from tpledger.ledger.tx import NONCE_BYTES, GovBallot, GovPropose, LppPublish, SignedTx, sign_tx
 
 MAX_POLICY_FILE_BYTES = 4096
 MAX_PUB_FILE_BYTES = 64 * 1024
-NONCE_BYTES = 16
 ACTION_FORMS = (
     "add-org:NAME:ADMIN_PUB:ROLE[,ROLE...]",
     "remove-org:NAME",
@@ -137,11 +136,6 @@ def load_admin_key(path: Path) -> AdminKey:
 def rows_of(table: LppTable) -> tuple[LppRow, ...]:
     """The table's entries as ledger rows (sorted by code, as the table digest is)."""
     return tuple(LppRow.of(e) for e in table)
-
-
-def table_of_rows(rows: Sequence[LppRow], version: str = "") -> LppTable:
-    """The table of on-ledger rows (raises LedgerError on a bad row)."""
-    return LppTable((r.entry() for r in rows), version)
 
 
 def load_table(path: Path) -> LppTable:
@@ -251,10 +245,6 @@ def with_tariff_version(action: GovAction, version: int) -> GovAction:
         return action
     return _action(**{**{f.name: getattr(action, f.name) for f in dataclasses.fields(action)},
                       "tariff": dataclasses.replace(action.tariff, version=version)})
-
-
-def needs_tariff_version(specs: Sequence[str]) -> bool:
-    return any(s.startswith("publish-tariff:") for s in specs)
 
 
 # -- signed bodies ---------------------------------------------------------------------------
@@ -413,7 +403,6 @@ __all__ = [
     "latest_tariff_version",
     "load_admin_key",
     "load_table",
-    "needs_tariff_version",
     "node_tariff",
     "parse_action_spec",
     "parse_day",
@@ -424,7 +413,6 @@ __all__ = [
     "release_of",
     "rows_of",
     "send_admin_tx",
-    "table_of_rows",
     "tariff_versions",
     "with_tariff_version",
 ]

@@ -241,12 +241,15 @@ def claims_table(rows: list[dict[str, Any]], title: str, wide: bool = False) -> 
 
 
 def tx_row(row: dict[str, Any], as_json: bool, what: str) -> None:
-    """One sent transaction (a refusal is reported by the caller, as an error)."""
+    """One sent transaction: a claim's change, a participant change, a proposal (named by its
+    ``proposal_id``), a ballot, a tariff publication. A refusal is reported by the caller,
+    as an error (exit 4)."""
     if as_json:
         print_json(row)
     elif row["status"] != "rejected":
         where = f" at height {row['height']}" if "height" in row else ""
-        stdout().print(f"{what}: tx {row['tx_id']} {row['status']}{where}")
+        pid = f" (proposal {row['proposal_id']})" if "proposal_id" in row else ""
+        stdout().print(f"{what}: tx {row['tx_id']} {row['status']}{where}{pid}")
 
 
 # -- node status, LPP table, evidence ----------------------------------------------------------
@@ -333,17 +336,6 @@ def stats_tables(st: Stats, from_height: int, end: int) -> None:
 
 
 # -- governance --------------------------------------------------------------------------------
-def gov_sent(row: dict[str, Any], as_json: bool, what: str) -> None:
-    """A sent governance tx (proposal, ballot, tariff publication); a refusal is reported by
-    the caller, as an error (exit 4)."""
-    if as_json:
-        print_json(row)
-    elif row["status"] != "rejected":
-        where = f" at height {row['height']}" if "height" in row else ""
-        pid = f" (proposal {row['proposal_id']})" if "proposal_id" in row else ""
-        stdout().print(f"{what}: tx {row['tx_id']} {row['status']}{where}{pid}")
-
-
 def _action_cell(a: Any) -> str:
     if not isinstance(a, dict):
         return str(a)
@@ -432,7 +424,6 @@ __all__ = [
     "cluster_summary",
     "euros",
     "evidence_list",
-    "gov_sent",
     "input_error",
     "lpp_list",
     "lpp_rows",

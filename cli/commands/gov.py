@@ -72,7 +72,6 @@ def gov_propose(actions: tuple[str, ...], expires: str, node_url: str, admin_key
     from tpledger.cli.governance import (
         build_propose,
         latest_tariff_version,
-        needs_tariff_version,
         parse_action_spec,
         parse_duration_ms,
         send_admin_tx,
@@ -85,14 +84,14 @@ def gov_propose(actions: tuple[str, ...], expires: str, node_url: str, admin_key
 
     def build(client: NodeClient, chain_id: str, admin: Signer) -> SignedTx:
         specs = parsed
-        if needs_tariff_version(actions):  # a tariff carries the next version's number
+        if any(a.tariff is not None for a in parsed):  # it carries the next version's number
             version = latest_tariff_version(client) + 1
             specs = [with_tariff_version(a, version) for a in parsed]
         return build_propose(chain_id, admin, specs, int(time.time() * 1000) + ttl_ms)
 
     row, org = send_admin_tx(node_url, admin_key_path, genesis, build, wait, timeout)
     row["proposal_id"] = row["tx_id"]
-    render.gov_sent(row, as_json, f"proposal by {org}")
+    render.tx_row(row, as_json, f"proposal by {org}")
     raise_if_refused(row, wait, timeout)
 
 
@@ -121,7 +120,7 @@ def gov_vote(proposal_id: str, approve: bool | None, node_url: str, admin_key_pa
         lambda _client, chain_id, admin: build_ballot(chain_id, admin, pid, bool(approve)),
         wait, timeout)
     row.update(proposal_id=pid.hex(), approve=approve)
-    render.gov_sent(row, as_json, f"{'yes' if approve else 'no'} of {org}")
+    render.tx_row(row, as_json, f"{'yes' if approve else 'no'} of {org}")
     raise_if_refused(row, wait, timeout)
 
 

@@ -107,5 +107,5 @@ def lpp_publish(table_file: Path, effective: str, version: int | None, node_url:
     rel = release[0]
     row.update(version=rel.version, effective=effective, table_digest=rel.table_digest.hex(),
                codes=len(table))
-    render.gov_sent(row, as_json, f"LPP v{rel.version} from {effective} by {org}")
+    render.tx_row(row, as_json, f"LPP v{rel.version} from {effective} by {org}")
     raise_if_refused(row, wait, timeout)
