@@ -38,17 +38,16 @@ from typing import IO, Any
 import tomli_w
 
 from tpledger.cli.bounded_files import write_atomically
+from tpledger.cli.ceremony import ADMIN_STEM, make_policy
 from tpledger.cli.client import ClientError, NodeClient
 from tpledger.cli.errors import CliError
 from tpledger.ledger.genesis import (
-    DAY_MS,
     DEFAULT_PARAMS,
     NO_IDS,
     Genesis,
     GovOrg,
     Identifiers,
     Participant,
-    Policy,
     Validator,
     parse_day,
 )
@@ -89,7 +88,6 @@ PARTICIPANT_GOVERNANCE: dict[str, tuple[str, Identifiers]] = {
     "cnam": ("cnam", Identifiers(siret="18003502400017")),
 }
 ADMIN_DIR = "admin"
-ADMIN_SUFFIX = ".admin.json"  # DIR/admin/ORG.admin.json
 NODE_PID_FILE = "node.pid"  # nodes/NAME/node.pid: the running node's pid (written at start)
 CONTROL_FILE = "control"  # nodes/NAME/control: "stop" or "restart", consumed by `cluster up`
 UP_PID_FILE = "up.pid"  # DIR/up.pid: the pid of the `cluster up` supervising DIR
@@ -255,10 +253,6 @@ def _participant_keys(root: Path) -> tuple[list[Participant], list[dict[str, str
     return parts, clients
 
 
-def admin_key_path(directory: Path, org: str) -> Path:
-    return directory / f"{org}{ADMIN_SUFFIX}"
-
-
 def _admin_keys(root: Path) -> tuple[list[GovOrg], list[dict[str, str]]]:
     """One admin key per governing organisation in ``admin/ORG.admin.json``, kept apart from
     the operational keys; the genesis entries and cluster.json rows."""
@@ -267,18 +261,11 @@ def _admin_keys(root: Path) -> tuple[list[GovOrg], list[dict[str, str]]]:
     rows: list[dict[str, str]] = []
     for name, roles in GOV_ORGS:
         key = KeyFile.generate(name, "admin")
-        key.save(admin_key_path(root / ADMIN_DIR, name))
+        path = f"{ADMIN_DIR}/{ADMIN_STEM.format(org=name)}.json"  # as the ceremony names it
+        key.save(root / path)
         orgs.append(GovOrg(name, key.signer.public, roles))
-        rows.append({"org": name, "key": f"{ADMIN_DIR}/{name}{ADMIN_SUFFIX}"})
+        rows.append({"org": name, "key": path})
     return orgs, rows
-
-
-def default_policy(threshold: int = GOV_THRESHOLD, publisher: str = TARIFF_PUBLISHER) -> Policy:
-    """The local cluster's governance policy."""
-    return Policy(threshold=threshold, tariff_publisher=publisher,
-                  max_claim_age_days=MAX_CLAIM_AGE_DAYS,
-                  max_proposal_ttl_ms=PROPOSAL_TTL_DAYS * DAY_MS,
-                  lpp_v1_effective_day=parse_day(LPP_V1_EFFECTIVE))
 
 
 def init_cluster(
@@ -330,7 +317,8 @@ def _write_cluster(root: Path, validators: int, ports: list[int], chain_id: str,
         lpp_table_digest=lpp_digest,
         params=DEFAULT_PARAMS,
         gov_orgs=tuple(gov_orgs),
-        policy=default_policy(),
+        policy=make_policy(len(GOV_ORGS), GOV_THRESHOLD, TARIFF_PUBLISHER, MAX_CLAIM_AGE_DAYS,
+                           PROPOSAL_TTL_DAYS, parse_day(LPP_V1_EFFECTIVE)),
     ).validated()
     genesis.save(root / GENESIS_FILE)
     write_layout(root, ports, host, tls, clients, admins)
