@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tpledger.ledger.errors import EncodingError, RuleError, StoreError
+from tpledger.ledger.errors import RuleError, StoreError
 from tpledger.ledger.genesis import ACTIVE, REVOKED, STATUS_NAMES, SUSPENDED, check_identifiers
 from tpledger.ledger.registry import (
     ADDED,
@@ -36,12 +36,13 @@ from tpledger.ledger.registry import (
     Leaf,
     OrgRecord,
     ParticipantRecord,
-    decode_leaf,
     gov_key_ed,
     gov_key_event,
     gov_key_org,
     gov_key_participant,
     gov_key_slot,
+    leaf_index_key,
+    leaf_of_row,
     u32_bytes,
     u32_of,
 )
@@ -80,10 +81,7 @@ def _leaf_at(view: StateView, index_key: bytes) -> Leaf | None:
     leaf = view.get_gov(gov_key_slot(u32_of(raw, "slot index")))
     if leaf is None:
         raise StoreError(f"corrupt registry: index {index_key[:1]!r} names an empty slot")
-    try:
-        return decode_leaf(leaf)
-    except EncodingError as exc:
-        raise StoreError(f"corrupt registry leaf: {exc}") from None
+    return leaf_of_row(leaf)
 
 
 def pending_participant(view: StateView, org: str) -> ParticipantRecord | None:
@@ -115,9 +113,7 @@ def write_leaf(view: StateView, rec: Leaf) -> None:
     size. Its key is not indexed here: see :func:`register_key`."""
     size = pending_size(view)
     if rec.slot == size:
-        index = (gov_key_participant(rec.org) if isinstance(rec, ParticipantRecord)
-                 else gov_key_org(rec.name))
-        view.put_gov(index, u32_bytes(rec.slot))
+        view.put_gov(leaf_index_key(rec), u32_bytes(rec.slot))
         view.put_gov(GOV_SIZE_KEY, u32_bytes(size + 1))
     elif rec.slot > size:
         raise RuntimeError(f"registry slot {rec.slot} past the size {size}")

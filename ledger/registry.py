@@ -116,6 +116,13 @@ def leaf_key(rec: Leaf) -> bytes:
     return rec.ed25519 if isinstance(rec, ParticipantRecord) else rec.admin_ed25519
 
 
+def leaf_index_key(rec: Leaf) -> bytes:
+    """The ``gov`` row that indexes a leaf's slot by its id (a participant's org, an org's
+    name)."""
+    return (gov_key_participant(rec.org) if isinstance(rec, ParticipantRecord)
+            else gov_key_org(rec.name))
+
+
 @dataclass(frozen=True)
 class LppRow(Record):
     """One LPP table row on the wire (an :class:`LppEntry`; ``klass`` "" = none)."""
@@ -509,12 +516,8 @@ class Registry:
         out: list[tuple[bytes, bytes]] = [(GOV_POLICY_KEY, self.policy.encode()),
                                           (GOV_SIZE_KEY, u32_bytes(self.size))]
         for rec in self._leaves:
-            slot = u32_bytes(rec.slot)
             out.append((gov_key_slot(rec.slot), rec.encode()))
-            if isinstance(rec, ParticipantRecord):
-                out.append((gov_key_participant(rec.org), slot))
-            else:
-                out.append((gov_key_org(rec.name), slot))
+            out.append((leaf_index_key(rec), u32_bytes(rec.slot)))
         out += [(gov_key_ed(key), u32_bytes(slot)) for key, slot in self._key_slot.items()]
         return out
 
@@ -590,6 +593,11 @@ class Registry:
         return f"Registry(size={self.size}, root={self.root.hex()[:16]})"
 
 
+# the gov rows a registry snapshot is loaded from (leaves, key index, size, tariffs, policy;
+# not proposals nor key events): the kinds ``_Rows`` reads
+REGISTRY_ROW_PREFIXES = (b"e", b"n", b"s", b"t", b"y")
+
+
 class _Rows:
     """The ``gov`` rows the registry holds (leaves, key index, policy, size, tariff
     versions), decoded; the others (indexes by id, proposals, key events) are skipped."""
@@ -603,7 +611,7 @@ class _Rows:
         for key, value in rows:
             kind = key[:1]
             if kind == b"s":
-                self.leaves[u32_of(key[1:], "slot key")] = _leaf_row(value)
+                self.leaves[u32_of(key[1:], "slot key")] = leaf_of_row(value)
             elif kind == b"e":
                 self.key_slot[key[1:]] = u32_of(value, "key slot")
             elif kind == b"y":
@@ -614,7 +622,8 @@ class _Rows:
                 self.tariffs.append(_tariff_row(value))
 
 
-def _leaf_row(raw: bytes) -> Leaf:
+def leaf_of_row(raw: bytes) -> Leaf:
+    """A stored leaf row's record; a damaged one is a StoreError."""
     try:
         return decode_leaf(raw)
     except EncodingError as exc:

@@ -49,6 +49,7 @@ from tpledger.ledger.lpp import LppTable
 from tpledger.ledger.merkle_tree import PersistentTree
 from tpledger.ledger.proofs import Checkpoint, ConsistencyProof, ProofBundle
 from tpledger.ledger.registry import (
+    REGISTRY_ROW_PREFIXES,
     KeyEvent,
     ParticipantRecord,
     ProposalState,
@@ -103,10 +104,6 @@ from tpledger.ledger.store_proofs import (
 from tpledger.ledger.tx import ClaimState, EvidenceRecord, SignedTx
 from tpledger.ledger.validity import Head, check_certificate
 from tpledger.ledger.votes import CommitCertificate
-
-# the gov rows a registry snapshot is loaded from (leaves, key index, size, tariffs, policy;
-# not proposals nor key events)
-REGISTRY_ROW_PREFIXES = (b"e", b"n", b"s", b"t", b"y")
 
 
 class Store:
@@ -211,7 +208,7 @@ class Store:
         reg = Registry.of_genesis(self.genesis, RegistryTree(nodes))
         rows = reg.rows()
         put_in_key_order(txn.cursor(db=self._dbs.gov), rows)
-        write_leaf_history(nodes, [(k, v) for k, v in rows if k[:1] == b"s"])
+        write_leaf_history(nodes, rows)  # it keeps the leaf rows
 
     def _load_registry(self, txn: lmdb.Transaction, height: int) -> Registry:
         """The registry after the head (at ``height``), from the ``gov`` rows and the tree
