@@ -24,7 +24,7 @@ from tpledger.ledger.encoding import pack
 from tpledger.ledger.errors import EncodingError, LedgerError, StoreCorruption, StoreError
 from tpledger.ledger.genesis import Genesis
 from tpledger.ledger.proofs import Checkpoint
-from tpledger.ledger.registry import KeyEvent, OrgRecord, ParticipantRecord, Registry
+from tpledger.ledger.registry import OrgRecord, ParticipantRecord
 from tpledger.ledger.store import TxLocation
 from tpledger.ledger.tx import ClaimState, PayerState
 from tpledger.ledger.votes import CommitCertificate
@@ -45,7 +45,7 @@ from tpledger.node.httputil import (
 )
 from tpledger.node.mempool import MempoolFull
 from tpledger.node.openapi import OPENAPI
-from tpledger.node.participants_api import add_participant_routes
+from tpledger.node.participants_api import ParticipantReader, add_participant_routes
 from tpledger.node.policy import is_payer, may_read_blocks, may_read_claim, reader_of, refusal_of
 from tpledger.node.schemas import (
     ClaimsPage,
@@ -68,12 +68,8 @@ RELAYED_HEADER = "X-Tpledger-Relayed"  # set on a request a node forwards to its
 
 
 # -- the collaborators ---------------------------------------------------------------------------
-class LedgerReader(EvidenceReader, GovReader, Protocol):
+class LedgerReader(EvidenceReader, GovReader, ParticipantReader, Protocol):
     """Committed data (``ledger.store.Store``)."""
-
-    # the registry in force and the key history (node/participants_api.py)
-    def registry(self) -> Registry: ...
-    def key_history(self, org: str, limit: int = 100) -> list[KeyEvent]: ...
 
     @property
     def height(self) -> int: ...
