@@ -488,9 +488,13 @@ class Registry:
             return 1, v1
         return None
 
+    def tariffs(self) -> tuple[tuple[int, int, LppTable], ...]:
+        """(version, effective_day, table) of versions >= 2, in order."""
+        return tuple((version, day, table) for day, version, table in self._tariffs)
+
     def tariff_versions(self) -> tuple[tuple[int, int], ...]:
         """(version, effective_day) of versions >= 2, in order."""
-        return tuple((version, day) for day, version, _ in self._tariffs)
+        return tuple((version, day) for version, day, _ in self.tariffs())
 
     # -- building ---------------------------------------------------------------------------
     @classmethod

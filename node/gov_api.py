@@ -160,11 +160,9 @@ class GovApi:
         versions: list[TariffVersionView] = [
             {"version": 1, "effective": day_text(reg.policy.lpp_v1_effective_day),
              "table_digest": v1.digest().hex()}]
-        for version, day in reg.tariff_versions():
-            found = reg.tariff_at(day, v1)
-            digest = found[1].digest().hex() if found is not None else ""
-            versions.append({"version": version, "effective": day_text(day),
-                             "table_digest": digest})
+        versions += [{"version": version, "effective": day_text(day),
+                      "table_digest": table.digest().hex()}
+                     for version, day, table in reg.tariffs()]
         answer: LppVersionsAnswer = {"versions": versions}
         at = request.query.get("at")
         if at is not None:
