@@ -195,7 +195,7 @@ def build(txn: lmdb.Transaction, dbs: Dbs, head: Head, genesis: Genesis, ctx: Ru
     leaves = [leaf_hash(raw) for raw in chosen]
     size = tree.append_leaf_hashes(leaves)
     regnodes = OverlayNodeStore(regtree_nodes(txn, dbs))
-    after = registry_after(registry, overlay.gov_writes(), regnodes, height)
+    after = registry_after(registry, overlay.gov_writes(), regnodes)
     header = Header(chain_id=genesis.chain_id, height=height, prev_hash=head.hash,
                     time_ms=time_ms, proposer=proposer, tree_size=size, tree_root=tree.root(),
                     txs_root=root_from_leaf_hashes(leaves), state_digest=digest,

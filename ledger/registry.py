@@ -525,12 +525,11 @@ class Registry:
         out += [(gov_key_ed(key), u32_bytes(slot)) for key, slot in self._key_slot.items()]
         return out
 
-    def updated(self, writes: Sequence[tuple[bytes, bytes]], tree: RegistryTree,
-                height: int) -> Registry:
-        """The registry after a block whose ``gov`` writes are ``writes`` (final values);
-        the changed leaves are set in ``tree`` (which holds this registry's leaves). The same
-        object when the block changed nothing the registry holds."""
-        del height  # the records carry their own since_height
+    def updated(self, writes: Sequence[tuple[bytes, bytes]], tree: RegistryTree) -> Registry:
+        """The registry after a block whose ``gov`` writes are ``writes`` (final values; the
+        records carry their own since_height); the changed leaves are set in ``tree`` (which
+        holds this registry's leaves). The same object when the block changed nothing the
+        registry holds."""
         rows = _Rows(writes)
         changed, keys = rows.leaves, rows.key_slot
         policy = self.policy if rows.policy is None else rows.policy

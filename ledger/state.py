@@ -56,12 +56,12 @@ class MemoryState:
         tree = memory_tree()
         return cls(Registry.of_genesis(genesis, tree), tree)
 
-    def end_block(self, gov_writes: Sequence[tuple[bytes, bytes]], height: int) -> Registry:
-        """Install the registry after block ``height`` (whose governance writes, already
-        committed to this state, are ``gov_writes``) as the one in force; returns it."""
+    def end_block(self, gov_writes: Sequence[tuple[bytes, bytes]]) -> Registry:
+        """Install the registry after a block (whose governance writes, already committed to
+        this state, are ``gov_writes``) as the one in force; returns it."""
         if self.tree is None:
             raise RuntimeError("this MemoryState has no registry tree")
-        self._registry = self.registry().updated(gov_writes, self.tree, height)
+        self._registry = self.registry().updated(gov_writes, self.tree)
         return self._registry
 
     def registry(self) -> Registry:

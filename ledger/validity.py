@@ -203,7 +203,7 @@ def execute(header: Header, head: Head, ctx: RulesContext, view: StateView, node
     if digest != header.state_digest:
         raise BlockInvalid("state_digest", f"block {header.height}: state_digest does not match "
                                            "the replayed state")
-    return Executed(digest, registry_after(registry, gov_writes, regnodes, header.height),
+    return Executed(digest, registry_after(registry, gov_writes, regnodes),
                     gov_writes)
 
 
@@ -241,7 +241,7 @@ def _has_gov_txs(stxs: Sequence[SignedTx]) -> bool:
 
 
 def registry_after(registry: Registry, gov_writes: Sequence[tuple[bytes, bytes]],
-                   regnodes: NodeStore | None, height: int) -> Registry:
+                   regnodes: NodeStore | None) -> Registry:
     """The registry after a block with these governance writes (``registry`` itself, at no
     cost, when there are none)."""
     if not gov_writes:
@@ -251,7 +251,7 @@ def registry_after(registry: Registry, gov_writes: Sequence[tuple[bytes, bytes]]
         tree.set_many((rec.slot, rec.encode()) for rec in registry.leaves())
     else:
         tree = RegistryTree(regnodes)
-    return registry.updated(gov_writes, tree, height)
+    return registry.updated(gov_writes, tree)
 
 
 __all__ = ["BlockInvalid", "Executed", "Head", "check_certificate", "check_chain",

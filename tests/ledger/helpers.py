@@ -299,7 +299,7 @@ class MemoryChain:
         writes = overlay.gov_writes()
         overlay.commit_to()
         self.height += 1
-        self.state.end_block(writes, self.height)
+        self.state.end_block(writes)
         return self.digest
 
     def check(self, stx: SignedTx, time_ms: int | None = None) -> None:

@@ -201,7 +201,7 @@ def test_revocation_in_the_same_block_broken_variant(
         assert isinstance(state, MemoryState) and state.tree is not None
         tree = regmod.memory_tree()
         tree.set_many((r.slot, r.encode()) for r in base.leaves())
-        return base.updated(self.gov_writes(), tree, 0)
+        return base.updated(self.gov_writes(), tree)
 
     monkeypatch.setattr(OverlayState, "registry", eager)
     revoke = h.make_change(WORLD, WORLD.admin("federation"), "optic-a", REVOKE)
@@ -224,7 +224,7 @@ def test_retired_keys_of_a_block(chain: h.MemoryChain) -> None:
     assert after.retired_since(before) == expected
     assert after.retired_since(after) == frozenset()
     assert before.retired_since(before) == frozenset()
-    assert after.updated((), regmod.memory_tree(), 3) is after  # no writes: same snapshot
+    assert after.updated((), regmod.memory_tree()) is after  # no writes: same snapshot
 
 
 def test_a_rotated_key_is_refused_and_the_new_one_signs(chain: h.MemoryChain) -> None:

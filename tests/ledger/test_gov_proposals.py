@@ -143,7 +143,7 @@ class Chain:
         """Commit the block and install the registry in force for the next one."""
         writes = overlay.gov_writes()
         overlay.commit_to()
-        self.state.end_block(writes, self.height)
+        self.state.end_block(writes)
 
     def block(self, txs: Sequence[SignedTx], dt_ms: int = 1000) -> list[str | None]:
         """Apply ``txs`` as the next block; returns each tx's refusal code (None: accepted)."""

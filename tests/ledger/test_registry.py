@@ -163,7 +163,7 @@ def test_updated_and_load_agree() -> None:
     old = reg.leaf(4)
     assert isinstance(old, ParticipantRecord)
     revoked = replace(old, status=REVOKED, since_height=5)
-    new = reg.updated([(gov_key_slot(4), revoked.encode())], tree, 5)
+    new = reg.updated([(gov_key_slot(4), revoked.encode())], tree)
     assert new.signer(old.ed25519) is None and new.refusal(old.ed25519) == "revoked_signer"
     assert reg.signer(old.ed25519) is not None  # the old snapshot is immutable
     assert new.retired_since(reg) == {old.ed25519} and new.changed_slots == {4}
@@ -175,4 +175,4 @@ def test_updated_and_load_agree() -> None:
     with pytest.raises(StoreError):
         Registry.load(list(rows.items())[2:], tree)  # no policy, no size
     with pytest.raises(StoreError, match="tree"):
-        new.updated([(gov_key_slot(4), old.encode())], memory_tree(), 6)
+        new.updated([(gov_key_slot(4), old.encode())], memory_tree())

@@ -26,7 +26,7 @@ def changed_registry(genesis: Genesis, org: str, **change: Any) -> Registry:
     rec = reg.participant(org)
     assert rec is not None
     new = dataclasses.replace(rec, since_height=1, **change)
-    return reg.updated([(gov_key_slot(rec.slot), new.encode())], tree, 1)
+    return reg.updated([(gov_key_slot(rec.slot), new.encode())], tree)
 
 
 def test_whole_blocks_go_to_validators_auditors_and_the_cnam_only() -> None:
