@@ -344,11 +344,10 @@ def execute_actions(view: StateView, ctx: Any, actions: Sequence[GovAction], hei
 # Proposals and ballots
 
 
-def _quorum_reached(reg: Registry, prop: ProposalState) -> bool:
-    """Whether the yes-ballots of organisations active in the registry in force reach the
-    policy's threshold (``reg``: the registry and policy in force for the block)."""
-    active = {o.name for o in reg.orgs()}
-    return sum(1 for name in prop.yes if name in active) >= reg.policy.threshold
+def _quorum_reached(active: set[str], threshold: int, prop: ProposalState) -> bool:
+    """Whether the yes-ballots of organisations ``active`` in the registry in force for the
+    block reach its policy's threshold."""
+    return sum(1 for name in prop.yes if name in active) >= threshold
 
 
 def _settle(view: StateView, ctx: Any, prop: ProposalState, height: int, tx_id: bytes,
@@ -356,11 +355,11 @@ def _settle(view: StateView, ctx: Any, prop: ProposalState, height: int, tx_id: 
     """Execute ``prop`` if its yes-ballots reach the threshold, or fail it if its
     no-ballots make that impossible; else leave it open."""
     reg = view.registry()
-    if _quorum_reached(reg, prop):
+    active = {o.name for o in reg.orgs()}
+    if _quorum_reached(active, reg.policy.threshold, prop):
         code = execute_actions(view, ctx, prop.actions, height, tx_id, signer)
         return replace(prop, status=EXECUTED if code is None else FAILED,
                        outcome=code or "", closed_height=height)
-    active = {o.name for o in reg.orgs()}
     if sum(1 for name in prop.no if name in active) > len(active) - reg.policy.threshold:
         return replace(prop, status=FAILED, outcome=REJECTED_OUTCOME, closed_height=height)
     return prop

@@ -681,7 +681,7 @@ def test_broken_variant_without_the_threshold_a_minority_executes(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The real rules with the quorum check patched out: any proposal executes at once; the
     model (and the policy) says it needs a second yes."""
-    monkeypatch.setattr(gov_proposals, "_quorum_reached", lambda reg, prop: True)
+    monkeypatch.setattr(gov_proposals, "_quorum_reached", lambda active, threshold, prop: True)
     with pytest.raises(AssertionError):
         run_state_machine_as_test(GovMachine, settings=BROKEN)
 
