@@ -297,12 +297,6 @@ class Genesis(Record):
                 return p
         return None
 
-    def participant_by_key(self, ed25519: bytes) -> Participant | None:
-        for p in self.participants:
-            if p.ed25519 == ed25519:
-                return p
-        return None
-
     def hash(self) -> bytes:
         return self.digest()
 

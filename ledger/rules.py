@@ -454,10 +454,6 @@ class TxKind:
         if self.signer_kind not in SIGNER_KINDS:
             raise ValueError(f"unknown signer kind {self.signer_kind!r}")
 
-    @property
-    def signed_by_validator(self) -> bool:
-        return self.signer_kind == VALIDATOR
-
     def may_sign(self, body: Any, role: str, org: str) -> bool:
         """A participant of ``role``/``org`` may sign ``body`` as far as the body alone says."""
         named = self.named_org(body)

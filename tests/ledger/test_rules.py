@@ -691,7 +691,7 @@ def test_the_table_says_who_signs_what() -> None:
     assert {k.name for k in TX_KINDS.values()} == {
         "claim", "decision", "payment", "cancel", "evidence", "participant_add",
         "participant_change", "gov_propose", "gov_ballot", "lpp_publish"}
-    assert [k for k, v in TX_KINDS.items() if v.signed_by_validator] == [VoteEvidence]
+    assert [k for k, v in TX_KINDS.items() if v.signer_kind == "validator"] == [VoteEvidence]
     assert {k.name for k in TX_KINDS.values() if k.signer_kind == "admin"} == {
         "participant_add", "participant_change", "gov_propose", "gov_ballot", "lpp_publish"}
     assert (payer_role(SHARE_AMO), payer_role(SHARE_AMC)) == ("cnam", "insurer")
