@@ -165,10 +165,15 @@ def build_change(chain_id: str, signer: Signer, org: str, op: int,
                                                        os.urandom(NONCE_BYTES)))
 
 
+def next_key_path(key_path: Path) -> Path:
+    """``STEM.key.next`` beside the key file: the new key of a rotation not yet committed."""
+    return key_path.with_name(key_path.name + NEXT_SUFFIX)
+
+
 def next_key(key_path: Path, old: KeyFile) -> KeyFile:
     """The new key of a self-rotation: ``STEM.key.next`` (0600), generated once and reused by
     a rerun, so that a crash after the commit never loses the new secret."""
-    path = key_path.with_name(key_path.name + NEXT_SUFFIX)
+    path = next_key_path(key_path)
     if path.exists():
         new = KeyFile.load(path)
         if (new.org, new.role) != (old.org, old.role):
@@ -186,7 +191,7 @@ def install_next_key(key_path: Path, old: KeyFile, height: int) -> Path:
 
     hist = history_path(key_path)
     append_history(hist, old, height)
-    os.replace(key_path.with_name(key_path.name + NEXT_SUFFIX), key_path)
+    os.replace(next_key_path(key_path), key_path)
     return hist
 
 

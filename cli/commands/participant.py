@@ -163,10 +163,10 @@ def _self_rotate(org: str, key_path: Path, reason: str, node_url: str, genesis: 
                  timeout: float, as_json: bool) -> None:
     from tpledger.cli.lifecycle import raise_if_refused, submit_signed
     from tpledger.cli.participants import (
-        NEXT_SUFFIX,
         build_change,
         install_next_key,
         next_key,
+        next_key_path,
         rotation_committed,
     )
     from tpledger.ledger.tx import ROTATE
@@ -183,7 +183,7 @@ def _self_rotate(org: str, key_path: Path, reason: str, node_url: str, genesis: 
                                                      new, reason), True, timeout)
         if row["status"] == "rejected":
             with contextlib.suppress(OSError):
-                key_path.with_name(key_path.name + NEXT_SUFFIX).unlink()
+                next_key_path(key_path).unlink()
         raise_if_refused(row, True, timeout)
         height = int(row["height"])
     else:
