@@ -271,6 +271,10 @@ class CheckedInput:
     created_at_ms: int
 
 
+def _same_every_day(table: LppTable) -> TariffSource:
+    return lambda _day: table
+
+
 class ClaimBuilder:
     """Builds signed claims for one optician key against one genesis and LPP tariff."""
 
@@ -285,9 +289,8 @@ class ClaimBuilder:
         input errors are refused before any node is contacted."""
         self.key = key
         self.genesis = genesis
-        self.lpp = lpp if lpp is not None else LppTable.default()
-        fixed = self.lpp
-        self.tariff: TariffSource = tariff if tariff is not None else (lambda _day: fixed)
+        self.tariff: TariffSource = tariff if tariff is not None else _same_every_day(
+            lpp if lpp is not None else LppTable.default())  # the seed: read only if needed
         self.directory = directory if directory is not None else genesis_directory(genesis)
         if key.role != "optician":
             raise CliError(f"key of org {key.org!r} is not an optician's key")
