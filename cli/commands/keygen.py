@@ -8,8 +8,7 @@ import click
 
 from tpledger.cli import render
 from tpledger.cli.options import CONTEXT, json_option
-
-ROLE_CHOICES = ("optician", "insurer", "cnam", "auditor")
+from tpledger.ledger.genesis import PARTICIPANT_ROLES
 
 
 @click.command("keygen", context_settings=CONTEXT,
@@ -20,7 +19,7 @@ ROLE_CHOICES = ("optician", "insurer", "cnam", "auditor")
                       "tpledger keygen federation --validator v0 -o ./keys\n\n"
                       "tpledger keygen --admin federation --roles optician -o ./admin")
 @click.argument("org")
-@click.option("--role", type=click.Choice(ROLE_CHOICES),
+@click.option("--role", type=click.Choice(PARTICIPANT_ROLES),
               help="The participant's role (not with --validator or --admin).")
 @click.option("--validator", "validator", metavar="NAME",
               help="Generate the validator key of validator NAME, run by ORG.")
