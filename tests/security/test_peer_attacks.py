@@ -200,6 +200,13 @@ def test_relay_between_honest_nodes_cannot_inject(sec: Sec) -> None:
 
 
 # -- erasure through an authenticated (Byzantine) validator -------------------------------------
+def _bad_signature(request: bytes) -> bytes:
+    """The request with one bit of its signature's R flipped: never a valid signature. (Its
+    last byte set to 0 was not: that is S's top byte, 0 in about 1 signature of 16.)"""
+    at = len(request) - 64  # the signature ends the request; R is its first half
+    return request[:at] + bytes([request[at] ^ 0x01]) + request[at + 1:]
+
+
 def test_byzantine_validator_cannot_erase_on_its_own_word(sec: Sec) -> None:
     s = sec
     g = s.cluster.genesis()
@@ -215,7 +222,7 @@ def test_byzantine_validator_cannot_erase_on_its_own_word(sec: Sec) -> None:
         sign_forget(g.chain_id, s.key("mutuelle-a").signer, target,
                     now - 30 * 86_400_000).encode(),  # the payer's, but stale
         sign_forget("other-chain", s.key("mutuelle-a").signer, target, now).encode(),
-        sign_forget(g.chain_id, s.key("mutuelle-b").signer, lyon, now).encode()[:-1] + b"\0",
+        _bad_signature(sign_forget(g.chain_id, s.key("mutuelle-b").signer, lyon, now).encode()),
     ]
     valid = sign_forget(g.chain_id, s.key("mutuelle-a").signer, other, now).encode()
 
